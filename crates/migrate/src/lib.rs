@@ -1,0 +1,1 @@
+//! ferry's migration engine.
