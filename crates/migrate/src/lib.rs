@@ -1,1 +1,3 @@
-//! ferry's migration engine.
+//! ferry's migration engine: CQL type model, configuration, schema, plan, encoders, sample data.
+
+pub mod cql;
