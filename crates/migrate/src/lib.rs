@@ -1,3 +1,5 @@
 //! ferry's migration engine: CQL type model, configuration, schema, plan, encoders, sample data.
 
+pub mod cassandra;
 pub mod cql;
+pub mod gen;

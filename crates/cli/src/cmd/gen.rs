@@ -1,0 +1,99 @@
+//! `ferry gen`: the sample table every test, benchmark and README example starts from.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use ferry_migrate::cassandra::{self, CassandraEndpoint};
+use ferry_migrate::gen::{self, GenSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Cassandra contact points, host:port, comma separated.
+    #[arg(long, default_value = "127.0.0.1:9042", value_delimiter = ',')]
+    pub cassandra: Vec<String>,
+    /// Cassandra user (the test bed's default superuser).
+    #[arg(long, default_value = "cassandra")]
+    pub user: String,
+    /// Cassandra password; FERRY_CASSANDRA_PASSWORD wins over the default.
+    #[arg(
+        long,
+        env = "FERRY_CASSANDRA_PASSWORD",
+        default_value = "cassandra",
+        hide_env_values = true
+    )]
+    pub password: String,
+    #[arg(long, default_value = "ferry_sample")]
+    pub keyspace: String,
+    #[arg(long, default_value = "sample")]
+    pub table: String,
+    /// Number of rows.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: u64,
+    /// Seed: the same seed gives the same rows.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Rows per partition.
+    #[arg(long, default_value_t = 1)]
+    pub partition_rows: u64,
+    /// Wide-partition variant: 10 000 rows per partition.
+    #[arg(long, conflicts_with = "partition_rows")]
+    pub wide: bool,
+    /// Insert requests in flight.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Drop and recreate the table first.
+    #[arg(long)]
+    pub recreate: bool,
+}
+
+pub async fn run(args: GenArgs) -> Result<ExitCode> {
+    let endpoint = CassandraEndpoint {
+        contact_points: args.cassandra.clone(),
+        username: Some(args.user.clone()),
+        password: Some(args.password.clone()),
+        ..CassandraEndpoint::testbed()
+    };
+    let session = cassandra::connect(&endpoint).await?;
+    let spec = GenSpec {
+        keyspace: args.keyspace,
+        table: args.table,
+        rows: args.rows,
+        seed: args.seed,
+        partition_rows: if args.wide {
+            10_000
+        } else {
+            args.partition_rows
+        },
+        concurrency: args.concurrency,
+        recreate: args.recreate,
+    };
+    let bar = ProgressBar::new(spec.rows);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:40.cyan/blue}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}.{}", spec.keyspace, spec.table));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let report = gen::generate(&session, &spec, &|n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    let report = report?;
+    println!(
+        "wrote {} rows to {}.{} ({} rows per partition) and {} counter rows to {}.{}_counters in {:.1}s: {:.0} rows/s",
+        report.rows,
+        spec.keyspace,
+        spec.table,
+        spec.partition_rows,
+        report.counter_rows,
+        spec.keyspace,
+        spec.table,
+        report.elapsed.as_secs_f64(),
+        report.rows_per_sec()
+    );
+    Ok(ExitCode::SUCCESS)
+}

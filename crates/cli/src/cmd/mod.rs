@@ -1,0 +1,3 @@
+//! One module per subcommand: parse flags into a spec, call the engine, print the outcome.
+
+pub mod gen;

@@ -1,0 +1,64 @@
+//! Cassandra sessions: how ferry connects to the source, with errors that name the side and the fix.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::client::PoolSize;
+
+/// Where and how to reach Cassandra.
+#[derive(Clone)]
+pub struct CassandraEndpoint {
+    /// Contact points as `host:port`.
+    pub contact_points: Vec<String>,
+    pub username: Option<String>,
+    /// Never printed: see `Debug` below.
+    pub password: Option<String>,
+    pub connect_timeout_ms: u64,
+    pub connections_per_host: usize,
+}
+
+impl std::fmt::Debug for CassandraEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CassandraEndpoint")
+            .field("contact_points", &self.contact_points)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl CassandraEndpoint {
+    /// The test bed's Cassandra (scripts/testbed): 127.0.0.1:9042 through toxiproxy.
+    pub fn testbed() -> Self {
+        CassandraEndpoint {
+            contact_points: vec!["127.0.0.1:9042".to_string()],
+            username: Some("cassandra".to_string()),
+            password: Some("cassandra".to_string()),
+            connect_timeout_ms: 10_000,
+            connections_per_host: 4,
+        }
+    }
+}
+
+/// Opens a session; the error says which side failed and what to check.
+pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
+    let mut b = SessionBuilder::new()
+        .known_nodes(&ep.contact_points)
+        .connection_timeout(Duration::from_millis(ep.connect_timeout_ms))
+        .pool_size(PoolSize::PerHost(
+            NonZeroUsize::new(ep.connections_per_host.max(1)).expect("max(1) is non-zero"),
+        ))
+        .tcp_nodelay(true);
+    if let Some(user) = &ep.username {
+        b = b.user(user, ep.password.as_deref().unwrap_or(""));
+    }
+    b.build().await.with_context(|| {
+        format!(
+            "cannot connect to Cassandra at {} — check cassandra.host/cassandra.port, that the node is up, and the credentials",
+            ep.contact_points.join(",")
+        )
+    })
+}
