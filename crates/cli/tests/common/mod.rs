@@ -1,0 +1,86 @@
+//! Shared by the integration tests: the real test bed (started once per test run by
+//! `scripts/testbed up`, which is idempotent), fixed addresses, and per-test names so tests can
+//! run in parallel. When the test bed cannot be started the tests fail loudly; they never skip.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+pub const CASSANDRA: &str = "127.0.0.1:9042";
+pub const PG_PORTS: [u16; 3] = [5433, 5434, 5435];
+pub const KAFKA: &str = "127.0.0.1:9092";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Brings the test bed up (once per test binary; a no-op when it already runs).
+pub fn testbed() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        let status = Command::new(repo_root().join("scripts/testbed"))
+            .arg("up")
+            .status()
+            .expect("running scripts/testbed up");
+        assert!(
+            status.success(),
+            "scripts/testbed up failed: the integration tests need the real servers"
+        );
+    });
+}
+
+/// Runs `scripts/testbed ARGS` and panics with its output on failure.
+pub fn testbed_cmd(args: &[&str]) {
+    let out = Command::new(repo_root().join("scripts/testbed"))
+        .args(args)
+        .output()
+        .expect("scripts/testbed");
+    assert!(
+        out.status.success(),
+        "scripts/testbed {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A name unique to this test process and call, usable as a keyspace or schema name.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn pg_conn_string(port: u16) -> String {
+    format!("host=127.0.0.1 port={port} user=postgres dbname=ferry connect_timeout=10")
+}
+
+pub async fn pg_connect(port: u16) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&pg_conn_string(port), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to PostgreSQL at 127.0.0.1:{port}: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+pub async fn cassandra() -> scylla::client::session::Session {
+    scylla::client::session_builder::SessionBuilder::new()
+        .known_node(CASSANDRA)
+        .user("cassandra", "cassandra")
+        .build()
+        .await
+        .expect("connecting to Cassandra at 127.0.0.1:9042")
+}
+
+/// The `ferry` binary built for this test run.
+pub fn ferry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+}
