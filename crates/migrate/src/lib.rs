@@ -3,3 +3,4 @@
 pub mod cassandra;
 pub mod cql;
 pub mod gen;
+pub mod schema;

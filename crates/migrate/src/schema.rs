@@ -1,0 +1,781 @@
+//! Source and target schema: the Cassandra table as the driver reports it, the target table DDL
+//! that follows from the type table, and the column-by-column check of an existing target table.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context, Result};
+use scylla::client::session::Session;
+use scylla::frame::response::result::{CollectionType, ColumnType, NativeType};
+
+use crate::cql::{CqlType, PgScalar, PgType};
+
+/// The role a column plays in the Cassandra primary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    PartitionKey,
+    /// Clustering column; `descending` follows `CLUSTERING ORDER BY`.
+    Clustering {
+        descending: bool,
+    },
+    Static,
+    Regular,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceColumn {
+    pub name: String,
+    pub ty: CqlType,
+    pub kind: ColumnKind,
+}
+
+/// A Cassandra table: columns in select order (partition key, clustering key, static, regular).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceTable {
+    pub keyspace: String,
+    pub table: String,
+    pub columns: Vec<SourceColumn>,
+}
+
+impl SourceTable {
+    pub fn partition_key(&self) -> impl Iterator<Item = &SourceColumn> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::PartitionKey)
+    }
+
+    /// `token("a", "b")` over the partition key, for range scans.
+    pub fn token_expr(&self) -> String {
+        let pk: Vec<String> = self.partition_key().map(|c| cql_ident(&c.name)).collect();
+        format!("token({})", pk.join(", "))
+    }
+
+    /// `SELECT cols FROM ks.t WHERE token(pk) > ? AND token(pk) <= ?`.
+    pub fn range_select(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| cql_ident(&c.name)).collect();
+        let tok = self.token_expr();
+        format!(
+            "SELECT {} FROM {}.{} WHERE {tok} > ? AND {tok} <= ?",
+            cols.join(", "),
+            cql_ident(&self.keyspace),
+            cql_ident(&self.table)
+        )
+    }
+
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.keyspace, self.table)
+    }
+}
+
+/// Quotes a CQL identifier when it is not a plain lower-case name.
+pub fn cql_ident(name: &str) -> String {
+    if is_plain(name) && !CQL_RESERVED.contains(&name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Quotes a PostgreSQL identifier when it is not a plain lower-case name or is reserved. Every
+/// SQL identifier ferry writes goes through here.
+pub fn pg_ident(name: &str) -> String {
+    if is_plain(name) && !PG_RESERVED.contains(&name) {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+fn is_plain(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+const CQL_RESERVED: &[&str] = &[
+    "add",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "from",
+    "full",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "replace",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "truncate",
+    "unlogged",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
+    "with",
+];
+
+/// PostgreSQL's reserved key words (SQL Key Words appendix, "reserved" column).
+const PG_RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+    "authorization",
+    "binary",
+    "collation",
+    "concurrently",
+    "cross",
+    "current_schema",
+    "freeze",
+    "full",
+    "ilike",
+    "inner",
+    "is",
+    "isnull",
+    "join",
+    "left",
+    "like",
+    "natural",
+    "notnull",
+    "outer",
+    "overlaps",
+    "right",
+    "similar",
+    "tablesample",
+    "verbose",
+];
+
+/// Converts a driver column type into ferry's model.
+pub fn cql_type(t: &ColumnType<'_>) -> Result<CqlType> {
+    Ok(match t {
+        ColumnType::Native(n) => match n {
+            NativeType::Ascii => CqlType::Ascii,
+            NativeType::Boolean => CqlType::Boolean,
+            NativeType::Blob => CqlType::Blob,
+            NativeType::Counter => CqlType::Counter,
+            NativeType::Date => CqlType::Date,
+            NativeType::Decimal => CqlType::Decimal,
+            NativeType::Double => CqlType::Double,
+            NativeType::Duration => CqlType::Duration,
+            NativeType::Float => CqlType::Float,
+            NativeType::Int => CqlType::Int,
+            NativeType::BigInt => CqlType::BigInt,
+            NativeType::Text => CqlType::Text,
+            NativeType::Timestamp => CqlType::Timestamp,
+            NativeType::Inet => CqlType::Inet,
+            NativeType::SmallInt => CqlType::SmallInt,
+            NativeType::TinyInt => CqlType::TinyInt,
+            NativeType::Time => CqlType::Time,
+            NativeType::Timeuuid => CqlType::Timeuuid,
+            NativeType::Uuid => CqlType::Uuid,
+            NativeType::Varint => CqlType::Varint,
+            other => bail!("CQL type {other:?} is not supported by ferry"),
+        },
+        ColumnType::Collection { typ, .. } => match typ {
+            CollectionType::List(e) => CqlType::List(Box::new(cql_type(e)?)),
+            CollectionType::Set(e) => CqlType::Set(Box::new(cql_type(e)?)),
+            CollectionType::Map(k, v) => {
+                CqlType::Map(Box::new(cql_type(k)?), Box::new(cql_type(v)?))
+            }
+            other => bail!("CQL collection {other:?} is not supported by ferry"),
+        },
+        ColumnType::Vector { typ, dimensions } => CqlType::Vector {
+            element: Box::new(cql_type(typ)?),
+            dimensions: *dimensions,
+        },
+        ColumnType::UserDefinedType { definition, .. } => CqlType::Udt {
+            keyspace: definition.keyspace.to_string(),
+            name: definition.name.to_string(),
+            fields: definition
+                .field_types
+                .iter()
+                .map(|(n, t)| Ok((n.to_string(), cql_type(t)?)))
+                .collect::<Result<_>>()?,
+        },
+        ColumnType::Tuple(ts) => CqlType::Tuple(ts.iter().map(cql_type).collect::<Result<_>>()?),
+        other => bail!("CQL type {other:?} is not supported by ferry"),
+    })
+}
+
+/// Reads a table's columns, key roles and clustering order from `system_schema`, and its exact
+/// wire types from a prepared statement's result metadata.
+pub async fn read_source_table(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+) -> Result<SourceTable> {
+    let rows = session
+        .query_unpaged(
+            "SELECT column_name, kind, position, clustering_order FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await
+        .context("reading system_schema.columns")?
+        .into_rows_result()?;
+    let mut meta: Vec<(String, String, i32, String)> = rows
+        .rows::<(String, String, i32, String)>()?
+        .collect::<Result<_, _>>()?;
+    if meta.is_empty() {
+        return Err(missing_table(session, keyspace, table).await);
+    }
+    let rank = |kind: &str| match kind {
+        "partition_key" => 0,
+        "clustering" => 1,
+        "static" => 2,
+        _ => 3,
+    };
+    meta.sort_by(|a, b| {
+        (rank(&a.1), if rank(&a.1) < 2 { a.2 } else { 0 }, &a.0).cmp(&(
+            rank(&b.1),
+            if rank(&b.1) < 2 { b.2 } else { 0 },
+            &b.0,
+        ))
+    });
+    let cols: Vec<String> = meta.iter().map(|m| cql_ident(&m.0)).collect();
+    let probe = session
+        .prepare(format!(
+            "SELECT {} FROM {}.{}",
+            cols.join(", "),
+            cql_ident(keyspace),
+            cql_ident(table)
+        ))
+        .await
+        .with_context(|| format!("preparing a read of {keyspace}.{table}"))?;
+    let guard = probe.get_current_result_set_col_specs();
+    let specs = guard.get();
+    let mut columns = Vec::with_capacity(meta.len());
+    for (i, (name, kind, _, order)) in meta.into_iter().enumerate() {
+        let spec = specs
+            .get_by_index(i)
+            .with_context(|| format!("result metadata lacks column {name}"))?;
+        let ty =
+            cql_type(spec.typ()).with_context(|| format!("column {keyspace}.{table}.{name}"))?;
+        let kind = match kind.as_str() {
+            "partition_key" => ColumnKind::PartitionKey,
+            "clustering" => ColumnKind::Clustering {
+                descending: order.eq_ignore_ascii_case("desc"),
+            },
+            "static" => ColumnKind::Static,
+            _ => ColumnKind::Regular,
+        };
+        columns.push(SourceColumn { name, ty, kind });
+    }
+    Ok(SourceTable {
+        keyspace: keyspace.to_string(),
+        table: table.to_string(),
+        columns,
+    })
+}
+
+/// Lists a keyspace's tables, in name order.
+pub async fn list_tables(session: &Session, keyspace: &str) -> Result<Vec<String>> {
+    let rows = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .context("reading system_schema.tables")?
+        .into_rows_result()?;
+    let mut names: Vec<String> = rows
+        .rows::<(String,)>()?
+        .map(|r| r.map(|(n,)| n))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    if names.is_empty() {
+        return Err(missing_table(session, keyspace, "").await);
+    }
+    Ok(names)
+}
+
+async fn missing_table(session: &Session, keyspace: &str, table: &str) -> anyhow::Error {
+    let keyspaces: Vec<String> = match session
+        .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces", &[])
+        .await
+        .ok()
+        .and_then(|r| r.into_rows_result().ok())
+    {
+        Some(r) => r
+            .rows::<(String,)>()
+            .map(|it| it.filter_map(|x| x.ok().map(|(n,)| n)).collect())
+            .unwrap_or_default(),
+        None => vec![],
+    };
+    if !keyspaces.iter().any(|k| k == keyspace) {
+        let user: Vec<&String> = keyspaces
+            .iter()
+            .filter(|k| !k.starts_with("system"))
+            .collect();
+        return anyhow::anyhow!(
+            "keyspace '{keyspace}' does not exist in Cassandra — set table.source.keyspace to one of: {}",
+            user.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let tables = match session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .ok()
+        .and_then(|r| r.into_rows_result().ok())
+    {
+        Some(r) => r
+            .rows::<(String,)>()
+            .map(|it| it.filter_map(|x| x.ok().map(|(n,)| n)).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        None => vec![],
+    };
+    if table.is_empty() {
+        return anyhow::anyhow!("keyspace '{keyspace}' has no tables");
+    }
+    anyhow::anyhow!(
+        "table '{keyspace}.{table}' does not exist in Cassandra — set table.source.table to one of: {}",
+        if tables.is_empty() { "(none)".to_string() } else { tables.join(", ") }
+    )
+}
+
+/// Which dialect the target speaks; decides DDL and which COPY options exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    PostgreSql,
+    YugabyteDb,
+}
+
+impl TargetKind {
+    /// YugabyteDB's `version()` contains `-YB-`.
+    pub fn from_version(version: &str) -> Self {
+        if version.contains("-YB-") {
+            TargetKind::YugabyteDb
+        } else {
+            TargetKind::PostgreSql
+        }
+    }
+}
+
+/// A target column: where a source column (or a constant) lands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetColumn {
+    pub name: String,
+    pub ty: PgType,
+}
+
+/// The mapping of one source table onto one target table.
+#[derive(Clone, Debug)]
+pub struct TableMapping {
+    pub source: SourceTable,
+    pub target_schema: String,
+    pub target_table: String,
+    /// One target column per source column, same order.
+    pub target_columns: Vec<TargetColumn>,
+    /// Primary key columns (target names), in order.
+    pub primary_key: Vec<String>,
+}
+
+impl TableMapping {
+    /// Maps a source table with optional column renames (`table.columnMapping.*`) and an optional
+    /// primary key override (`table.primaryKey`, source or target names).
+    pub fn new(
+        source: SourceTable,
+        target_schema: &str,
+        target_table: &str,
+        renames: &HashMap<String, String>,
+        primary_key: Option<&[String]>,
+    ) -> Result<Self> {
+        for from in renames.keys() {
+            if !source.columns.iter().any(|c| &c.name == from) {
+                bail!(
+                    "table.columnMapping.{from}: '{}' has no column '{from}' — use one of: {}",
+                    source.qualified(),
+                    source
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        let target_columns: Vec<TargetColumn> = source
+            .columns
+            .iter()
+            .map(|c| TargetColumn {
+                name: renames
+                    .get(&c.name)
+                    .cloned()
+                    .unwrap_or_else(|| c.name.clone()),
+                ty: c.ty.pg_type(),
+            })
+            .collect();
+        let primary_key = match primary_key {
+            Some(cols) if !cols.is_empty() => cols
+                .iter()
+                .map(|k| {
+                    let k = renames.get(k).cloned().unwrap_or_else(|| k.clone());
+                    if target_columns.iter().any(|t| t.name == k) {
+                        Ok(k)
+                    } else {
+                        bail!("table.primaryKey names '{k}', which is not a column of the table")
+                    }
+                })
+                .collect::<Result<_>>()?,
+            _ => source
+                .columns
+                .iter()
+                .zip(&target_columns)
+                .filter(|(s, _)| {
+                    matches!(
+                        s.kind,
+                        ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
+                    )
+                })
+                .map(|(_, t)| t.name.clone())
+                .collect(),
+        };
+        Ok(TableMapping {
+            source,
+            target_schema: target_schema.to_string(),
+            target_table: target_table.to_string(),
+            target_columns,
+            primary_key,
+        })
+    }
+
+    pub fn qualified_target(&self) -> String {
+        format!(
+            "{}.{}",
+            pg_ident(&self.target_schema),
+            pg_ident(&self.target_table)
+        )
+    }
+
+    /// `CREATE TABLE` for the target. On YugabyteDB the partition key is HASH-sharded and the
+    /// clustering columns range-sharded in their CQL order.
+    pub fn create_table_ddl(&self, kind: TargetKind) -> String {
+        let mut s = format!("CREATE TABLE {} (\n", self.qualified_target());
+        for t in &self.target_columns {
+            let _ = writeln!(s, "  {} {},", pg_ident(&t.name), t.ty.sql_name());
+        }
+        let pk_default = self.primary_key
+            == self
+                .source
+                .columns
+                .iter()
+                .zip(&self.target_columns)
+                .filter(|(s, _)| {
+                    matches!(
+                        s.kind,
+                        ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
+                    )
+                })
+                .map(|(_, t)| t.name.clone())
+                .collect::<Vec<_>>();
+        if kind == TargetKind::YugabyteDb && pk_default {
+            let mut hash = Vec::new();
+            let mut range = Vec::new();
+            for (s, t) in self.source.columns.iter().zip(&self.target_columns) {
+                match s.kind {
+                    ColumnKind::PartitionKey => hash.push(pg_ident(&t.name)),
+                    ColumnKind::Clustering { descending } => range.push(format!(
+                        "{} {}",
+                        pg_ident(&t.name),
+                        if descending { "DESC" } else { "ASC" }
+                    )),
+                    _ => {}
+                }
+            }
+            let mut parts = vec![format!("({}) HASH", hash.join(", "))];
+            parts.extend(range);
+            let _ = write!(s, "  PRIMARY KEY ({})\n)", parts.join(", "));
+        } else {
+            let pk: Vec<String> = self.primary_key.iter().map(|c| pg_ident(c)).collect();
+            let _ = write!(s, "  PRIMARY KEY ({})\n)", pk.join(", "));
+        }
+        s
+    }
+
+    /// Compares an existing target table's columns (name → `format_type` text, and whether it
+    /// is NOT NULL without a default) with what this mapping writes. Returns every mismatch.
+    pub fn check_existing(
+        &self,
+        existing: &[(String, String, bool)],
+        constants: &[String],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let found: HashMap<&str, &str> = existing
+            .iter()
+            .map(|(n, t, _)| (n.as_str(), t.as_str()))
+            .collect();
+        for (s, t) in self.source.columns.iter().zip(&self.target_columns) {
+            match found.get(t.name.as_str()) {
+                None => problems.push(format!(
+                    "column {} (from {} {}) is missing — add it as {} or map it with table.columnMapping.{}",
+                    t.name, s.name, s.ty, t.ty.sql_name(), s.name
+                )),
+                Some(have) if !compatible(t.ty, have) => problems.push(format!(
+                    "column {} is {have} but {} {} needs {}",
+                    t.name, s.name, s.ty, t.ty.sql_name()
+                )),
+                _ => {}
+            }
+        }
+        for c in constants {
+            if !found.contains_key(c.as_str()) {
+                problems.push(format!(
+                    "constant column {c} (table.constantColumns.names) does not exist in the target table"
+                ));
+            }
+        }
+        for (name, _, required) in existing {
+            let written =
+                self.target_columns.iter().any(|t| &t.name == name) || constants.contains(name);
+            if *required && !written {
+                problems.push(format!(
+                    "column {name} is NOT NULL without a default, and nothing writes it — give it a default or a table.constantColumns value"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Whether an existing column type receives this mapping's binary COPY encoding unchanged.
+fn compatible(want: PgType, have: &str) -> bool {
+    let want_name = want.sql_name();
+    if have == want_name {
+        return true;
+    }
+    match want {
+        // Same binary format, nothing lost.
+        PgType::Text => have == "character varying" || have == "varchar",
+        PgType::Timestamptz => have == "timestamp without time zone",
+        PgType::Array(PgScalar::Text) => have == "character varying[]",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SourceTable {
+        SourceTable {
+            keyspace: "ks".into(),
+            table: "t".into(),
+            columns: vec![
+                SourceColumn {
+                    name: "p1".into(),
+                    ty: CqlType::BigInt,
+                    kind: ColumnKind::PartitionKey,
+                },
+                SourceColumn {
+                    name: "p2".into(),
+                    ty: CqlType::Text,
+                    kind: ColumnKind::PartitionKey,
+                },
+                SourceColumn {
+                    name: "c1".into(),
+                    ty: CqlType::Int,
+                    kind: ColumnKind::Clustering { descending: false },
+                },
+                SourceColumn {
+                    name: "Order".into(),
+                    ty: CqlType::Timestamp,
+                    kind: ColumnKind::Clustering { descending: true },
+                },
+                SourceColumn {
+                    name: "s".into(),
+                    ty: CqlType::Text,
+                    kind: ColumnKind::Static,
+                },
+                SourceColumn {
+                    name: "user".into(),
+                    ty: CqlType::List(Box::new(CqlType::Int)),
+                    kind: ColumnKind::Regular,
+                },
+                SourceColumn {
+                    name: "m".into(),
+                    ty: CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Int)),
+                    kind: ColumnKind::Regular,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_only_when_needed() {
+        assert_eq!(pg_ident("plain_name1"), "plain_name1");
+        assert_eq!(pg_ident("user"), "\"user\"");
+        assert_eq!(pg_ident("Order"), "\"Order\"");
+        assert_eq!(pg_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(cql_ident("token"), "\"token\"");
+    }
+
+    #[test]
+    fn yugabyte_ddl_hashes_the_partition_key_and_follows_clustering_order() {
+        let m = TableMapping::new(sample(), "public", "t", &HashMap::new(), None).unwrap();
+        let ddl = m.create_table_ddl(TargetKind::YugabyteDb);
+        assert!(
+            ddl.ends_with("PRIMARY KEY ((p1, p2) HASH, c1 ASC, \"Order\" DESC)\n)"),
+            "{ddl}"
+        );
+        assert!(ddl.contains("  \"user\" integer[],\n"), "{ddl}");
+        assert!(ddl.contains("  m jsonb,\n"), "{ddl}");
+        let pg = m.create_table_ddl(TargetKind::PostgreSql);
+        assert!(
+            pg.ends_with("PRIMARY KEY (p1, p2, c1, \"Order\")\n)"),
+            "{pg}"
+        );
+    }
+
+    #[test]
+    fn renames_and_primary_key_override_apply() {
+        let renames = HashMap::from([("p2".to_string(), "region".to_string())]);
+        let pk = vec!["p1".to_string(), "p2".to_string()];
+        let m = TableMapping::new(sample(), "s", "t2", &renames, Some(&pk)).unwrap();
+        assert_eq!(m.primary_key, vec!["p1", "region"]);
+        assert_eq!(m.target_columns[1].name, "region");
+        let bad = HashMap::from([("nope".to_string(), "x".to_string())]);
+        let err = TableMapping::new(sample(), "s", "t", &bad, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no column 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn existing_table_check_lists_every_mismatch() {
+        let m = TableMapping::new(sample(), "public", "t", &HashMap::new(), None).unwrap();
+        let existing = vec![
+            ("p1".to_string(), "bigint".to_string(), true),
+            ("p2".to_string(), "character varying".to_string(), true),
+            ("c1".to_string(), "bigint".to_string(), true),
+            (
+                "Order".to_string(),
+                "timestamp with time zone".to_string(),
+                true,
+            ),
+            ("s".to_string(), "text".to_string(), false),
+            ("m".to_string(), "jsonb".to_string(), false),
+            ("audit".to_string(), "text".to_string(), true),
+        ];
+        let problems = m.check_existing(&existing, &[]);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("column c1 is bigint but c1 int needs integer"));
+        assert!(problems[1].contains("column user (from user list<int>) is missing"));
+        assert!(problems[2].contains("column audit is NOT NULL"));
+        assert!(m.check_existing(&existing, &["audit".to_string()]).len() == 2);
+    }
+}
