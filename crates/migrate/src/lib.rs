@@ -3,4 +3,5 @@
 pub mod cassandra;
 pub mod cql;
 pub mod gen;
+pub mod plan;
 pub mod schema;

@@ -1,0 +1,286 @@
+//! The plan: the Murmur3 token ring split into chunks that never straddle replica ownership,
+//! sized from `system.size_estimates` and the configured split size. The wraparound range is
+//! covered exactly once, as `(last, i64::MAX]` plus `(i64::MIN, first]` (Murmur3 never yields
+//! `i64::MIN`).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use scylla::client::session::Session;
+use scylla::cluster::Node;
+use scylla::routing::Token;
+
+/// One unit of work: the rows whose partition token lies in `(start, end]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Position in the plan; stable for the same ring and sizes.
+    pub id: u32,
+    pub start: i64,
+    pub end: i64,
+    /// Index into [`Plan::replica_sets`].
+    pub replica_set: usize,
+    pub est_partitions: u64,
+    pub est_bytes: u64,
+}
+
+/// A vnode range of the ring and the nodes that own it.
+#[derive(Clone, Debug)]
+pub struct OwnedRange<R> {
+    pub start: i64,
+    pub end: i64,
+    pub replicas: R,
+}
+
+/// The chunks of one table.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub chunks: Vec<Chunk>,
+    /// The distinct replica sets, each a list of nodes (first preferred).
+    pub replica_sets: Vec<Vec<Arc<Node>>>,
+    pub est_partitions: u64,
+    pub est_bytes: u64,
+    /// False when `system.size_estimates` had nothing for the table yet (it is refreshed every
+    /// few minutes): chunk counts then come from the minimum alone.
+    pub estimated: bool,
+}
+
+/// Size of the whole token space, (i64::MIN, i64::MAX].
+const RING: f64 = 18_446_744_073_709_551_615.0;
+
+fn width(start: i64, end: i64) -> u128 {
+    (end as i128 - start as i128) as u128
+}
+
+/// Ranges `(start, end]` covering the whole ring once, from sorted distinct vnode tokens, each
+/// owned by the replicas of its end token (the wraparound pieces by the first token's).
+pub fn ring_ranges(tokens: &[i64]) -> Vec<(i64, i64, i64)> {
+    // (start, end, owner token)
+    let mut out = Vec::with_capacity(tokens.len() + 1);
+    if tokens.is_empty() {
+        out.push((i64::MIN, i64::MAX, i64::MAX));
+        return out;
+    }
+    let first = tokens[0];
+    let last = tokens[tokens.len() - 1];
+    if first > i64::MIN {
+        out.push((i64::MIN, first, first));
+    }
+    for w in tokens.windows(2) {
+        out.push((w[0], w[1], w[1]));
+    }
+    if last < i64::MAX {
+        out.push((last, i64::MAX, first));
+    }
+    out
+}
+
+/// Splits owned ranges into chunks: about `total_bytes / split_bytes` chunks and never fewer
+/// than `min_chunks`, each range getting a share proportional to its width (at least one).
+pub fn split<R: Clone>(
+    ranges: &[OwnedRange<R>],
+    total_partitions: u64,
+    total_bytes: u64,
+    split_bytes: u64,
+    min_chunks: usize,
+) -> Vec<(Chunk, R)> {
+    let by_size = total_bytes.div_ceil(split_bytes.max(1)) as usize;
+    let target = by_size.max(min_chunks).max(ranges.len());
+    let mut out = Vec::new();
+    for r in ranges {
+        let w = width(r.start, r.end);
+        if w == 0 {
+            continue;
+        }
+        let share = w as f64 / RING;
+        let k = ((target as f64 * share).ceil() as u128).clamp(1, w);
+        for j in 0..k {
+            let lo = r.start as i128 + (w * j / k) as i128;
+            let hi = r.start as i128 + (w * (j + 1) / k) as i128;
+            let sub = (hi - lo) as f64 / RING;
+            out.push((
+                Chunk {
+                    id: out.len() as u32,
+                    start: lo as i64,
+                    end: hi as i64,
+                    replica_set: 0,
+                    est_partitions: (total_partitions as f64 * sub).round() as u64,
+                    est_bytes: (total_bytes as f64 * sub).round() as u64,
+                },
+                r.replicas.clone(),
+            ));
+        }
+    }
+    out
+}
+
+/// Reads the ring, replica ownership and size estimates, and splits the table's token space.
+pub async fn plan_table(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    split_size_mb: u64,
+    min_chunks: usize,
+) -> Result<Plan> {
+    session
+        .refresh_metadata()
+        .await
+        .context("refreshing cluster metadata")?;
+    let state = session.get_cluster_state();
+    let mut tokens: Vec<i64> = state
+        .replica_locator()
+        .ring()
+        .iter()
+        .map(|(t, _)| t.value())
+        .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    let mut sets: Vec<Vec<Arc<Node>>> = Vec::new();
+    let mut ranges = Vec::new();
+    for (start, end, owner) in ring_ranges(&tokens) {
+        let replicas: Vec<Arc<Node>> = state
+            .get_token_endpoints(keyspace, table, Token::new(owner))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let ids: Vec<_> = replicas.iter().map(|n| n.host_id).collect();
+        let idx = match sets
+            .iter()
+            .position(|s| s.iter().map(|n| n.host_id).collect::<Vec<_>>() == ids)
+        {
+            Some(i) => i,
+            None => {
+                sets.push(replicas);
+                sets.len() - 1
+            }
+        };
+        ranges.push(OwnedRange {
+            start,
+            end,
+            replicas: idx,
+        });
+    }
+    let (partitions, bytes) = size_estimate(session, keyspace, table).await?;
+    let chunks = split(
+        &ranges,
+        partitions,
+        bytes,
+        split_size_mb.max(1) * 1024 * 1024,
+        min_chunks,
+    )
+    .into_iter()
+    .map(|(mut c, set)| {
+        c.replica_set = set;
+        c
+    })
+    .collect();
+    Ok(Plan {
+        chunks,
+        replica_sets: sets,
+        est_partitions: partitions,
+        est_bytes: bytes,
+        estimated: bytes > 0,
+    })
+}
+
+/// Sum of `partitions_count` and of `partitions_count × mean_partition_size` over the table's
+/// rows in `system.size_estimates`.
+async fn size_estimate(session: &Session, keyspace: &str, table: &str) -> Result<(u64, u64)> {
+    let rows = session
+        .query_unpaged(
+            "SELECT partitions_count, mean_partition_size FROM system.size_estimates \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await
+        .context("reading system.size_estimates")?
+        .into_rows_result()?;
+    let mut partitions = 0u64;
+    let mut bytes = 0u64;
+    for r in rows.rows::<(Option<i64>, Option<i64>)>()? {
+        let (count, mean) = r?;
+        let (count, mean) = (
+            count.unwrap_or(0).max(0) as u64,
+            mean.unwrap_or(0).max(0) as u64,
+        );
+        partitions += count;
+        bytes += count * mean;
+    }
+    Ok((partitions, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn covered(chunks: &[(Chunk, usize)]) -> u128 {
+        chunks.iter().map(|(c, _)| width(c.start, c.end)).sum()
+    }
+
+    fn owned(tokens: &[i64]) -> Vec<OwnedRange<usize>> {
+        ring_ranges(tokens)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (start, end, _))| OwnedRange {
+                start,
+                end,
+                replicas: i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wraparound_is_covered_once() {
+        let r = ring_ranges(&[-100, 0, 100]);
+        assert_eq!(
+            r,
+            vec![
+                (i64::MIN, -100, -100),
+                (-100, 0, 0),
+                (0, 100, 100),
+                (100, i64::MAX, -100)
+            ]
+        );
+        assert_eq!(ring_ranges(&[]), vec![(i64::MIN, i64::MAX, i64::MAX)]);
+    }
+
+    #[test]
+    fn split_count_follows_size_and_minimum() {
+        let ranges = owned(&[0]);
+        // 10 GiB at 256 MiB per split → 40 chunks.
+        let c = split(&ranges, 1000, 10 << 30, 256 << 20, 1);
+        assert_eq!(c.len(), 40);
+        let c = split(&ranges, 0, 0, 256 << 20, 64);
+        assert_eq!(c.len(), 64);
+        assert_eq!(covered(&c), u64::MAX as u128);
+    }
+
+    proptest! {
+        /// Chunks tile (i64::MIN, i64::MAX] exactly: contiguous, no overlap, no gap, and each
+        /// lies inside one owned range.
+        #[test]
+        fn chunks_tile_the_ring(mut tokens in prop::collection::vec(any::<i64>(), 0..40),
+                                min_chunks in 1usize..300,
+                                bytes in 0u64..(1 << 40)) {
+            tokens.retain(|t| *t != i64::MIN);
+            tokens.sort_unstable();
+            tokens.dedup();
+            let ranges = owned(&tokens);
+            let chunks = split(&ranges, bytes / 100, bytes, 64 << 20, min_chunks);
+            prop_assert!(chunks.len() >= min_chunks.min(u64::MAX as usize));
+            prop_assert_eq!(chunks[0].0.start, i64::MIN);
+            prop_assert_eq!(chunks[chunks.len() - 1].0.end, i64::MAX);
+            for w in chunks.windows(2) {
+                prop_assert_eq!(w[0].0.end, w[1].0.start);
+                prop_assert!(w[0].0.start < w[0].0.end);
+            }
+            for (c, owner) in &chunks {
+                let r = &ranges[*owner];
+                prop_assert!(r.start <= c.start && c.end <= r.end, "chunk {:?} outside its range", c);
+            }
+            for (i, (c, _)) in chunks.iter().enumerate() {
+                prop_assert_eq!(c.id as usize, i);
+            }
+        }
+    }
+}
