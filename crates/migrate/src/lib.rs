@@ -2,6 +2,7 @@
 
 pub mod cassandra;
 pub mod cql;
+pub mod encode;
 pub mod gen;
 pub mod plan;
 pub mod schema;
