@@ -21,6 +21,10 @@ enum Command {
     /// Create a sample table with the full CQL type mix in Cassandra and fill it with
     /// deterministic rows.
     Gen(cmd::gen::GenArgs),
+    /// Copy Cassandra tables into YugabyteDB/PostgreSQL (resumable: rerun the same command).
+    Migrate(cmd::migrate::MigrateArgs),
+    /// Show what a migration would do: chunks, estimated sizes, target DDL. Touches nothing.
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Gen(args) => cmd::gen::run(args).await,
+            Command::Migrate(args) => cmd::migrate::run(args).await,
+            Command::Plan(args) => cmd::plan::run(args).await,
         }
     });
     match result {

@@ -1,8 +1,13 @@
 //! ferry's migration engine: CQL type model, configuration, schema, plan, encoders, sample data.
 
 pub mod cassandra;
+pub mod config;
 pub mod cql;
 pub mod encode;
 pub mod gen;
 pub mod plan;
 pub mod schema;
+pub mod job;
+pub mod pipeline;
+pub mod progress;
+pub mod sink;

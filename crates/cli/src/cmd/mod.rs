@@ -1,3 +1,7 @@
 //! One module per subcommand: parse flags into a spec, call the engine, print the outcome.
 
 pub mod gen;
+pub mod job;
+pub mod migrate;
+pub mod output;
+pub mod plan;

@@ -1,0 +1,221 @@
+//! From what the user wrote (properties file, `--set`, flags, environment) to a validated
+//! [`Job`]: shared by every command that reads a migration config.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use ferry_migrate::cassandra::CassandraEndpoint;
+use ferry_migrate::config;
+use ferry_migrate::config::{self as spec, Loaded};
+use ferry_migrate::job::{Job, TableSelection};
+use ferry_migrate::pipeline::Settings;
+use ferry_migrate::sink::{InsertMode, TargetEndpoint, YbOptions};
+use scylla::statement::Consistency;
+
+/// Flags every config-reading command shares.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The migration properties file (the seed system's `migration.properties` works as it is).
+    #[arg(short = 'c', long = "config")]
+    pub config: PathBuf,
+    /// Override any key: `--set key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = config::parse_override)]
+    pub set: Vec<(String, String)>,
+    /// Migrate every table of this keyspace (instead of `table.source.*`).
+    #[arg(long, conflicts_with = "tables")]
+    pub keyspace: Option<String>,
+    /// Migrate these tables: `ks.a,ks.b` (instead of `table.source.*`).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Target schema for `--keyspace` / `--tables` (default: `table.target.schema`).
+    #[arg(long)]
+    pub target_schema: Option<String>,
+}
+
+/// Loads and validates the configuration; notices (keys that do not apply) go to stderr once.
+pub fn load(args: &ConfigArgs) -> Result<Loaded> {
+    let env = |k: &str| std::env::var(k).ok();
+    match config::load(&args.config, &args.set, &env) {
+        Ok(l) => {
+            for n in &l.notices {
+                eprintln!("ferry: note: {n}");
+            }
+            Ok(l)
+        }
+        Err(errors) => bail!("{errors}"),
+    }
+}
+
+fn consistency(c: spec::Consistency) -> Consistency {
+    use spec::Consistency as C;
+    match c {
+        C::One => Consistency::One,
+        C::Two => Consistency::Two,
+        C::Three => Consistency::Three,
+        C::Quorum => Consistency::Quorum,
+        C::All => Consistency::All,
+        C::LocalOne => Consistency::LocalOne,
+        C::LocalQuorum => Consistency::LocalQuorum,
+        C::EachQuorum => Consistency::EachQuorum,
+        C::Serial => Consistency::Serial,
+        C::LocalSerial => Consistency::LocalSerial,
+    }
+}
+
+/// Builds the job: which tables, both endpoints, and the typed settings.
+pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Job> {
+    let s = &loaded.spec;
+    let target_schema = args
+        .target_schema
+        .clone()
+        .unwrap_or_else(|| s.table_options.target_schema.clone());
+    let tables = if let Some(ks) = &args.keyspace {
+        TableSelection::Keyspace {
+            keyspace: ks.clone(),
+            target_schema,
+        }
+    } else if !args.tables.is_empty() {
+        let mut list = Vec::new();
+        for t in &args.tables {
+            match t.split_once('.') {
+                Some((k, n)) if !k.is_empty() && !n.is_empty() => list.push((k.to_string(), n.to_string())),
+                _ => bail!("--tables takes keyspace.table names, e.g. --tables shop.orders,shop.users (got '{t}')"),
+            }
+        }
+        TableSelection::List {
+            tables: list,
+            target_schema,
+        }
+    } else if let Some(t) = s.tables.first() {
+        TableSelection::One {
+            keyspace: t.source_keyspace.clone(),
+            table: t.source_table.clone(),
+            target_schema: args
+                .target_schema
+                .clone()
+                .unwrap_or_else(|| t.target_schema.clone()),
+            target_table: t.target_table.clone(),
+        }
+    } else {
+        bail!("no table to migrate: set table.source.keyspace and table.source.table, or pass --keyspace or --tables");
+    };
+    let workers = s.run.max_parallel_chunks.max(1) as usize;
+    let split_size_mb = match s.source.split_size {
+        spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
+        spec::SplitSize::Fixed { mb } => u64::from(mb),
+    };
+    let min_chunks = match s.source.split_size {
+        // Enough chunks that every worker leases several: retries stay short, the tail short.
+        spec::SplitSize::Auto { .. } => (workers * 8).max(64),
+        spec::SplitSize::Fixed { .. } => 1,
+    };
+    let job_name = match &tables {
+        TableSelection::One {
+            keyspace, table, ..
+        } => format!("{keyspace}.{table}"),
+        TableSelection::Keyspace { keyspace, .. } => keyspace.clone(),
+        TableSelection::List { tables, .. } => tables
+            .iter()
+            .map(|(k, t)| format!("{k}.{t}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let run_id = s.run.run_id.clone().unwrap_or_else(|| job_name.clone());
+    let reject_file = s.run.reject_file.clone().unwrap_or_else(|| {
+        s.run
+            .runs_dir
+            .join(format!("{}.rejects.jsonl", sanitize(&run_id)))
+    });
+    Ok(Job {
+        source: CassandraEndpoint {
+            contact_points: s
+                .source
+                .contact_points
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
+            username: s.source.username.clone(),
+            password: s.source.password.as_ref().map(|p| p.expose().to_string()),
+            connect_timeout_ms: s.source.connect_timeout_ms,
+            connections_per_host: s.source.connections_per_node.max(1) as usize,
+        },
+        target: TargetEndpoint {
+            hosts: s
+                .target
+                .hosts
+                .iter()
+                .map(|h| (h.host.clone(), h.port))
+                .collect(),
+            database: s.target.database.clone(),
+            username: s.target.username.clone(),
+            password: s.target.password.as_ref().map(|p| p.expose().to_string()),
+            connect_timeout_ms: s.target.connect_timeout_ms,
+            load_balance: s.target.load_balance_hosts,
+        },
+        tables,
+        renames: s.table_options.column_mapping.clone().into_iter().collect(),
+        constants: s
+            .table_options
+            .constant_columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    match &c.value {
+                        spec::ConstantValue::Text(t) => t.clone(),
+                        spec::ConstantValue::CurrentTimestamp => "CURRENT_TIMESTAMP".to_string(),
+                    },
+                )
+            })
+            .collect(),
+        primary_key: s.table_options.primary_key.clone(),
+        create_tables,
+        yb: YbOptions {
+            copy_replace: s.target.copy_replace,
+            disable_transactional_writes: s.target.disable_transactional_writes,
+            rows_per_transaction: None,
+        },
+        settings: Settings {
+            fetch_size_rows: s.source.fetch_size_rows.min(i32::MAX as u32) as i32,
+            consistency: consistency(s.source.consistency),
+            read_timeout_ms: s.source.read_timeout_ms,
+            concurrent_reads: s.source.concurrent_reads.max(1) as usize,
+            reads_per_sec: s.source.max_rows_per_sec.unwrap_or(0),
+            retry_count: s.source.retry_count,
+            batch_rows: s.batch_rows().max(1) as usize,
+            batch_bytes: (s.target.copy_buffer_bytes as usize).max(1 << 20),
+            writers: workers,
+            insert_mode: match s.target.insert_mode {
+                spec::InsertMode::Copy => InsertMode::Copy,
+                spec::InsertMode::Insert => InsertMode::Insert,
+            },
+            reject_file,
+        },
+        split_size_mb,
+        min_chunks,
+        progress_schema: s.run.checkpoint.progress_schema.clone(),
+        fresh: false,
+        truncate: false,
+        run_id,
+        owner: format!(
+            "{}:{}",
+            std::fs::read_to_string("/etc/hostname")
+                .unwrap_or_default()
+                .trim(),
+            std::process::id()
+        ),
+    })
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! `ferry migrate`: Cassandra → YugabyteDB/PostgreSQL, resumable, with a summary and a run record.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Result;
+use clap::Args;
+use ferry_migrate::job;
+use serde_json::json;
+
+use super::job::ConfigArgs;
+use super::output;
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Create missing target tables from the source schema.
+    #[arg(long)]
+    pub create_tables: bool,
+    /// Forget stored progress and start over (refused when the target has rows, unless --truncate).
+    #[arg(long)]
+    pub fresh: bool,
+    /// With --fresh: empty the target table first.
+    #[arg(long, requires = "fresh")]
+    pub truncate: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
+    let started = SystemTime::now();
+    let loaded = super::job::load(&args.config)?;
+    let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
+    job.fresh = args.fresh;
+    job.truncate = args.truncate;
+    let prepared = job::prepare(&job).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nferry: stopping: finishing the chunks in flight (Ctrl-C again to abort)"
+                );
+                stop.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let progress = output::Progress::new(args.json);
+    let reports = job::run(&job, &prepared, &stop, &|t, counters, done_before| {
+        if done_before > 0 {
+            eprintln!(
+                "ferry: resuming {}: {done_before} of {} chunks already done",
+                t.mapping.source.qualified(),
+                t.plan.chunks.len()
+            );
+        }
+        progress.start(t, counters)
+    })
+    .await;
+    progress.finish();
+    let reports = reports?;
+
+    let rejected: u64 = reports.iter().map(|r| r.rows_rejected).sum();
+    let written: u64 = reports.iter().map(|r| r.rows_written).sum();
+    let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    let secs = started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let summary = json!({
+        "tables": reports.iter().map(output::report_json).collect::<Vec<_>>(),
+        "rows_written": written,
+        "rows_rejected": rejected,
+        "reject_file": if rejected > 0 { Some(job.settings.reject_file.display().to_string()) } else { None },
+        "target": prepared.facts.version,
+        "stopped_early": stop.load(Ordering::Relaxed),
+    });
+    let record = json!({
+        "schema_version": 1,
+        "kind": "migration",
+        "tool": format!("ferry {}", env!("CARGO_PKG_VERSION")),
+        "started_at": output::unix_secs(started),
+        "ended_at": output::unix_secs(SystemTime::now()),
+        "parameters": {
+            "config_file": args.config.config.display().to_string(),
+            "overrides": args.config.set.iter().filter(|(k, _)| !k.ends_with("password")).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "workers": job.settings.writers,
+            "fetch_size_rows": job.settings.fetch_size_rows,
+            "batch_rows": job.settings.batch_rows,
+            "insert_mode": format!("{:?}", job.settings.insert_mode),
+        },
+        "host": output::host_facts(),
+        "summary": {
+            "records_per_sec": written as f64 / secs.max(1e-9),
+            "mb_per_sec": bytes as f64 / 1e6 / secs.max(1e-9),
+            "rows_written": written,
+            "rows_rejected": rejected,
+            "seconds": secs,
+        },
+        "result": summary,
+    });
+    let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "migration", record)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", output::summary_table(&reports));
+        println!(
+            "target: {}",
+            prepared.facts.version.split(" on ").next().unwrap_or("")
+        );
+        println!("run record: {}", record_path.display());
+        if rejected > 0 {
+            println!(
+                "{rejected} rows rejected (not written): see {}",
+                job.settings.reject_file.display()
+            );
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
+        eprintln!(
+            "ferry: stopped; what was committed stays. Resume with the same command:\n  {}",
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if rejected > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

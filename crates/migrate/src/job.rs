@@ -1,0 +1,283 @@
+//! A migration job end to end: connect both sides, check everything that can be checked before
+//! a row moves (tables exist, target columns match, no YugabyteDB-only option on PostgreSQL),
+//! plan, then run each table through the pipeline.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use scylla::client::session::Session;
+
+use crate::cassandra::{self, CassandraEndpoint};
+use crate::pipeline::{self, Counters, RejectLog, Settings, TableReport};
+use crate::plan::{self, Plan};
+use crate::progress::{job_key, Progress};
+use crate::schema::{self, pg_ident, TableMapping};
+use crate::sink::{self, TableWriter, TargetEndpoint, TargetFacts, YbOptions};
+
+/// Which source tables to move, and where.
+#[derive(Clone, Debug)]
+pub enum TableSelection {
+    /// `table.source.*` / `table.target.*`.
+    One {
+        keyspace: String,
+        table: String,
+        target_schema: String,
+        target_table: String,
+    },
+    /// Every table of a keyspace (`--keyspace`), same names in `target_schema`.
+    Keyspace {
+        keyspace: String,
+        target_schema: String,
+    },
+    /// `--tables ks.a,ks.b`, same names in `target_schema`.
+    List {
+        tables: Vec<(String, String)>,
+        target_schema: String,
+    },
+}
+
+/// Everything a migration needs, validated.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub source: CassandraEndpoint,
+    pub target: TargetEndpoint,
+    pub tables: TableSelection,
+    /// `table.columnMapping.*`: source column → target column.
+    pub renames: HashMap<String, String>,
+    /// `table.constantColumns.*`: target column → value.
+    pub constants: Vec<(String, String)>,
+    /// `table.primaryKey`.
+    pub primary_key: Option<Vec<String>>,
+    pub create_tables: bool,
+    pub yb: YbOptions,
+    pub settings: Settings,
+    pub split_size_mb: u64,
+    /// At least this many chunks per table, so small tables still read in parallel.
+    pub min_chunks: usize,
+    /// Schema of the progress tables in the target.
+    pub progress_schema: String,
+    /// Forget stored progress and start over (refused when the target has rows, unless
+    /// `truncate`).
+    pub fresh: bool,
+    pub truncate: bool,
+    /// Names this run in the progress table (`migration.runId`).
+    pub run_id: String,
+    /// Identifies this worker in chunk leases.
+    pub owner: String,
+}
+
+/// One table, checked and planned.
+pub struct PreparedTable {
+    pub mapping: TableMapping,
+    pub plan: Plan,
+    /// The target table must be created first (`--create-tables`).
+    pub create: Option<String>,
+    pub ddl: String,
+}
+
+/// Both sides connected, every table checked and planned; nothing written yet.
+pub struct Prepared {
+    pub session: Session,
+    pub facts: TargetFacts,
+    pub tables: Vec<PreparedTable>,
+}
+
+/// Connects, reads schemas, checks targets and plans. Writes nothing.
+pub async fn prepare(job: &Job) -> Result<Prepared> {
+    let session = cassandra::connect(&job.source).await?;
+    let facts = sink::discover(&job.target).await?;
+    job.yb.check(&facts)?;
+    let admin = job
+        .target
+        .connect(&facts.nodes[0].0, facts.nodes[0].1)
+        .await?;
+
+    let pairs: Vec<(String, String, String, String)> = match &job.tables {
+        TableSelection::One {
+            keyspace,
+            table,
+            target_schema,
+            target_table,
+        } => vec![(
+            keyspace.clone(),
+            table.clone(),
+            target_schema.clone(),
+            target_table.clone(),
+        )],
+        TableSelection::Keyspace {
+            keyspace,
+            target_schema,
+        } => schema::list_tables(&session, keyspace)
+            .await?
+            .into_iter()
+            .map(|t| (keyspace.clone(), t.clone(), target_schema.clone(), t))
+            .collect(),
+        TableSelection::List {
+            tables,
+            target_schema,
+        } => tables
+            .iter()
+            .map(|(k, t)| (k.clone(), t.clone(), target_schema.clone(), t.clone()))
+            .collect(),
+    };
+
+    let constant_names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
+    let mut tables = Vec::new();
+    let mut problems = Vec::new();
+    for (ks, t, tschema, ttable) in pairs {
+        let source = schema::read_source_table(&session, &ks, &t).await?;
+        let mapping = TableMapping::new(
+            source,
+            &tschema,
+            &ttable,
+            &job.renames,
+            job.primary_key.as_deref(),
+        )?;
+        let ddl = mapping.create_table_ddl(facts.kind);
+        let existing = sink::existing_columns(&admin, &tschema, &ttable).await?;
+        let create = match existing {
+            Some(cols) => {
+                for p in mapping.check_existing(&cols, &constant_names) {
+                    problems.push(format!("{tschema}.{ttable}: {p}"));
+                }
+                None
+            }
+            None if job.create_tables => Some(ddl.clone()),
+            None => {
+                problems.push(format!(
+                    "target table {tschema}.{ttable} does not exist — rerun with --create-tables, or create it:\n{ddl};"
+                ));
+                None
+            }
+        };
+        let plan = plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks).await?;
+        tables.push(PreparedTable {
+            mapping,
+            plan,
+            create,
+            ddl,
+        });
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the target does not match the source; nothing was written:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(Prepared {
+        session,
+        facts,
+        tables,
+    })
+}
+
+/// Runs a prepared job: creates missing tables, stores (or finds) each table's plan in the
+/// progress tables, and runs the table. `on_start` sees each table's counters as it starts.
+pub async fn run(
+    job: &Job,
+    prepared: &Prepared,
+    stop: &AtomicBool,
+    on_start: &(dyn Fn(&PreparedTable, &Arc<Counters>, u64) + Sync),
+) -> Result<Vec<TableReport>> {
+    let mut admin = job
+        .target
+        .connect(&prepared.facts.nodes[0].0, prepared.facts.nodes[0].1)
+        .await?;
+    let progress = Progress::new(&job.progress_schema);
+    progress.ensure(&admin).await?;
+    let rejects = RejectLog::new(job.settings.reject_file.clone());
+    let mut reports = Vec::new();
+    for t in &prepared.tables {
+        let target = t.mapping.qualified_target();
+        if let Some(ddl) = &t.create {
+            admin
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    pg_ident(&t.mapping.target_schema)
+                ))
+                .await
+                .context("creating the target schema")?;
+            admin
+                .batch_execute(ddl)
+                .await
+                .with_context(|| format!("creating {target}"))?;
+        }
+        let key = job_key(&t.mapping.source.qualified(), &target);
+        if job.fresh {
+            let has_rows = admin
+                .query_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+                .await?
+                .is_some();
+            if has_rows && !job.truncate {
+                bail!(
+                    "--fresh refuses to start over: {target} already has rows — add --truncate to empty it first, or drop --fresh to resume"
+                );
+            }
+            if has_rows {
+                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            }
+            progress.forget(&admin, &key).await?;
+        }
+        let resumed = progress
+            .store_plan(
+                &mut admin,
+                &key,
+                &job.run_id,
+                &t.mapping.source.qualified(),
+                &target,
+                &t.plan.chunks,
+            )
+            .await?;
+        let done_before = if resumed {
+            progress
+                .status(&admin, &key)
+                .await?
+                .map(|s| s.done)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let constants = sink::encode_constants(
+            &admin,
+            &t.mapping.target_schema,
+            &t.mapping.target_table,
+            &job.constants,
+        )
+        .await?;
+        let names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
+        let writer = TableWriter::new(
+            &t.mapping,
+            &names,
+            job.settings.insert_mode,
+            job.yb,
+            prepared.facts.kind,
+        );
+        let counters = Arc::new(Counters::default());
+        on_start(t, &counters, done_before);
+        let report = pipeline::run_table(
+            &prepared.session,
+            &t.mapping,
+            &t.plan,
+            &job.target,
+            &prepared.facts,
+            &writer,
+            constants,
+            &job.settings,
+            &counters,
+            &rejects,
+            &progress,
+            &key,
+            &job.owner,
+            stop,
+        )
+        .await?;
+        progress.finish_if_done(&admin, &key).await?;
+        reports.push(report);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(reports)
+}

@@ -1,0 +1,758 @@
+//! The migration pipeline for one table:
+//!
+//! ```text
+//! chunks ──► readers (paged token-range scans, `concurrent_reads` chunks at once)
+//!        ──► encode straight into binary COPY batches (rows, bytes or chunk end close a batch)
+//!        ──► bounded channel ──► writers (one connection each, spread over every target node)
+//! ```
+//!
+//! Memory is bounded by the channel and the batches in flight, not by the table. A batch counts
+//! as written only after the server acknowledged its COPY.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use bytes::{BufMut, Bytes, BytesMut};
+use scylla::client::session::Session;
+use scylla::cluster::Node;
+use scylla::deserialize::row::ColumnIterator;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::Consistency;
+
+use crate::cql::CqlType;
+use crate::encode;
+use crate::plan::Plan;
+use crate::progress::{Lease, Progress};
+use crate::schema::{ColumnKind, TableMapping};
+use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
+
+/// How to read and write; the typed form of the `cassandra.*` / `yugabyte.*` settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub fetch_size_rows: i32,
+    pub consistency: Consistency,
+    pub read_timeout_ms: u64,
+    /// Chunks scanned at once.
+    pub concurrent_reads: usize,
+    /// Rows per second over all readers; 0 = unlimited.
+    pub reads_per_sec: u64,
+    /// Retries of a failed page or batch before the run fails.
+    pub retry_count: u32,
+    /// A batch closes at this many rows (`yugabyte.copyFlushEvery`) …
+    pub batch_rows: usize,
+    /// … or at this many encoded bytes, whichever comes first.
+    pub batch_bytes: usize,
+    /// COPY connections.
+    pub writers: usize,
+    pub insert_mode: InsertMode,
+    /// Rejected rows go here (JSON lines).
+    pub reject_file: PathBuf,
+}
+
+/// Counters one table's run accumulates; shared by readers and writers.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rows_read: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub rows_rejected: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub chunks_done: AtomicU64,
+    pub batches_written: AtomicU64,
+    pub write_retries: AtomicU64,
+    /// Nanoseconds spent waiting on Cassandra pages, on target writes, and encoding.
+    pub source_wait_ns: AtomicU64,
+    pub target_wait_ns: AtomicU64,
+    pub encode_ns: AtomicU64,
+}
+
+/// The outcome for one table.
+#[derive(Clone, Debug)]
+pub struct TableReport {
+    pub source: String,
+    pub target: String,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    pub bytes: u64,
+    pub chunks: u64,
+    pub elapsed: Duration,
+    pub source_wait: Duration,
+    pub target_wait: Duration,
+    pub encode: Duration,
+    pub write_retries: u64,
+}
+
+impl TableReport {
+    pub fn rows_per_sec(&self) -> f64 {
+        self.rows_written as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Where rejected rows are recorded, one JSON object per line.
+pub struct RejectLog {
+    file: Mutex<Option<BufWriter<File>>>,
+    path: PathBuf,
+}
+
+impl RejectLog {
+    pub fn new(path: PathBuf) -> Self {
+        RejectLog {
+            file: Mutex::new(None),
+            path,
+        }
+    }
+
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+
+    pub fn write(&self, record: serde_json::Value) -> Result<()> {
+        let mut guard = self
+            .file
+            .lock()
+            .map_err(|_| anyhow!("reject log poisoned"))?;
+        if guard.is_none() {
+            let f = File::create(&self.path)
+                .with_context(|| format!("creating the reject file {}", self.path.display()))?;
+            *guard = Some(BufWriter::new(f));
+        }
+        let w = guard.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *w, &record)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        if let Ok(mut g) = self.file.lock() {
+            if let Some(w) = g.as_mut() {
+                w.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pins a statement to the replicas of its token range (token-aware routing for range scans,
+/// which the driver cannot route by itself), in order, falling back along the list.
+#[derive(Debug)]
+struct ReplicaList {
+    replicas: Vec<Arc<Node>>,
+}
+
+impl scylla::policies::load_balancing::LoadBalancingPolicy for ReplicaList {
+    fn pick<'a>(
+        &'a self,
+        _: &'a scylla::policies::load_balancing::RoutingInfo,
+        _: &'a scylla::cluster::ClusterState,
+    ) -> Option<(scylla::cluster::NodeRef<'a>, Option<scylla::routing::Shard>)> {
+        self.replicas
+            .iter()
+            .find(|n| n.is_enabled())
+            .map(|n| (n, None))
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        _: &'a scylla::policies::load_balancing::RoutingInfo,
+        _: &'a scylla::cluster::ClusterState,
+    ) -> scylla::policies::load_balancing::FallbackPlan<'a> {
+        Box::new(self.replicas.iter().skip(1).map(|n| (n, None)))
+    }
+
+    fn name(&self) -> String {
+        "ferry::ReplicaList".to_string()
+    }
+}
+
+/// Everything the workers of one table share.
+struct Ctx<'a> {
+    session: &'a Session,
+    statements: Vec<scylla::statement::prepared::PreparedStatement>,
+    types: Vec<CqlType>,
+    key_columns: Vec<usize>,
+    names: Vec<String>,
+    constants: Vec<Option<Vec<u8>>>,
+    settings: &'a Settings,
+    counters: &'a Counters,
+    rejects: &'a RejectLog,
+    table: String,
+    limiter: Option<RateLimiter>,
+    target: &'a TargetEndpoint,
+    facts: &'a TargetFacts,
+    writer: &'a TableWriter,
+    progress: &'a Progress,
+    job: &'a str,
+    owner: &'a str,
+    stop: &'a AtomicBool,
+}
+
+/// How long a chunk lease lasts without renewal; a dead worker's chunks return after this.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Migrates one table: workers lease chunks from the progress table until none is left. Each
+/// chunk is read page by page and streamed into COPY inside one transaction that also marks the
+/// chunk done, so after any crash a rerun writes every row exactly once.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_table(
+    session: &Session,
+    mapping: &TableMapping,
+    plan: &Plan,
+    target: &TargetEndpoint,
+    facts: &TargetFacts,
+    writer: &TableWriter,
+    constants: Vec<Option<Vec<u8>>>,
+    settings: &Settings,
+    counters: &Counters,
+    rejects: &RejectLog,
+    progress: &Progress,
+    job: &str,
+    owner: &str,
+    stop: &AtomicBool,
+) -> Result<TableReport> {
+    let start = Instant::now();
+    let mut base = session
+        .prepare(mapping.source.range_select())
+        .await
+        .with_context(|| format!("preparing the scan of {}", mapping.source.qualified()))?;
+    base.set_page_size(settings.fetch_size_rows.max(1));
+    base.set_consistency(settings.consistency);
+    base.set_is_idempotent(true);
+    base.set_request_timeout(Some(Duration::from_millis(settings.read_timeout_ms)));
+    let mut statements: Vec<_> = plan
+        .replica_sets
+        .iter()
+        .map(|replicas| {
+            let mut s = base.clone();
+            if !replicas.is_empty() {
+                s.set_load_balancing_policy(Some(Arc::new(ReplicaList {
+                    replicas: replicas.clone(),
+                })));
+            }
+            s
+        })
+        .collect();
+    if statements.is_empty() {
+        statements.push(base);
+    }
+    let ctx = Ctx {
+        session,
+        statements,
+        types: mapping
+            .source
+            .columns
+            .iter()
+            .map(|c| c.ty.clone())
+            .collect(),
+        key_columns: mapping
+            .source
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                matches!(
+                    c.kind,
+                    ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
+                )
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        names: mapping
+            .source
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        constants,
+        settings,
+        counters,
+        rejects,
+        table: mapping.source.qualified(),
+        limiter: (settings.reads_per_sec > 0).then(|| RateLimiter::new(settings.reads_per_sec)),
+        target,
+        facts,
+        writer,
+        progress,
+        job,
+        owner,
+        stop,
+    };
+    let ctx = &ctx;
+    let renew = async {
+        // Keeps this process's leases alive while its workers run.
+        let (h, p) = &facts.nodes[0];
+        let mut client = None;
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            if client.is_none() {
+                client = target.connect(h, *p).await.ok();
+            }
+            if let Some(c) = &client {
+                if progress.renew(c, job, owner, LEASE).await.is_err() {
+                    client = None;
+                }
+            }
+        }
+    };
+    let workers =
+        futures::future::try_join_all((0..settings.writers.max(1)).map(|i| worker(ctx, i)));
+    let result = tokio::select! {
+        r = workers => r,
+        _ = renew => unreachable!("the renewer never ends"),
+    };
+    rejects.flush()?;
+    result?;
+    Ok(TableReport {
+        source: mapping.source.qualified(),
+        target: format!("{}.{}", mapping.target_schema, mapping.target_table),
+        rows_read: counters.rows_read.load(Ordering::Relaxed),
+        rows_written: counters.rows_written.load(Ordering::Relaxed),
+        rows_rejected: counters.rows_rejected.load(Ordering::Relaxed),
+        bytes: counters.bytes_written.load(Ordering::Relaxed),
+        chunks: counters.chunks_done.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        source_wait: Duration::from_nanos(counters.source_wait_ns.load(Ordering::Relaxed)),
+        target_wait: Duration::from_nanos(counters.target_wait_ns.load(Ordering::Relaxed)),
+        encode: Duration::from_nanos(counters.encode_ns.load(Ordering::Relaxed)),
+        write_retries: counters.write_retries.load(Ordering::Relaxed),
+    })
+}
+
+/// Why a chunk attempt failed, which decides what happens next.
+enum ChunkError {
+    /// Reading Cassandra failed: retry the chunk with backoff.
+    Source(anyhow::Error),
+    /// Writing failed in a way another attempt (maybe on another node) can fix.
+    TargetTransient(anyhow::Error),
+    /// Nothing a retry fixes.
+    Permanent(anyhow::Error),
+}
+
+fn classify_pg(e: tokio_postgres::Error, what: &str) -> ChunkError {
+    let msg = e
+        .as_db_error()
+        .map(|d| format!("{}: {}", d.code().code(), d.message()))
+        .unwrap_or_else(|| e.to_string());
+    let err = anyhow!("{what}: {msg}");
+    if is_transient(&e) {
+        ChunkError::TargetTransient(err)
+    } else {
+        ChunkError::Permanent(err)
+    }
+}
+
+/// One worker: a connection to its node; leases a chunk, copies it, repeats. On a lost node it
+/// moves to the next one and retries the chunk there.
+async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
+    let nodes = &ctx.facts.nodes;
+    let mut node = index % nodes.len();
+    let mut client: Option<tokio_postgres::Client> = None;
+    let budget = ctx.settings.retry_count.max(1) * nodes.len() as u32 + 2;
+    let mut failures = 0u32;
+    loop {
+        if ctx.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            let (h, p) = &nodes[node];
+            match ctx.target.connect(h, *p).await {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    failures += 1;
+                    if failures > budget {
+                        return Err(e.context(format!(
+                            "worker {index}: no target node accepts connections"
+                        )));
+                    }
+                    node = (node + 1) % nodes.len();
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+            }
+        }
+        let c = client.as_mut().expect("connected above");
+        let lease = match ctx.progress.lease(c, ctx.job, ctx.owner, LEASE).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                failures += 1;
+                if failures > budget {
+                    return Err(e);
+                }
+                client = None;
+                node = (node + 1) % nodes.len();
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        let mut attempt = 0u32;
+        loop {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                let (h, p) = &nodes[node];
+                match ctx.target.connect(h, *p).await {
+                    Ok(c) => client = Some(c),
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt > budget {
+                            return Err(e.context(format!(
+                                "chunk {} of {}: no target node accepts connections",
+                                lease.chunk_id, ctx.table
+                            )));
+                        }
+                        node = (node + 1) % nodes.len();
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                }
+            }
+            let c = client.as_mut().expect("connected above");
+            match copy_chunk(ctx, c, &lease).await {
+                Ok(()) => {
+                    failures = 0;
+                    break;
+                }
+                Err(ChunkError::Source(e)) if attempt < ctx.settings.retry_count => {
+                    attempt += 1;
+                    tracing::warn!(
+                        chunk = lease.chunk_id,
+                        attempt,
+                        "source read failed, retrying the chunk: {e:#}"
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(ChunkError::TargetTransient(e)) if attempt < budget => {
+                    attempt += 1;
+                    ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        chunk = lease.chunk_id,
+                        attempt,
+                        "target write failed, retrying the chunk: {e:#}"
+                    );
+                    if client.as_ref().is_none_or(|c| c.is_closed()) {
+                        client = None;
+                        node = (node + 1) % nodes.len();
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(
+                    ChunkError::Source(e)
+                    | ChunkError::TargetTransient(e)
+                    | ChunkError::Permanent(e),
+                ) => {
+                    if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
+                        let _ = ctx
+                            .progress
+                            .release(c, ctx.job, ctx.owner, lease.chunk_id)
+                            .await;
+                    }
+                    return Err(e.context(format!(
+                        "chunk {} (token range ({}, {}]) of {}",
+                        lease.chunk_id, lease.start, lease.end, ctx.table
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64 << attempt.min(6))
+}
+
+/// Reads one chunk and streams it into COPY inside one transaction that also marks it done.
+/// Page k+1 is fetched while page k is sent.
+async fn copy_chunk(
+    ctx: &Ctx<'_>,
+    client: &mut tokio_postgres::Client,
+    lease: &Lease,
+) -> Result<(), ChunkError> {
+    let stmt = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
+    let fetch = |paging: PagingState| async move {
+        let t = Instant::now();
+        let r = ctx
+            .session
+            .execute_single_page(stmt, (lease.start, lease.end), paging)
+            .await
+            .map_err(|e| {
+                ChunkError::Source(
+                    anyhow!(e).context(format!("reading {} from Cassandra", ctx.table)),
+                )
+            });
+        ctx.counters
+            .source_wait_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| classify_pg(e, "starting a transaction"))?;
+    ctx.writer
+        .prepare_tx(&tx)
+        .await
+        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+    let mut copy = CopyStream::start(&tx, ctx.writer).await?;
+    let mut rows_total = 0u64;
+    let mut rows_in_copy = 0u64;
+    let mut rejected: Vec<serde_json::Value> = Vec::new();
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    encode::copy_header(&mut buf);
+    let mut page = fetch(PagingState::start()).await?;
+    loop {
+        let (res, next) = page;
+        let t = Instant::now();
+        let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Permanent)?;
+        ctx.counters
+            .encode_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
+        rows_total += n.written;
+        rows_in_copy += n.written;
+        if let Some(l) = &ctx.limiter {
+            l.acquire(n.read).await;
+        }
+        let boundary = rows_in_copy >= ctx.settings.batch_rows as u64;
+        if boundary {
+            encode::copy_trailer(&mut buf);
+        }
+        let out = buf.split().freeze();
+        let bytes = out.len() as u64;
+        match next {
+            PagingStateResponse::HasMorePages { state } => {
+                let (sent, fetched) = tokio::join!(copy.send(out, ctx.counters), fetch(state));
+                sent?;
+                page = fetched?;
+            }
+            PagingStateResponse::NoMorePages => {
+                copy.send(out, ctx.counters).await?;
+                if !boundary {
+                    let mut end = BytesMut::with_capacity(2);
+                    encode::copy_trailer(&mut end);
+                    copy.send(end.freeze(), ctx.counters).await?;
+                }
+                copy.finish(ctx.counters).await?;
+                ctx.counters
+                    .bytes_written
+                    .fetch_add(bytes, Ordering::Relaxed);
+                break;
+            }
+        }
+        ctx.counters
+            .bytes_written
+            .fetch_add(bytes, Ordering::Relaxed);
+        if boundary {
+            copy.finish(ctx.counters).await?;
+            copy = CopyStream::start(&tx, ctx.writer).await?;
+            encode::copy_header(&mut buf);
+            rows_in_copy = 0;
+        }
+    }
+    let t = Instant::now();
+    ctx.writer
+        .finish_tx(&tx)
+        .await
+        .map_err(|e| classify_pg(e, "merging staged rows"))?;
+    ctx.progress
+        .complete(
+            &tx,
+            ctx.job,
+            ctx.owner,
+            lease.chunk_id,
+            rows_total,
+            rejected.len() as u64,
+        )
+        .await
+        .map_err(ChunkError::Permanent)?;
+    tx.commit()
+        .await
+        .map_err(|e| classify_pg(e, "committing the chunk"))?;
+    ctx.counters
+        .target_wait_ns
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    // Counted only now: the target acknowledged the chunk.
+    ctx.counters
+        .rows_written
+        .fetch_add(rows_total, Ordering::Relaxed);
+    ctx.counters
+        .rows_rejected
+        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+    ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+    for r in rejected {
+        ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
+    }
+    Ok(())
+}
+
+/// A COPY statement in progress inside the chunk's transaction.
+struct CopyStream<'t> {
+    sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
+    _tx: std::marker::PhantomData<&'t ()>,
+}
+
+impl<'t> CopyStream<'t> {
+    async fn start(
+        tx: &'t tokio_postgres::Transaction<'_>,
+        writer: &TableWriter,
+    ) -> Result<Self, ChunkError> {
+        let sink = tx
+            .copy_in::<_, Bytes>(&writer.copy_sql)
+            .await
+            .map_err(|e| classify_pg(e, "starting COPY"))?;
+        Ok(CopyStream {
+            sink: Box::pin(sink),
+            _tx: std::marker::PhantomData,
+        })
+    }
+
+    async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
+        use futures::SinkExt;
+        let t = Instant::now();
+        let r = self
+            .sink
+            .send(bytes)
+            .await
+            .map_err(|e| classify_pg(e, "sending COPY data"));
+        counters
+            .target_wait_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    async fn finish(&mut self, counters: &Counters) -> Result<u64, ChunkError> {
+        let t = Instant::now();
+        let r = self
+            .sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| classify_pg(e, "finishing COPY"));
+        counters
+            .target_wait_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+struct PageCounts {
+    read: u64,
+    written: u64,
+}
+
+/// Encodes a page's rows into `buf`; a row that cannot be written as it is goes to `rejected`.
+fn encode_page(
+    ctx: &Ctx<'_>,
+    res: scylla::response::query_result::QueryResult,
+    buf: &mut BytesMut,
+    rejected: &mut Vec<serde_json::Value>,
+) -> Result<PageCounts> {
+    let rows = res
+        .into_rows_result()
+        .context("the scan returned no rows result")?;
+    let ncols = (ctx.types.len() + ctx.constants.len()) as i16;
+    let mut counts = PageCounts {
+        read: 0,
+        written: 0,
+    };
+    let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ctx.types.len());
+    for row in rows.rows::<ColumnIterator>()? {
+        let row = row?;
+        let row_start = buf.len();
+        buf.put_i16(ncols);
+        let mut bad = None;
+        cells.clear();
+        for (i, col) in row.enumerate() {
+            let col = col?;
+            let cell = col.slice.map(|s| s.as_slice());
+            if bad.is_none() {
+                if let Err(r) = encode::encode_field(&ctx.types[i], cell, buf) {
+                    bad = Some((i, r));
+                }
+            }
+            cells.push(cell);
+        }
+        counts.read += 1;
+        if let Some((col, reject)) = bad {
+            buf.truncate(row_start);
+            rejected.push(reject_record(ctx, &cells, col, &reject));
+            continue;
+        }
+        for c in &ctx.constants {
+            match c {
+                Some(bytes) => {
+                    buf.put_i32(bytes.len() as i32);
+                    buf.put_slice(bytes);
+                }
+                None => buf.put_i32(-1),
+            }
+        }
+        counts.written += 1;
+    }
+    Ok(counts)
+}
+
+fn reject_record(
+    ctx: &Ctx<'_>,
+    cells: &[Option<&[u8]>],
+    col: usize,
+    reject: &encode::Reject,
+) -> serde_json::Value {
+    let mut key = serde_json::Map::new();
+    for &k in &ctx.key_columns {
+        let v = encode::cql_to_json(&ctx.types[k], cells[k])
+            .unwrap_or_else(|r| serde_json::Value::String(r.reason));
+        key.insert(ctx.names[k].clone(), v);
+    }
+    let value = match cells[col] {
+        None => serde_json::Value::Null,
+        Some(bytes) => encode::cql_to_json(&ctx.types[col], Some(bytes))
+            .unwrap_or_else(|_| serde_json::Value::String(format!("0x{}", hex(bytes)))),
+    };
+    serde_json::json!({
+        "table": ctx.table,
+        "primary_key": key,
+        "column": ctx.names[col],
+        "value": value,
+        "reason": reject.reason,
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A rows-per-second throttle shared by all readers (`cassandra.readsPerSec`).
+struct RateLimiter {
+    per_sec: u64,
+    start: Instant,
+    taken: AtomicU64,
+}
+
+impl RateLimiter {
+    fn new(per_sec: u64) -> Self {
+        RateLimiter {
+            per_sec,
+            start: Instant::now(),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until `n` more rows fit under the rate.
+    async fn acquire(&self, n: u64) {
+        let total = self.taken.fetch_add(n, Ordering::Relaxed) + n;
+        let due = Duration::from_secs_f64(total as f64 / self.per_sec as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+/// Column renames as a map, for [`TableMapping::new`].
+pub fn renames(pairs: &[(String, String)]) -> HashMap<String, String> {
+    pairs.iter().cloned().collect()
+}

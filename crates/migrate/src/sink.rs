@@ -1,0 +1,388 @@
+//! The target: connections spread over every node, server facts (PostgreSQL or YugabyteDB),
+//! node discovery through `yb_servers()`, and binary COPY of encoded batches.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use crate::schema::{pg_ident, TableMapping, TargetKind};
+
+/// Where and how to reach the target database.
+#[derive(Clone)]
+pub struct TargetEndpoint {
+    /// `(host, port)` of every node given by the user.
+    pub hosts: Vec<(String, u16)>,
+    pub database: String,
+    pub username: String,
+    pub password: Option<String>,
+    pub connect_timeout_ms: u64,
+    /// Also use the nodes `yb_servers()` lists.
+    pub load_balance: bool,
+}
+
+impl std::fmt::Debug for TargetEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetEndpoint")
+            .field("hosts", &self.hosts)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl TargetEndpoint {
+    fn config(&self, host: &str, port: u16) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(host)
+            .port(port)
+            .dbname(&self.database)
+            .user(&self.username)
+            .application_name("ferry")
+            .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+            .keepalives(true);
+        if let Some(p) = &self.password {
+            c.password(p);
+        }
+        c
+    }
+
+    /// Opens one connection to `host:port`; the error names the node and what to check.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<Client> {
+        let (client, conn) =
+            self.config(host, port).connect(NoTls).await.map_err(|e| {
+                describe_connect_error(e, host, port, &self.database, &self.username)
+            })?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
+
+fn describe_connect_error(
+    e: tokio_postgres::Error,
+    host: &str,
+    port: u16,
+    db: &str,
+    user: &str,
+) -> anyhow::Error {
+    if let Some(db_err) = e.as_db_error() {
+        let code = db_err.code().code();
+        let hint = match code {
+            "28P01" | "28000" => {
+                "check yugabyte.username and the password (FERRY_YUGABYTE_PASSWORD)"
+            }
+            "3D000" => "create the database or fix yugabyte.database",
+            _ => "check the target's log",
+        };
+        return anyhow::anyhow!(
+            "target {host}:{port} refused the connection for user '{user}' to database '{db}': {} — {hint}",
+            db_err.message()
+        );
+    }
+    anyhow::anyhow!(
+        "cannot connect to the target at {host}:{port} ({e}) — check yugabyte.host/yugabyte.port and that the node is up"
+    )
+}
+
+/// What the target told us about itself.
+#[derive(Clone, Debug)]
+pub struct TargetFacts {
+    pub kind: TargetKind,
+    pub version: String,
+    /// Every node to write to: the user's hosts, plus discovered ones when load balancing.
+    pub nodes: Vec<(String, u16)>,
+}
+
+/// Connects to the first reachable host, reads `version()` and, with load balancing on, the
+/// nodes `yb_servers()` lists.
+pub async fn discover(ep: &TargetEndpoint) -> Result<TargetFacts> {
+    let mut last_err = None;
+    for (host, port) in &ep.hosts {
+        match ep.connect(host, *port).await {
+            Ok(client) => {
+                let version: String = client
+                    .query_one("SELECT version()", &[])
+                    .await
+                    .context("reading version() from the target")?
+                    .get(0);
+                let mut nodes = ep.hosts.clone();
+                if ep.load_balance {
+                    // YugabyteDB (and the test bed's emulation) list the cluster's nodes.
+                    let has_fn: bool = client
+                        .query_one(
+                            "SELECT count(*) > 0 FROM pg_proc WHERE proname = 'yb_servers'",
+                            &[],
+                        )
+                        .await?
+                        .get(0);
+                    if has_fn {
+                        for r in client
+                            .query(
+                                "SELECT host, port FROM yb_servers() ORDER BY host, port",
+                                &[],
+                            )
+                            .await
+                            .context("reading yb_servers()")?
+                        {
+                            let node = (r.get::<_, String>(0), r.get::<_, i64>(1) as u16);
+                            if !nodes.contains(&node) {
+                                nodes.push(node);
+                            }
+                        }
+                    }
+                }
+                return Ok(TargetFacts {
+                    kind: TargetKind::from_version(&version),
+                    version,
+                    nodes,
+                });
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| anyhow::anyhow!("yugabyte.host lists no host")))
+}
+
+/// Reads an existing target table's columns: name, `format_type`, and NOT NULL without default.
+pub async fn existing_columns(
+    client: &Client,
+    schema: &str,
+    table: &str,
+) -> Result<Option<Vec<(String, String, bool)>>> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    a.attnotnull AND NOT a.atthasdef \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await
+        .context("reading the target table's columns")?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+    ))
+}
+
+/// How batches are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertMode {
+    /// `COPY … FROM STDIN (FORMAT binary)`: fastest; a duplicate key fails the batch.
+    Copy,
+    /// COPY into a temporary table, then `INSERT … ON CONFLICT DO NOTHING`: idempotent.
+    Insert,
+}
+
+/// Options only YugabyteDB has; refused on PostgreSQL before any row moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct YbOptions {
+    /// `COPY … WITH (REPLACE)`: upsert on primary key conflicts.
+    pub copy_replace: bool,
+    /// `SET yb_disable_transactional_writes = on`.
+    pub disable_transactional_writes: bool,
+    /// `ROWS_PER_TRANSACTION n` (0 = one transaction per COPY).
+    pub rows_per_transaction: Option<u64>,
+}
+
+impl YbOptions {
+    /// Errors when a YugabyteDB-only option meets PostgreSQL, naming the key to change.
+    pub fn check(&self, facts: &TargetFacts) -> Result<()> {
+        if facts.kind == TargetKind::YugabyteDb {
+            return Ok(());
+        }
+        let short = facts.version.split(" on ").next().unwrap_or(&facts.version);
+        let mut bad = Vec::new();
+        if self.copy_replace {
+            bad.push("yugabyte.copyReplace=true (COPY WITH REPLACE)");
+        }
+        if self.disable_transactional_writes {
+            bad.push("yugabyte.disableTransactionalWrites=true (yb_disable_transactional_writes)");
+        }
+        if self.rows_per_transaction.is_some() {
+            bad.push("ROWS_PER_TRANSACTION");
+        }
+        if bad.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} only exist on YugabyteDB, but the target is {short} — set them to false for a PostgreSQL target",
+            bad.join(" and ")
+        )
+    }
+}
+
+/// How one table's rows are written: the COPY statement and what surrounds it in a chunk's
+/// transaction.
+pub struct TableWriter {
+    pub copy_sql: String,
+    pub mode: InsertMode,
+    pub qualified: String,
+    pub columns_sql: String,
+    stage: String,
+    yb: YbOptions,
+    kind: TargetKind,
+}
+
+impl TableWriter {
+    pub fn new(
+        mapping: &TableMapping,
+        constants: &[String],
+        mode: InsertMode,
+        yb: YbOptions,
+        kind: TargetKind,
+    ) -> Self {
+        let mut cols: Vec<String> = mapping
+            .target_columns
+            .iter()
+            .map(|c| pg_ident(&c.name))
+            .collect();
+        cols.extend(constants.iter().map(|c| pg_ident(c)));
+        let columns_sql = cols.join(", ");
+        let mut opts = vec!["FORMAT binary".to_string()];
+        if kind == TargetKind::YugabyteDb {
+            if yb.copy_replace && mode == InsertMode::Copy {
+                opts.push("REPLACE".to_string());
+            }
+            if let Some(n) = yb.rows_per_transaction {
+                opts.push(format!("ROWS_PER_TRANSACTION {n}"));
+            }
+        }
+        let qualified = mapping.qualified_target();
+        // A temporary staging table per target table (INSERT mode), named stably.
+        let stage = format!(
+            "ferry_stage_{:08x}",
+            qualified
+                .bytes()
+                .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b))
+                    .wrapping_mul(0x0100_0193))
+        );
+        let into = match mode {
+            InsertMode::Copy => qualified.clone(),
+            InsertMode::Insert => stage.clone(),
+        };
+        TableWriter {
+            copy_sql: format!(
+                "COPY {into} ({columns_sql}) FROM STDIN WITH ({})",
+                opts.join(", ")
+            ),
+            mode,
+            qualified,
+            columns_sql,
+            stage,
+            yb,
+            kind,
+        }
+    }
+
+    /// Statements at the start of a chunk's transaction.
+    pub async fn prepare_tx(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.kind == TargetKind::YugabyteDb && self.yb.disable_transactional_writes {
+            tx.batch_execute("SET LOCAL yb_disable_transactional_writes = on")
+                .await?;
+        }
+        if self.mode == InsertMode::Insert {
+            tx.batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                self.stage, self.qualified
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Statements after the chunk's COPY, before its commit: in INSERT mode, merge the staged
+    /// rows, skipping keys that exist.
+    pub async fn finish_tx(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+        if self.mode == InsertMode::Insert {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} ({c}) SELECT {c} FROM {} ON CONFLICT DO NOTHING",
+                    self.qualified,
+                    self.stage,
+                    c = self.columns_sql
+                ),
+                &[],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a failed write may succeed on retry (on this node or another): connection loss,
+/// serialization failures and deadlocks. Data errors are permanent.
+pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c == "40001"
+                || c == "40P01"
+                || c.starts_with("08")
+                || c == "57P01"
+                || c == "57P03"
+                || c.starts_with("53")
+        }
+        None => true,
+    }
+}
+
+/// Binary encodings of constant column values, computed by the server itself (`typsend`), so
+/// they are exact for whatever type the target column has. `CURRENTTIMESTAMP` and
+/// `CURRENT_TIMESTAMP` become the time of the run's start.
+pub async fn encode_constants(
+    client: &Client,
+    schema: &str,
+    table: &str,
+    constants: &[(String, String)],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::with_capacity(constants.len());
+    for (name, value) in constants {
+        let ty: Option<String> = client
+            .query_opt(
+                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped",
+                &[&schema, &table, &name],
+            )
+            .await?
+            .map(|r| r.get(0));
+        let Some(ty) = ty else {
+            bail!("constant column {name} (table.constantColumns.names) does not exist in {schema}.{table}");
+        };
+        let value = if value.eq_ignore_ascii_case("CURRENTTIMESTAMP")
+            || value.eq_ignore_ascii_case("CURRENT_TIMESTAMP")
+        {
+            let now: String = client.query_one("SELECT now()::text", &[]).await?.get(0);
+            now
+        } else {
+            value.clone()
+        };
+        // `$1::text::<type>` parses the value as PostgreSQL would; the send function gives the
+        // exact binary COPY field.
+        let sql = format!(
+            "SELECT (SELECT typsend FROM pg_type WHERE oid = '{ty}'::regtype)::text, $1::text::{ty} IS NULL"
+        );
+        let row = client
+            .query_one(&sql, &[&value])
+            .await
+            .with_context(|| format!("constant column {name}: '{value}' is not a valid {ty}"))?;
+        let send: String = row.get(0);
+        let bytes: Vec<u8> = client
+            .query_one(&format!("SELECT {send}($1::text::{ty})"), &[&value])
+            .await
+            .with_context(|| format!("constant column {name}: encoding '{value}' as {ty}"))?
+            .get(0);
+        out.push(Some(bytes));
+    }
+    Ok(out)
+}
