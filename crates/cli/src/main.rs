@@ -31,8 +31,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("off,ferry_migrate=warn,ferry_cli=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -256,7 +256,7 @@ fn assert_row_eq(src: &[Option<CqlValue>], row: &tokio_postgres::Row, key: (i64,
             "uuid" | "timeuuid" => {
                 let w = want.as_ref().map(|v| match v {
                     CqlValue::Uuid(u) => *u,
-                    CqlValue::Timeuuid(u) => **u,
+                    CqlValue::Timeuuid(u) => *u.as_ref(),
                     o => panic!("{o:?}"),
                 });
                 assert_eq!(row.get::<_, Option<uuid::Uuid>>(idx), w, "{}", ctx());

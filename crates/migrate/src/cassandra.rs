@@ -3,7 +3,7 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::client::PoolSize;
@@ -43,7 +43,7 @@ impl CassandraEndpoint {
     }
 }
 
-/// Opens a session; the error says which side failed and what to check.
+/// Opens a session; the error is one line that says which side failed and what to check.
 pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     let mut b = SessionBuilder::new()
         .known_nodes(&ep.contact_points)
@@ -55,10 +55,20 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     if let Some(user) = &ep.username {
         b = b.user(user, ep.password.as_deref().unwrap_or(""));
     }
-    b.build().await.with_context(|| {
-        format!(
-            "cannot connect to Cassandra at {} — check cassandra.host/cassandra.port, that the node is up, and the credentials",
-            ep.contact_points.join(",")
-        )
+    b.build().await.map_err(|e| {
+        let text = e.to_string();
+        let at = ep.contact_points.join(",");
+        if text.contains("Authentication") || text.contains("bad credentials") || text.contains("authenticator") {
+            anyhow!(
+                "Cassandra at {at} refused the credentials of user '{}' — check cassandra.username and the password (cassandra.password or FERRY_CASSANDRA_PASSWORD)",
+                ep.username.as_deref().unwrap_or("")
+            )
+        } else if text.contains("refused") || text.contains("timed out") || text.contains("Timeout") || text.contains("unreachable") {
+            anyhow!(
+                "cannot reach Cassandra at {at} (connection refused or timed out) — check cassandra.host and cassandra.port, and that the node is up"
+            )
+        } else {
+            anyhow!("cannot connect to Cassandra at {at}: {} — check cassandra.host, cassandra.port and the credentials", text.lines().next().unwrap_or(""))
+        }
     })
 }
