@@ -789,7 +789,7 @@ pub static KEYS: &[KeyDef] = &[
         default: Dflt::None,
         meaning: "Spark: number of executors.",
         disposition: Disposition::MappedOnto(
-            "with spark.executor.cores: instances × cores task slots become ferry's concurrency ceiling when neither ferry.maxParallelChunks nor spark.default.parallelism is set",
+            "ferry's concurrency ceiling as spark.executor.instances × spark.executor.cores task slots, when neither ferry.maxParallelChunks nor spark.default.parallelism is set",
         ),
     },
     KeyDef {
@@ -802,7 +802,7 @@ pub static KEYS: &[KeyDef] = &[
         default: Dflt::None,
         meaning: "Spark: task slots per executor.",
         disposition: Disposition::MappedOnto(
-            "with spark.executor.instances: instances × cores task slots become ferry's concurrency ceiling when neither ferry.maxParallelChunks nor spark.default.parallelism is set",
+            "ferry's concurrency ceiling as spark.executor.instances × spark.executor.cores task slots, when neither ferry.maxParallelChunks nor spark.default.parallelism is set",
         ),
     },
     KeyDef {
