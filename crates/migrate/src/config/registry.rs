@@ -667,7 +667,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "table.columnMapping.<source_column>",
         kind: Kind::Name,
         default: Dflt::None,
-        meaning: "Writes source column <source_column> into the target column named by the value; unmapped columns keep their names.",
+        meaning: "Writes source column `<source_column>` into the target column named by the value; unmapped columns keep their names.",
         disposition: Disposition::Used,
     },
     KeyDef {
