@@ -8,8 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    empty_value, fixed, numeric, patch_length, temporal, utf8, Reject,
-    VectorElements, Wire,
+    empty_value, fixed, numeric, patch_length, temporal, utf8, Reject, VectorElements, Wire,
 };
 use crate::cql::CqlType;
 
@@ -259,7 +258,10 @@ impl<'o> Json<'o> {
                     self.string_with(|w| write!(w, "{a}"))
                 }
                 0 => Err(empty_value(ty)),
-                n => Err(Reject::malformed(ty, format_args!("{n} bytes, not 4 or 16"))),
+                n => Err(Reject::malformed(
+                    ty,
+                    format_args!("{n} bytes, not 4 or 16"),
+                )),
             },
             CqlType::Timestamp => {
                 let ms = i64::from_be_bytes(fixed(ty, v)?);

@@ -177,16 +177,19 @@ fn encode_scalar(ty: &CqlType, v: &[u8], out: &mut BytesMut) -> Result<(), Rejec
         }
         CqlType::SmallInt => put_field(out, &fixed::<2>(ty, v)?),
         CqlType::Int | CqlType::Float => put_field(out, &fixed::<4>(ty, v)?),
-        CqlType::BigInt | CqlType::Counter | CqlType::Double => {
-            put_field(out, &fixed::<8>(ty, v)?)
-        }
+        CqlType::BigInt | CqlType::Counter | CqlType::Double => put_field(out, &fixed::<8>(ty, v)?),
         CqlType::Uuid | CqlType::Timeuuid => put_field(out, &fixed::<16>(ty, v)?),
         CqlType::Inet => {
             let (family, bits) = match v.len() {
                 4 => (2u8, 32u8),
                 16 => (3, 128),
                 0 => return Err(empty_value(ty)),
-                n => return Err(Reject::malformed(ty, format_args!("{n} bytes, not 4 or 16"))),
+                n => {
+                    return Err(Reject::malformed(
+                        ty,
+                        format_args!("{n} bytes, not 4 or 16"),
+                    ))
+                }
             };
             // PostgreSQL's inet_send: family, bits, is_cidr, address length, address.
             out.reserve(8 + v.len());
@@ -260,9 +263,8 @@ fn encode_collection_array(
     for i in 0..count {
         match wire.cell()? {
             None => frame.null_element(out),
-            Some(e) => {
-                encode_scalar(element, e, out).map_err(|r| r.within(ty, format_args!("element {i}")))?
-            }
+            Some(e) => encode_scalar(element, e, out)
+                .map_err(|r| r.within(ty, format_args!("element {i}")))?,
         }
     }
     wire.finish()?;
@@ -576,4 +578,32 @@ fn unsigned_vint(buf: &mut &[u8]) -> Option<u64> {
 fn signed_vint(buf: &mut &[u8]) -> Option<i64> {
     let v = unsigned_vint(buf)?;
     Some(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
+#[cfg(test)]
+mod vint_tests {
+    use super::*;
+
+    #[test]
+    fn vints_decode_cassandra_examples() {
+        // Hand-encoded per Cassandra's VIntCoding: leading ones count the extra bytes.
+        for (bytes, value) in [
+            (&[0x00][..], 0u64),
+            (&[0x7f][..], 127),
+            (&[0x80, 0x80][..], 128),
+            (&[0xbf, 0xff][..], 16_383),
+            (&[0xc0, 0x40, 0x00][..], 16_384),
+            (
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+                u64::MAX,
+            ),
+        ] {
+            let mut rest = bytes;
+            assert_eq!(unsigned_vint(&mut rest), Some(value), "{bytes:x?}");
+            assert!(rest.is_empty());
+        }
+        assert_eq!(unsigned_vint(&mut &[0xc0, 0x40][..]), None);
+        assert_eq!(signed_vint(&mut &[0x01][..]), Some(-1));
+        assert_eq!(signed_vint(&mut &[0x02][..]), Some(1));
+    }
 }

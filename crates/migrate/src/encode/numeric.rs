@@ -3,7 +3,6 @@
 //! Both start from the decimal digits of the magnitude: varints up to 128 bits (nearly all real
 //! values) are converted on the stack; wider ones go through `num_bigint`.
 
-
 use bytes::{BufMut, BytesMut};
 use num_bigint::{BigInt, Sign};
 
@@ -150,7 +149,9 @@ pub(super) fn split_decimal<'a>(ty: &CqlType, v: &'a [u8]) -> Result<(i32, &'a [
         return Err(empty_value(ty));
     }
     match v.split_first_chunk::<4>() {
-        Some((scale, unscaled)) if !unscaled.is_empty() => Ok((i32::from_be_bytes(*scale), unscaled)),
+        Some((scale, unscaled)) if !unscaled.is_empty() => {
+            Ok((i32::from_be_bytes(*scale), unscaled))
+        }
         _ => Err(Reject::malformed(
             ty,
             format_args!("{} bytes, a decimal needs at least 5", v.len()),

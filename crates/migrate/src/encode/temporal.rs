@@ -175,7 +175,7 @@ fn write_fraction(w: &mut impl Write, nanos: u64) -> fmt::Result {
     }
     let mut digits = 9;
     let mut n = nanos;
-    while n % 10 == 0 {
+    while n.is_multiple_of(10) {
         n /= 10;
         digits -= 1;
     }
@@ -257,7 +257,10 @@ mod tests {
     fn civil_dates_match_chrono_across_eras() {
         // chrono is an independent implementation of the proleptic Gregorian calendar.
         let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-        for days in (-100_000_000i64..100_000_000).step_by(9_973).chain(-800..800) {
+        for days in (-100_000_000i64..100_000_000)
+            .step_by(9_973)
+            .chain(-800..800)
+        {
             let Some(d) = epoch.checked_add_signed(chrono::TimeDelta::days(days)) else {
                 continue;
             };
