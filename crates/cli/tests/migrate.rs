@@ -17,51 +17,6 @@ use num_bigint::BigInt;
 use scylla::value::{CqlValue, Row};
 use serde_json::Value as J;
 
-fn gen(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64) {
-    let out = common::ferry()
-        .args([
-            "gen",
-            "--keyspace",
-            ks,
-            "--table",
-            table,
-            "--rows",
-            &rows.to_string(),
-        ])
-        .args([
-            "--seed",
-            &seed.to_string(),
-            "--partition-rows",
-            &per_partition.to_string(),
-        ])
-        .output()
-        .expect("run ferry gen");
-    assert!(
-        out.status.success(),
-        "ferry gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn properties(ks: &str, table: &str, schema: &str) -> String {
-    format!(
-        "cassandra.host=127.0.0.1\ncassandra.port=9042\ncassandra.localDC=datacenter1\n\
-         cassandra.username=cassandra\ncassandra.fetchSizeInRows=5000\n\
-         yugabyte.host=127.0.0.1:5433,127.0.0.1:5434,127.0.0.1:5435\nyugabyte.database=ferry\n\
-         yugabyte.username=postgres\nyugabyte.loadBalanceHosts=true\nyugabyte.copyFlushEvery=20000\n\
-         table.source.keyspace={ks}\ntable.source.table={table}\n\
-         table.target.schema={schema}\ntable.target.table={table}\n"
-    )
-}
-
-pub fn write_config(name: &str, body: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("ferry-tests");
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{name}.properties"));
-    std::fs::write(&path, body).expect("write config");
-    path
-}
-
 /// The source table, keyed by (pk, ck).
 async fn source_rows(ks: &str, table: &str) -> HashMap<(i64, i32), Vec<Option<CqlValue>>> {
     let session = common::cassandra().await;
@@ -411,10 +366,14 @@ async fn assert_tables_equal(ks: &str, table: &str, schema: &str, port: u16) {
 async fn migrates_every_cql_type_value_by_value() {
     common::testbed();
     let ks = common::unique_name("mig");
-    gen(&ks, "mix", 100_000, 4, 11);
-    gen(&ks, "wide", 20_000, 10_000, 12);
+    common::gen(&ks, "mix", 100_000, 4, 11);
+    common::gen(&ks, "wide", 20_000, 10_000, 12);
     let schema = common::unique_name("mig_target");
-    let cfg = write_config(&ks, &properties(&ks, "mix", &schema));
+    let cfg = common::write_config(&ks, &common::testbed_properties(&ks, "mix", &schema));
+    let before: Vec<u64> = ["pg1", "pg2", "pg3"]
+        .iter()
+        .map(|p| common::proxy_upstream_bytes(p))
+        .collect();
     let out = common::ferry()
         .args(["migrate", "-c"])
         .arg(&cfg)
@@ -442,6 +401,12 @@ async fn migrates_every_cql_type_value_by_value() {
         !stderr.contains("cassandra\n") && !stdout.contains("password"),
         "a secret leaked"
     );
+    // Rows went through all three node endpoints, as toxiproxy (the server side) counted.
+    for (i, p) in ["pg1", "pg2", "pg3"].iter().enumerate() {
+        let sent = common::proxy_upstream_bytes(p) - before[i];
+        assert!(sent > 1_000_000, "only {sent} bytes went through {p}");
+        eprintln!("{p}: {sent} bytes from ferry");
+    }
     assert_tables_equal(&ks, "mix", &schema, 5434).await;
     assert_tables_equal(&ks, "wide", &schema, 5435).await;
 }

@@ -135,7 +135,23 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             &job.renames,
             job.primary_key.as_deref(),
         )?;
-        let ddl = mapping.create_table_ddl(facts.kind);
+        // Constant columns a created table gets: timestamps for CURRENT_TIMESTAMP, else text.
+        let extra: Vec<(String, String)> = job
+            .constants
+            .iter()
+            .filter(|(n, _)| !mapping.target_columns.iter().any(|t| &t.name == n))
+            .map(|(n, v)| {
+                let ty = if v.eq_ignore_ascii_case("CURRENT_TIMESTAMP")
+                    || v.eq_ignore_ascii_case("CURRENTTIMESTAMP")
+                {
+                    "timestamp with time zone"
+                } else {
+                    "text"
+                };
+                (n.clone(), ty.to_string())
+            })
+            .collect();
+        let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
         let existing = sink::existing_columns(&admin, &tschema, &ttable).await?;
         let create = match existing {
             Some(cols) => {

@@ -44,10 +44,9 @@ pub struct Settings {
     pub reads_per_sec: u64,
     /// Retries of a failed page or batch before the run fails.
     pub retry_count: u32,
-    /// A batch closes at this many rows (`yugabyte.copyFlushEvery`) …
+    /// A COPY statement closes after this many rows (`yugabyte.copyFlushEvery`); a chunk's
+    /// COPY statements share its transaction.
     pub batch_rows: usize,
-    /// … or at this many encoded bytes, whichever comes first.
-    pub batch_bytes: usize,
     /// COPY connections.
     pub writers: usize,
     pub insert_mode: InsertMode,

@@ -565,9 +565,18 @@ impl TableMapping {
     /// `CREATE TABLE` for the target. On YugabyteDB the partition key is HASH-sharded and the
     /// clustering columns range-sharded in their CQL order.
     pub fn create_table_ddl(&self, kind: TargetKind) -> String {
+        self.create_table_ddl_with(kind, &[])
+    }
+
+    /// `CREATE TABLE` with extra columns after the source's, `(name, SQL type)` — the
+    /// `table.constantColumns` ferry fills.
+    pub fn create_table_ddl_with(&self, kind: TargetKind, extra: &[(String, String)]) -> String {
         let mut s = format!("CREATE TABLE {} (\n", self.qualified_target());
         for t in &self.target_columns {
             let _ = writeln!(s, "  {} {},", pg_ident(&t.name), t.ty.sql_name());
+        }
+        for (name, ty) in extra {
+            let _ = writeln!(s, "  {} {ty},", pg_ident(name));
         }
         let pk_default = self.primary_key
             == self

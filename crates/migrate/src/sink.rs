@@ -215,8 +215,10 @@ impl YbOptions {
             return Ok(());
         }
         bail!(
-            "{} only exist on YugabyteDB, but the target is {short} — set them to false for a PostgreSQL target",
-            bad.join(" and ")
+            "{} {} YugabyteDB-only, but the target is {short} — set {} to false for a PostgreSQL target",
+            bad.join(" and "),
+            if bad.len() > 1 { "are" } else { "is" },
+            if bad.len() > 1 { "them" } else { "it" }
         )
     }
 }

@@ -100,7 +100,10 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
     } else {
         bail!("no table to migrate: set table.source.keyspace and table.source.table, or pass --keyspace or --tables");
     };
-    let workers = s.run.max_parallel_chunks.max(1) as usize;
+    // Parallel chunks: the ceiling from the config, bounded by the connections the target may
+    // get (yugabyte.maxPoolSize per listed host).
+    let workers = (s.run.max_parallel_chunks.max(1) as usize)
+        .min(s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize);
     let split_size_mb = match s.source.split_size {
         spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
         spec::SplitSize::Fixed { mb } => u64::from(mb),
@@ -184,7 +187,6 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             reads_per_sec: s.source.max_rows_per_sec.unwrap_or(0),
             retry_count: s.source.retry_count,
             batch_rows: s.batch_rows().max(1) as usize,
-            batch_bytes: (s.target.copy_buffer_bytes as usize).max(1 << 20),
             writers: workers,
             insert_mode: match s.target.insert_mode {
                 spec::InsertMode::Copy => InsertMode::Copy,

@@ -84,3 +84,68 @@ pub async fn cassandra() -> scylla::client::session::Session {
 pub fn ferry() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
 }
+
+/// Bytes clients sent through a toxiproxy endpoint so far (toxiproxy's own metrics).
+pub fn proxy_upstream_bytes(proxy: &str) -> u64 {
+    let out = Command::new("curl")
+        .args(["-fsS", "http://127.0.0.1:8474/metrics"])
+        .output()
+        .expect("curl toxiproxy metrics");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| {
+            l.starts_with("toxiproxy_proxy_received_bytes_total")
+                && l.contains("direction=\"upstream\"")
+                && l.contains(&format!("proxy=\"{proxy}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+/// Writes a properties file for a test and returns its path.
+pub fn write_config(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("ferry-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{name}.properties"));
+    std::fs::write(&path, body).expect("write config");
+    path
+}
+
+/// Runs `ferry gen` for a table.
+pub fn gen(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64) {
+    let out = ferry()
+        .args([
+            "gen",
+            "--keyspace",
+            ks,
+            "--table",
+            table,
+            "--rows",
+            &rows.to_string(),
+        ])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--partition-rows",
+            &per_partition.to_string(),
+        ])
+        .output()
+        .expect("run ferry gen");
+    assert!(
+        out.status.success(),
+        "ferry gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A properties file for the test bed, migrating `ks.table` into `schema.table`.
+pub fn testbed_properties(ks: &str, table: &str, schema: &str) -> String {
+    format!(
+        "cassandra.host=127.0.0.1\ncassandra.port=9042\ncassandra.localDC=datacenter1\n\
+         cassandra.username=cassandra\ncassandra.fetchSizeInRows=5000\n\
+         yugabyte.host=127.0.0.1:5433,127.0.0.1:5434,127.0.0.1:5435\nyugabyte.database=ferry\n\
+         yugabyte.username=postgres\nyugabyte.loadBalanceHosts=true\nyugabyte.copyFlushEvery=20000\n\
+         table.source.keyspace={ks}\ntable.source.table={table}\n\
+         table.target.schema={schema}\ntable.target.table={table}\n"
+    )
+}
