@@ -1241,7 +1241,6 @@ async fn copy_row(
 }
 
 #[tokio::test]
-#[ignore = "needs the test bed's PostgreSQL: scripts/testbed up, then cargo test -- --ignored"]
 async fn postgres_reads_back_what_was_encoded() {
     let client = test_bed_client().await;
     let pg_min_ms = -210_866_803_200_000i64;
@@ -1413,7 +1412,6 @@ async fn postgres_reads_back_what_was_encoded() {
 }
 
 #[tokio::test]
-#[ignore = "needs the test bed's PostgreSQL: scripts/testbed up, then cargo test -- --ignored"]
 async fn postgres_refuses_what_is_rejected_here() {
     // The first value past each limit, hand-encoded (the encoder would refuse to write it):
     // PostgreSQL must refuse it too, so the limits here are PostgreSQL's, not stricter.
