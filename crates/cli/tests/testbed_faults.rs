@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static NETWORK: Mutex<()> = Mutex::new(());
+static NETWORK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn cql_round_trip(session: &scylla::client::session::Session) -> Duration {
     let mut best = Duration::MAX;
@@ -24,7 +23,7 @@ async fn cql_round_trip(session: &scylla::client::session::Session) -> Duration 
 #[tokio::test]
 async fn wan_25_adds_at_least_50ms_to_a_cql_round_trip() {
     common::testbed();
-    let _net = NETWORK.lock().unwrap_or_else(|e| e.into_inner());
+    let _net = NETWORK.lock().await;
     let session = common::cassandra().await;
     let base = cql_round_trip(&session).await;
     common::testbed_cmd(&["wan", "25"]);
@@ -43,7 +42,7 @@ async fn wan_25_adds_at_least_50ms_to_a_cql_round_trip() {
 #[tokio::test]
 async fn node_down_cuts_one_endpoint_and_node_up_restores_it() {
     common::testbed();
-    let _net = NETWORK.lock().unwrap_or_else(|e| e.into_inner());
+    let _net = NETWORK.lock().await;
     common::testbed_cmd(&["node", "down", "2"]);
     let cut = tokio_postgres::connect(&common::pg_conn_string(5434), tokio_postgres::NoTls).await;
     let other = tokio_postgres::connect(&common::pg_conn_string(5433), tokio_postgres::NoTls).await;
