@@ -11,3 +11,4 @@ pub mod job;
 pub mod pipeline;
 pub mod progress;
 pub mod sink;
+pub mod validate;

@@ -1,0 +1,261 @@
+//! The Cassandra side of a validation: token-range chunk scans, each row reduced to its canonical
+//! form with ferry's own encoder (exactly the bytes `ferry migrate` writes), handed to a sink.
+//!
+//! Pages are fetched on the calling task (page k+1 while page k is reduced) and reduced on the
+//! blocking pool, so encoding and hashing use every core while the scans share one session.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bytes::BytesMut;
+use scylla::client::session::Session;
+use scylla::cluster::Node;
+use scylla::deserialize::row::ColumnIterator;
+use scylla::response::query_result::QueryResult;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::prepared::PreparedStatement;
+
+use super::canonical::{put_field, put_marked, RowBuf, REJECTED};
+use super::{Counters, Shape};
+use crate::encode::{self, Reject};
+use crate::pipeline::Settings;
+use crate::plan::{Chunk, Plan};
+use crate::schema::TableMapping;
+
+/// One source row as a sink sees it.
+pub(super) struct SourceRow<'r> {
+    /// Canonical fields; a field ferry would reject is kept raw behind [`REJECTED`].
+    pub row: &'r RowBuf,
+    /// The raw CQL cells, for readable keys and lookup parameters.
+    pub cells: &'r [Option<&'r [u8]>],
+    /// The first column ferry would reject, and why.
+    pub reject: Option<(usize, Reject)>,
+}
+
+impl SourceRow<'_> {
+    /// The primary key as JSON (`{"pk": 1, "ck": 2}`), built as the reject file builds it.
+    pub fn key_json(&self, shape: &Shape) -> serde_json::Value {
+        let mut key = serde_json::Map::new();
+        for k in 0..shape.key_cols {
+            let v = encode::cql_to_json(&shape.types[k], self.cells[k])
+                .unwrap_or_else(|r| serde_json::Value::String(r.reason));
+            key.insert(shape.names[k].clone(), v);
+        }
+        serde_json::Value::Object(key)
+    }
+
+    /// The key columns as binary parameters for a target lookup (PostgreSQL's send format);
+    /// `None` when a key value cannot be written to PostgreSQL at all.
+    pub fn key_params(&self, shape: &Shape) -> Option<Vec<Vec<u8>>> {
+        (0..shape.key_cols)
+            .map(|k| {
+                let mut b = BytesMut::new();
+                encode::encode_field(&shape.types[k], self.cells[k], &mut b).ok()?;
+                (b.len() >= 4 && b[..4] != (-1i32).to_be_bytes()).then(|| b[4..].to_vec())
+            })
+            .collect()
+    }
+}
+
+/// Receives reduced rows; called from the blocking pool.
+pub(super) trait SourceSink: Send + Sync {
+    fn row(&self, shape: &Shape, row: &SourceRow<'_>);
+}
+
+/// Scans chunks of one table.
+pub(super) struct Scanner<'a> {
+    session: &'a Session,
+    statements: Vec<PreparedStatement>,
+    shape: Arc<Shape>,
+    retry_count: u32,
+}
+
+impl<'a> Scanner<'a> {
+    /// Prepares the range scan, pinned per replica set like the migration's; `page_rows`
+    /// overrides the fetch size (sample mode reads small pages).
+    pub async fn new(
+        session: &'a Session,
+        mapping: &TableMapping,
+        plan: &Plan,
+        settings: &Settings,
+        shape: Arc<Shape>,
+        page_rows: Option<i32>,
+    ) -> Result<Self> {
+        let mut base = session
+            .prepare(mapping.source.range_select())
+            .await
+            .with_context(|| format!("preparing the scan of {}", mapping.source.qualified()))?;
+        base.set_page_size(page_rows.unwrap_or(settings.fetch_size_rows).max(1));
+        base.set_consistency(settings.consistency);
+        base.set_is_idempotent(true);
+        base.set_request_timeout(Some(Duration::from_millis(settings.read_timeout_ms)));
+        let mut statements: Vec<_> = plan
+            .replica_sets
+            .iter()
+            .map(|replicas| {
+                let mut s = base.clone();
+                if !replicas.is_empty() {
+                    s.set_load_balancing_policy(Some(Arc::new(ReplicaList {
+                        replicas: replicas.clone(),
+                    })));
+                }
+                s
+            })
+            .collect();
+        if statements.is_empty() {
+            statements.push(base);
+        }
+        Ok(Scanner {
+            session,
+            statements,
+            shape,
+            retry_count: settings.retry_count,
+        })
+    }
+
+    /// Scans one chunk into `sink`, stopping after `limit` rows; returns the rows reduced.
+    /// A failed page is retried (with the same paging state, so no row is seen twice).
+    pub async fn chunk(
+        &self,
+        chunk: &Chunk,
+        limit: u64,
+        sink: Arc<dyn SourceSink>,
+        counters: &Counters,
+    ) -> Result<u64> {
+        let stmt = &self.statements[chunk.replica_set.min(self.statements.len() - 1)];
+        let fetch = |paging: PagingState| async move {
+            let mut attempt = 0u32;
+            loop {
+                match self
+                    .session
+                    .execute_single_page(stmt, (chunk.start, chunk.end), paging.clone())
+                    .await
+                {
+                    Ok(page) => return Ok(page),
+                    Err(e) if attempt < self.retry_count => {
+                        attempt += 1;
+                        tracing::warn!(chunk = chunk.id, attempt, "validation read failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100u64 << attempt.min(6))).await;
+                    }
+                    Err(e) => {
+                        return Err(anyhow!(e).context(format!(
+                            "reading chunk {} (token range ({}, {}]) of {}",
+                            chunk.id, chunk.start, chunk.end, self.shape.table
+                        )))
+                    }
+                }
+            }
+        };
+        let mut total = 0u64;
+        let mut page = fetch(PagingState::start()).await?;
+        loop {
+            let (res, next) = page;
+            let shape = self.shape.clone();
+            let s = sink.clone();
+            let remaining = limit - total;
+            let reduce =
+                tokio::task::spawn_blocking(move || reduce_page(&shape, res, &*s, remaining));
+            let (n, more) = match next {
+                PagingStateResponse::HasMorePages { state } => {
+                    let (n, fetched) = tokio::join!(reduce, fetch(state));
+                    (n.context("reducing a page")??, Some(fetched))
+                }
+                PagingStateResponse::NoMorePages => {
+                    (reduce.await.context("reducing a page")??, None)
+                }
+            };
+            total += n;
+            counters.source_rows.fetch_add(n, Ordering::Relaxed);
+            match more {
+                Some(fetched) if total < limit => page = fetched?,
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+/// Reduces the rows of one page (at most `limit`) and hands each to the sink.
+fn reduce_page(shape: &Shape, res: QueryResult, sink: &dyn SourceSink, limit: u64) -> Result<u64> {
+    let rows = res
+        .into_rows_result()
+        .context("the scan returned no rows result")?;
+    let mut buf = RowBuf::default();
+    let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(shape.types.len());
+    let mut n = 0u64;
+    for row in rows.rows::<ColumnIterator>()? {
+        if n >= limit {
+            break;
+        }
+        let row = row?;
+        buf.clear();
+        cells.clear();
+        let mut reject = None;
+        for (i, col) in row.enumerate() {
+            let cell = col?.slice.map(|s| s.as_slice());
+            cells.push(cell);
+            let start = buf.bytes.len();
+            match encode::encode_field(&shape.types[i], cell, &mut buf.bytes) {
+                Ok(()) => {
+                    // The encoder wrote PostgreSQL's binary field; bring it to canonical form.
+                    let kind = shape.kinds[i];
+                    if kind != super::canonical::FieldKind::Plain {
+                        let field = buf.bytes.split_off(start);
+                        let len = i32::from_be_bytes(field[..4].try_into().expect("4 bytes"));
+                        put_field(kind, (len >= 0).then(|| &field[4..]), &mut buf.bytes);
+                    }
+                }
+                Err(r) => {
+                    put_marked(REJECTED, cell.unwrap_or_default(), &mut buf.bytes);
+                    if reject.is_none() {
+                        reject = Some((i, r));
+                    }
+                }
+            }
+            buf.end_field();
+        }
+        sink.row(
+            shape,
+            &SourceRow {
+                row: &buf,
+                cells: &cells,
+                reject,
+            },
+        );
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Pins a statement to the replicas of its token range, in order, falling back along the list
+/// (the same policy the migration's scans use).
+#[derive(Debug)]
+struct ReplicaList {
+    replicas: Vec<Arc<Node>>,
+}
+
+impl scylla::policies::load_balancing::LoadBalancingPolicy for ReplicaList {
+    fn pick<'a>(
+        &'a self,
+        _: &'a scylla::policies::load_balancing::RoutingInfo,
+        _: &'a scylla::cluster::ClusterState,
+    ) -> Option<(scylla::cluster::NodeRef<'a>, Option<scylla::routing::Shard>)> {
+        self.replicas
+            .iter()
+            .find(|n| n.is_enabled())
+            .map(|n| (n, None))
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        _: &'a scylla::policies::load_balancing::RoutingInfo,
+        _: &'a scylla::cluster::ClusterState,
+    ) -> scylla::policies::load_balancing::FallbackPlan<'a> {
+        Box::new(self.replicas.iter().skip(1).map(|n| (n, None)))
+    }
+
+    fn name(&self) -> String {
+        "ferry::validate::ReplicaList".to_string()
+    }
+}
