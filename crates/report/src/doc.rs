@@ -1,0 +1,550 @@
+//! The report's content as blocks (headings, paragraphs, tables, charts): the seed's
+//! "Performance Baseline Report" template with every "[INSERT …]" filled from run records.
+//! Built once, rendered by [`crate::markdown`] and [`crate::html`], so they cannot disagree.
+//!
+//! Inline text may use `**bold**` and `` `code` `` — the one bit of Markdown the HTML renderer
+//! translates.
+
+use crate::compare::{fmt_p, fmt_side, Verdict};
+use crate::metric::{self, fmt_value};
+use crate::model::{self, fmt_time, Report};
+use crate::record::RunRecord;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    H1(String),
+    H2(String),
+    H3(String),
+    Para(String),
+    Bullets(Vec<String>),
+    Table(Table),
+    Chart(Chart),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub head: Vec<String>,
+    /// Right-aligned (numeric) columns.
+    pub numeric: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// One horizontal bar per item.
+    Bars {
+        title: String,
+        unit: String,
+        items: Vec<(String, f64)>,
+    },
+    /// Before/after pairs of bars.
+    Pairs {
+        title: String,
+        unit: String,
+        items: Vec<(String, f64, f64)>,
+    },
+    /// Series over time (x in seconds from each run's start).
+    Lines {
+        title: String,
+        unit: String,
+        series: Vec<(String, Vec<(f64, f64)>)>,
+    },
+}
+
+fn table(head: &[&str], numeric_from: usize, rows: Vec<Vec<String>>) -> Block {
+    Block::Table(Table {
+        head: head.iter().map(|s| s.to_string()).collect(),
+        numeric: (0..head.len()).map(|i| i >= numeric_from).collect(),
+        rows,
+    })
+}
+
+/// The columns of a service's table: the metrics any of its measurements reports, best first.
+pub fn columns(ms: &[&RunRecord]) -> Vec<String> {
+    let mut cols: Vec<String> = ms.iter().flat_map(|m| m.summary.keys().cloned()).collect();
+    cols.sort_by_key(|m| metric::rank(m));
+    cols.dedup();
+    cols
+}
+
+fn pct(c: Option<f64>) -> String {
+    c.map(|c| format!("{:+.1}%", c * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn build(r: &Report) -> Vec<Block> {
+    let mut d = vec![Block::H1("Performance Baseline Report".into())];
+    let n: usize = r.services.values().map(|v| v.len()).sum();
+    let mut facts = vec![
+        format!(
+            "**Measured**: {} – {}",
+            fmt_time(r.first_start),
+            fmt_time(r.last_end)
+        ),
+        format!("**Run records**: {} ({n} measurements)", r.records),
+    ];
+    for h in &r.hosts {
+        facts.push(format!(
+            "**Host**: {} — {} × {}, {} MB memory, {}",
+            if h.hostname.is_empty() {
+                "?"
+            } else {
+                &h.hostname
+            },
+            h.cpus,
+            h.cpu_model,
+            h.memory_mb,
+            h.os
+        ));
+    }
+    d.push(Block::Bullets(facts));
+
+    // Executive summary.
+    d.push(Block::H2("Executive summary".into()));
+    let mut bullets = Vec::new();
+    for (service, ms) in &r.services {
+        for m in ms {
+            bullets.push(format!(
+                "{service} — {}: {}",
+                m.record.label(),
+                model::headline(&m.record)
+            ));
+        }
+    }
+    if !r.expectations.is_empty() {
+        let met = r.expectations.iter().filter(|(_, e)| e.met).count();
+        let missed: Vec<String> = r
+            .expectations
+            .iter()
+            .filter(|(_, e)| !e.met)
+            .map(|(p, e)| {
+                format!(
+                    "{p}: `{}` was {}",
+                    e.expect,
+                    e.actual.map(fmt_value).unwrap_or("absent".into())
+                )
+            })
+            .collect();
+        bullets.push(if missed.is_empty() {
+            format!("Expectations: all {met} met.")
+        } else {
+            format!(
+                "Expectations: {met} of {} met; **missed** — {}.",
+                r.expectations.len(),
+                missed.join("; ")
+            )
+        });
+    }
+    for (_, _, c) in &r.improvements {
+        for m in c.metrics.iter().filter(|m| {
+            m.metric == metric::RECORDS_PER_SEC
+                || (m.metric == "p99_ms"
+                    && !c
+                        .metrics
+                        .iter()
+                        .any(|x| x.metric == metric::RECORDS_PER_SEC))
+        }) {
+            bullets.push(format!(
+                "{}: {} {} → {} ({}, **{}**)",
+                c.name,
+                metric::label(&m.metric),
+                fmt_side(&m.before),
+                fmt_side(&m.after),
+                pct(m.change),
+                m.verdict.as_str()
+            ));
+        }
+    }
+    bullets.push(format!(
+        "Bottleneck hints: {}.",
+        if r.hints.is_empty() {
+            "none".to_string()
+        } else {
+            let mut kinds: Vec<&str> = r.hints.iter().map(|h| h.resource).collect();
+            kinds.dedup();
+            format!("{} ({})", r.hints.len(), kinds.join(", "))
+        }
+    ));
+    for (p, e) in &r.failures {
+        bullets.push(format!("**{p} failed**: {e}"));
+    }
+    d.push(Block::Bullets(bullets));
+
+    // Baseline metrics per service.
+    d.push(Block::H2("Baseline metrics per service".into()));
+    let throughput: Vec<(String, f64)> = r
+        .services
+        .values()
+        .flatten()
+        .filter_map(|m| {
+            m.record
+                .summary
+                .get(metric::RECORDS_PER_SEC)
+                .map(|v| (format!("{} · {}", m.service, m.record.label()), *v))
+        })
+        .collect();
+    if throughput.len() > 1 {
+        d.push(Block::Chart(Chart::Bars {
+            title: "Throughput".into(),
+            unit: "records/s".into(),
+            items: throughput,
+        }));
+    }
+    for (service, ms) in &r.services {
+        d.push(Block::H3(service.clone()));
+        let recs: Vec<&RunRecord> = ms.iter().map(|m| &m.record).collect();
+        let cols = columns(&recs);
+        let mut head = vec!["probe".to_string(), "started".to_string()];
+        head.extend(cols.iter().map(|c| metric::label(c)));
+        let rows = ms
+            .iter()
+            .map(|m| {
+                let mut row = vec![m.record.label().to_string(), fmt_time(m.record.started_at)];
+                row.extend(cols.iter().map(|c| {
+                    m.record
+                        .summary
+                        .get(c)
+                        .map(|v| fmt_value(*v))
+                        .unwrap_or("-".into())
+                }));
+                row
+            })
+            .collect();
+        d.push(Block::Table(Table {
+            numeric: (0..head.len()).map(|i| i >= 2).collect(),
+            head,
+            rows,
+        }));
+        let series: Vec<(String, Vec<(f64, f64)>)> = ms
+            .iter()
+            .filter_map(|m| {
+                let key = if m.record.summary.contains_key(metric::RECORDS_PER_SEC) {
+                    metric::RECORDS_PER_SEC
+                } else {
+                    return None;
+                };
+                let pts: Vec<(f64, f64)> = m
+                    .record
+                    .samples
+                    .iter()
+                    .filter_map(|s| s.metrics.get(key).map(|v| (s.start_s + s.seconds, *v)))
+                    .collect();
+                (pts.len() >= 2 && m.record.sample_unit.as_deref() == Some("window"))
+                    .then(|| (m.record.label().to_string(), pts))
+            })
+            .collect();
+        if !series.is_empty() {
+            d.push(Block::Chart(Chart::Lines {
+                title: format!("{service}: throughput over each run"),
+                unit: "records/s".into(),
+                series,
+            }));
+        }
+        let lat: Vec<(String, f64)> = ms
+            .iter()
+            .flat_map(|m| {
+                ["p50_ms", "p95_ms", "p99_ms", "p999_ms"]
+                    .iter()
+                    .filter_map(|k| {
+                        m.record
+                            .summary
+                            .get(*k)
+                            .map(|v| (format!("{} {}", m.record.label(), metric::label(k)), *v))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !lat.is_empty() {
+            d.push(Block::Chart(Chart::Bars {
+                title: format!("{service}: latency percentiles"),
+                unit: "ms".into(),
+                items: lat,
+            }));
+        }
+        for m in ms {
+            if let Some(t) = &m.record.target {
+                d.push(Block::Para(format!(
+                    "{}: target `{}`",
+                    m.record.label(),
+                    t.split(" on ").next().unwrap_or(t)
+                )));
+            }
+            if let Some(server) = &m.record.server {
+                d.push(Block::Para(format!(
+                    "{}: server snapshot",
+                    m.record.label()
+                )));
+                d.push(server_table(server));
+            }
+            if let Some(queries) = m
+                .record
+                .result
+                .as_ref()
+                .and_then(|r| r.get("queries"))
+                .and_then(|q| q.as_array())
+            {
+                let rows = queries
+                    .iter()
+                    .map(|q| {
+                        let f = |k: &str| {
+                            q.get(k)
+                                .and_then(|v| v.as_f64())
+                                .map(fmt_value)
+                                .unwrap_or("-".into())
+                        };
+                        vec![
+                            format!("`{}`", q.get("sql").and_then(|s| s.as_str()).unwrap_or("?")),
+                            f("count"),
+                            f("p50_ms"),
+                            f("p99_ms"),
+                            f("max_ms"),
+                        ]
+                    })
+                    .collect();
+                d.push(table(
+                    &["query", "count", "p50 ms", "p99 ms", "max ms"],
+                    1,
+                    rows,
+                ));
+            }
+        }
+    }
+
+    // Resource utilization.
+    d.push(Block::H2("Resource utilization".into()));
+    d.push(Block::Para(
+        "Sampled from /proc on the probe's machine while it ran; network includes loopback.".into(),
+    ));
+    let mut rows = Vec::new();
+    let mut cpu_series = Vec::new();
+    for m in r.services.values().flatten() {
+        if let Some(u) = model::resources(&m.record) {
+            rows.push(vec![
+                m.record.label().to_string(),
+                format!("{:.0}%", u.cpu_avg),
+                format!("{:.0}%", u.cpu_peak),
+                format!("{:.0}%", u.self_cpu_avg),
+                format!("{:.0}%", u.mem_peak),
+                fmt_value(u.disk_read_mb_s),
+                fmt_value(u.disk_write_mb_s),
+                format!("{:.0}%", u.disk_busy_avg),
+                fmt_value(u.net_rx_mb_s),
+                fmt_value(u.net_tx_mb_s),
+            ]);
+            cpu_series.push((
+                m.record.label().to_string(),
+                m.record
+                    .host_samples
+                    .iter()
+                    .map(|h| (h.t_s, h.cpu_busy_pct))
+                    .collect(),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        d.push(Block::Para("These records hold no host samples.".into()));
+    } else {
+        d.push(table(
+            &[
+                "probe",
+                "CPU avg",
+                "CPU peak",
+                "ferry CPU (% of one)",
+                "memory peak",
+                "disk read MB/s",
+                "disk write MB/s",
+                "disk busy",
+                "net rx MB/s",
+                "net tx MB/s",
+            ],
+            1,
+            rows,
+        ));
+        d.push(Block::Chart(Chart::Lines {
+            title: "Host CPU busy during each probe".into(),
+            unit: "%".into(),
+            series: cpu_series,
+        }));
+    }
+
+    // Bottlenecks.
+    d.push(Block::H2("Bottlenecks".into()));
+    if r.hints.is_empty() {
+        d.push(Block::Para(
+            "None found: no CPU, memory, disk, cache, connection or tail-latency threshold was crossed."
+                .into(),
+        ));
+    } else {
+        d.push(Block::Bullets(
+            r.hints
+                .iter()
+                .map(|h| format!("**{}** ({}): {}", h.resource, h.probe, h.message))
+                .collect(),
+        ));
+    }
+
+    // Expectations.
+    if !r.expectations.is_empty() {
+        d.push(Block::H2("Expectations".into()));
+        let rows = r
+            .expectations
+            .iter()
+            .map(|(p, e)| {
+                vec![
+                    p.clone(),
+                    format!("`{}`", e.expect),
+                    e.actual.map(fmt_value).unwrap_or("absent".into()),
+                    if e.met {
+                        "met".into()
+                    } else {
+                        "**missed**".into()
+                    },
+                ]
+            })
+            .collect();
+        d.push(table(
+            &["probe", "expectation", "actual", "result"],
+            2,
+            rows,
+        ));
+    }
+
+    // Improvements.
+    d.push(Block::H2("Improvements".into()));
+    if r.improvements.is_empty() {
+        d.push(Block::Para("No probe was measured more than once. Run the same probe after tuning and pass both records to see the change, with its significance, here.".into()));
+    }
+    let mut pairs = Vec::new();
+    for (b, a, c) in &r.improvements {
+        d.push(Block::H3(format!("{} (`{b}` → `{a}`)", c.name)));
+        let rows = c
+            .metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    metric::label(&m.metric),
+                    fmt_side(&m.before),
+                    fmt_side(&m.after),
+                    pct(m.change),
+                    m.improvement_ci
+                        .map(|ci| format!("[{:+.1}%, {:+.1}%]", ci.low * 100.0, ci.high * 100.0))
+                        .unwrap_or("-".into()),
+                    m.welch.map(|w| fmt_p(w.p)).unwrap_or("-".into()),
+                    match m.verdict {
+                        Verdict::Better | Verdict::Worse => format!("**{}**", m.verdict.as_str()),
+                        v => v.as_str().to_string(),
+                    },
+                ]
+            })
+            .collect();
+        d.push(table(
+            &[
+                "metric",
+                "before",
+                "after",
+                "change",
+                "improvement 95% CI",
+                "p (Welch)",
+                "verdict",
+            ],
+            1,
+            rows,
+        ));
+        if let Some(m) = c
+            .metrics
+            .iter()
+            .find(|m| m.metric == metric::RECORDS_PER_SEC)
+        {
+            if let (Some(b), Some(a)) = (&m.before, &m.after) {
+                pairs.push((c.name.clone(), b.median, a.median));
+            }
+        }
+    }
+    if !pairs.is_empty() {
+        d.push(Block::Chart(Chart::Pairs {
+            title: "Throughput before and after".into(),
+            unit: "records/s".into(),
+            items: pairs,
+        }));
+    }
+
+    // Runs.
+    d.push(Block::H2("Runs".into()));
+    let rows = r
+        .services
+        .values()
+        .flatten()
+        .map(|m| {
+            let params: Vec<String> = m
+                .record
+                .parameters
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+                .collect();
+            vec![
+                m.source.clone(),
+                m.record.label().to_string(),
+                m.record.kind.clone(),
+                fmt_time(m.record.started_at),
+                format!("{:.1}", m.record.seconds()),
+                params.join(", "),
+            ]
+        })
+        .collect();
+    d.push(table(
+        &[
+            "source",
+            "probe",
+            "kind",
+            "started",
+            "seconds",
+            "parameters",
+        ],
+        4,
+        rows,
+    ));
+    d
+}
+
+/// A PostgreSQL server snapshot: the seed's pg_stat_database query and its SHOW settings.
+fn server_table(server: &serde_json::Value) -> Block {
+    let mut rows = Vec::new();
+    for (label, p) in [
+        ("version", "/version"),
+        ("connections (pg_stat_activity)", "/connections"),
+        ("backends in this database", "/database/numbackends"),
+        ("commits during the run", "/during/commits"),
+        ("rollbacks during the run", "/during/rollbacks"),
+        ("commits/s (server's count)", "/during/commits_per_sec"),
+        ("cache hit ratio during the run", "/during/cache_hit_ratio"),
+        (
+            "cache hit ratio since stats reset",
+            "/database/cache_hit_ratio",
+        ),
+    ] {
+        if let Some(v) = server.pointer(p) {
+            rows.push(vec![label.to_string(), json_str(p, v)]);
+        }
+    }
+    if let Some(settings) = server.pointer("/settings").and_then(|s| s.as_object()) {
+        for (k, v) in settings {
+            rows.push(vec![k.clone(), json_str(k, v)]);
+        }
+    }
+    table(&["figure", "value"], 1, rows)
+}
+
+fn json_str(key: &str, v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.split(" on ").next().unwrap_or(s).to_string(),
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if key.ends_with("ratio") {
+                format!("{:.2}%", f * 100.0)
+            } else {
+                fmt_value(f)
+            }
+        }
+        other => other.to_string(),
+    }
+}
