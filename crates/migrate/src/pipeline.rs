@@ -52,6 +52,10 @@ pub struct Settings {
     pub insert_mode: InsertMode,
     /// Rejected rows go here (JSON lines).
     pub reject_file: PathBuf,
+    /// A chunk lease lasts this long without renewal.
+    pub lease: Duration,
+    /// When a side stays unreachable this long, the run stops (resumable).
+    pub outage_deadline: Duration,
 }
 
 /// Counters one table's run accumulates; shared by readers and writers.
@@ -191,9 +195,6 @@ struct Ctx<'a> {
     stop: &'a AtomicBool,
 }
 
-/// How long a chunk lease lasts without renewal; a dead worker's chunks return after this.
-pub const LEASE: Duration = Duration::from_secs(30);
-
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
 /// chunk is read page by page and streamed into COPY inside one transaction that also marks the
 /// chunk done, so after any crash a rerun writes every row exactly once.
@@ -283,18 +284,23 @@ pub async fn run_table(
     };
     let ctx = &ctx;
     let renew = async {
-        // Keeps this process's leases alive while its workers run.
-        let (h, p) = &facts.nodes[0];
+        // Keeps this process's leases alive while its workers run, moving to another node when
+        // one fails.
+        let mut node = 0usize;
         let mut client = None;
         loop {
-            tokio::time::sleep(LEASE / 3).await;
+            tokio::time::sleep(settings.lease / 3).await;
             if client.is_none() {
+                let (h, p) = &facts.nodes[node % facts.nodes.len()];
                 client = target.connect(h, *p).await.ok();
             }
             if let Some(c) = &client {
-                if progress.renew(c, job, owner, LEASE).await.is_err() {
+                if progress.renew(c, job, owner, settings.lease).await.is_err() {
                     client = None;
+                    node += 1;
                 }
+            } else {
+                node += 1;
             }
         }
     };
@@ -345,13 +351,56 @@ fn classify_pg(e: tokio_postgres::Error, what: &str) -> ChunkError {
     }
 }
 
+/// Tracks how long one side has been failing; past the deadline the run stops.
+struct Outage {
+    since: Option<Instant>,
+    deadline: Duration,
+}
+
+impl Outage {
+    fn new(deadline: Duration) -> Self {
+        Outage {
+            since: None,
+            deadline,
+        }
+    }
+
+    /// Records a failure; errors when the failures have lasted past the deadline.
+    fn failed(&mut self, side: &str, what: &str, e: anyhow::Error) -> Result<Duration> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let lasted = since.elapsed();
+        if lasted > self.deadline {
+            return Err(e.context(format!(
+                "{side} has been failing for {}s (ferry.outageDeadlineSecs={}) while {what}; \
+                 the progress is saved — rerun the same command to resume",
+                lasted.as_secs(),
+                self.deadline.as_secs()
+            )));
+        }
+        Ok(lasted)
+    }
+
+    fn ok(&mut self) {
+        self.since = None;
+    }
+}
+
+/// How a chunk attempt ended when it did not fail.
+enum ChunkDone {
+    Committed,
+    /// Another worker took the chunk over (this one's lease had expired); nothing committed.
+    LeaseLost,
+}
+
 /// One worker: a connection to its node; leases a chunk, copies it, repeats. On a lost node it
-/// moves to the next one and retries the chunk there.
+/// moves to the next one and retries the chunk there; while a side is down it keeps retrying
+/// with backoff until `outage_deadline`.
 async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     let nodes = &ctx.facts.nodes;
     let mut node = index % nodes.len();
     let mut client: Option<tokio_postgres::Client> = None;
-    let budget = ctx.settings.retry_count.max(1) * nodes.len() as u32 + 2;
+    let mut target_down = Outage::new(ctx.settings.outage_deadline);
+    let mut source_down = Outage::new(ctx.settings.outage_deadline);
     let mut failures = 0u32;
     loop {
         if ctx.stop.load(Ordering::Relaxed) {
@@ -363,11 +412,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 Ok(c) => client = Some(c),
                 Err(e) => {
                     failures += 1;
-                    if failures > budget {
-                        return Err(e.context(format!(
-                            "worker {index}: no target node accepts connections"
-                        )));
-                    }
+                    target_down.failed("the target", "connecting", e)?;
                     node = (node + 1) % nodes.len();
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
@@ -375,20 +420,40 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
         }
         let c = client.as_mut().expect("connected above");
-        let lease = match ctx.progress.lease(c, ctx.job, ctx.owner, LEASE).await {
+        let lease = match ctx
+            .progress
+            .lease(c, ctx.job, ctx.owner, ctx.settings.lease)
+            .await
+        {
             Ok(Some(l)) => l,
-            Ok(None) => return Ok(()),
+            Ok(None) => match ctx.progress.unfinished(c, ctx.job).await {
+                // Chunks leased by live workers may still come back: wait for them.
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    tokio::time::sleep(ctx.settings.lease / 5).await;
+                    continue;
+                }
+                Err(e) => {
+                    failures += 1;
+                    target_down.failed("the target", "checking progress", e)?;
+                    client = None;
+                    node = (node + 1) % nodes.len();
+                    continue;
+                }
+            },
             Err(e) => {
                 failures += 1;
-                if failures > budget {
-                    return Err(e);
-                }
+                target_down.failed("the target", "leasing a chunk", e)?;
                 client = None;
                 node = (node + 1) % nodes.len();
                 tokio::time::sleep(backoff(failures)).await;
                 continue;
             }
         };
+        failures = 0;
+        target_down.ok();
+        // Read timeouts split the chunk's token range into 2^split sub-ranges.
+        let mut split = 0u32;
         let mut attempt = 0u32;
         loop {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -397,12 +462,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     Ok(c) => client = Some(c),
                     Err(e) => {
                         attempt += 1;
-                        if attempt > budget {
-                            return Err(e.context(format!(
-                                "chunk {} of {}: no target node accepts connections",
-                                lease.chunk_id, ctx.table
-                            )));
-                        }
+                        target_down.failed("the target", "connecting", e)?;
                         node = (node + 1) % nodes.len();
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
@@ -410,21 +470,45 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 }
             }
             let c = client.as_mut().expect("connected above");
-            match copy_chunk(ctx, c, &lease).await {
-                Ok(()) => {
-                    failures = 0;
+            let what = || format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
+            match copy_chunk(ctx, c, &lease, split).await {
+                Ok(ChunkDone::Committed) => {
+                    target_down.ok();
+                    source_down.ok();
                     break;
                 }
-                Err(ChunkError::Source(e)) if attempt < ctx.settings.retry_count => {
+                Ok(ChunkDone::LeaseLost) => {
+                    tracing::warn!(
+                        chunk = lease.chunk_id,
+                        "lease lost; another worker copies this chunk"
+                    );
+                    break;
+                }
+                Err(ChunkError::Source(e)) => {
                     attempt += 1;
+                    let timeout = format!("{e:#}").to_ascii_lowercase().contains("timeout")
+                        || format!("{e:#}").to_ascii_lowercase().contains("timed out");
+                    if timeout && split < 6 {
+                        split += 1;
+                    }
                     tracing::warn!(
                         chunk = lease.chunk_id,
                         attempt,
+                        split,
                         "source read failed, retrying the chunk: {e:#}"
                     );
+                    if let Err(e) = source_down.failed("Cassandra", &what(), e) {
+                        if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
+                            let _ = ctx
+                                .progress
+                                .release(c, ctx.job, ctx.owner, lease.chunk_id)
+                                .await;
+                        }
+                        return Err(e);
+                    }
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(ChunkError::TargetTransient(e)) if attempt < budget => {
+                Err(ChunkError::TargetTransient(e)) => {
                     attempt += 1;
                     ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -432,17 +516,14 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                         attempt,
                         "target write failed, retrying the chunk: {e:#}"
                     );
+                    target_down.failed("the target", &what(), e)?;
                     if client.as_ref().is_none_or(|c| c.is_closed()) {
                         client = None;
                         node = (node + 1) % nodes.len();
                     }
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(
-                    ChunkError::Source(e)
-                    | ChunkError::TargetTransient(e)
-                    | ChunkError::Permanent(e),
-                ) => {
+                Err(ChunkError::Permanent(e)) => {
                     if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
                         let _ = ctx
                             .progress
@@ -460,22 +541,47 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(6))
+    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
+}
+
+/// `(start, end]` cut into `2^split` contiguous sub-ranges.
+fn sub_ranges(start: i64, end: i64, split: u32) -> Vec<(i64, i64)> {
+    let n = 1i128 << split;
+    let w = end as i128 - start as i128;
+    (0..n)
+        .map(|i| {
+            (
+                (start as i128 + w * i / n) as i64,
+                (start as i128 + w * (i + 1) / n) as i64,
+            )
+        })
+        .filter(|(a, b)| a < b)
+        .collect()
 }
 
 /// Reads one chunk and streams it into COPY inside one transaction that also marks it done.
-/// Page k+1 is fetched while page k is sent.
+/// Page k+1 is fetched while page k is sent. With `split > 0` (after read timeouts) the range
+/// is read as smaller sub-ranges with smaller pages.
 async fn copy_chunk(
     ctx: &Ctx<'_>,
     client: &mut tokio_postgres::Client,
     lease: &Lease,
-) -> Result<(), ChunkError> {
-    let stmt = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
-    let fetch = |paging: PagingState| async move {
+    split: u32,
+) -> Result<ChunkDone, ChunkError> {
+    let base = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
+    let stmt = if split == 0 {
+        base.clone()
+    } else {
+        let mut s = base.clone();
+        s.set_page_size((ctx.settings.fetch_size_rows >> split).max(100));
+        s
+    };
+    let stmt = &stmt;
+    let fetch = |lo: i64, hi: i64, paging: PagingState| async move {
         let t = Instant::now();
         let r = ctx
             .session
-            .execute_single_page(stmt, (lease.start, lease.end), paging)
+            .execute_single_page(stmt, (lo, hi), paging)
             .await
             .map_err(|e| {
                 ChunkError::Source(
@@ -500,63 +606,65 @@ async fn copy_chunk(
     let mut rows_in_copy = 0u64;
     let mut rejected: Vec<serde_json::Value> = Vec::new();
     let mut buf = BytesMut::with_capacity(1 << 20);
+    let mut bytes_total = 0u64;
     encode::copy_header(&mut buf);
-    let mut page = fetch(PagingState::start()).await?;
-    loop {
-        let (res, next) = page;
-        let t = Instant::now();
-        let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Permanent)?;
-        ctx.counters
-            .encode_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
-        rows_total += n.written;
-        rows_in_copy += n.written;
-        if let Some(l) = &ctx.limiter {
-            l.acquire(n.read).await;
-        }
-        let boundary = rows_in_copy >= ctx.settings.batch_rows as u64;
-        if boundary {
-            encode::copy_trailer(&mut buf);
-        }
-        let out = buf.split().freeze();
-        let bytes = out.len() as u64;
-        match next {
-            PagingStateResponse::HasMorePages { state } => {
-                let (sent, fetched) = tokio::join!(copy.send(out, ctx.counters), fetch(state));
-                sent?;
-                page = fetched?;
+    for (lo, hi) in sub_ranges(lease.start, lease.end, split) {
+        let mut page = fetch(lo, hi, PagingState::start()).await?;
+        loop {
+            let (res, next) = page;
+            let t = Instant::now();
+            let n =
+                encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Permanent)?;
+            ctx.counters
+                .encode_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
+            rows_total += n.written;
+            rows_in_copy += n.written;
+            if let Some(l) = &ctx.limiter {
+                l.acquire(n.read).await;
             }
-            PagingStateResponse::NoMorePages => {
-                copy.send(out, ctx.counters).await?;
-                if !boundary {
-                    let mut end = BytesMut::with_capacity(2);
-                    encode::copy_trailer(&mut end);
-                    copy.send(end.freeze(), ctx.counters).await?;
+            // A COPY statement ends every `batch_rows` rows; all share the chunk's transaction.
+            let boundary = rows_in_copy >= ctx.settings.batch_rows as u64;
+            if boundary {
+                encode::copy_trailer(&mut buf);
+            }
+            let out = buf.split().freeze();
+            bytes_total += out.len() as u64;
+            let more = match next {
+                PagingStateResponse::HasMorePages { state } => {
+                    let (sent, fetched) =
+                        tokio::join!(copy.send(out, ctx.counters), fetch(lo, hi, state));
+                    sent?;
+                    Some(fetched?)
                 }
+                PagingStateResponse::NoMorePages => {
+                    copy.send(out, ctx.counters).await?;
+                    None
+                }
+            };
+            if boundary {
                 copy.finish(ctx.counters).await?;
-                ctx.counters
-                    .bytes_written
-                    .fetch_add(bytes, Ordering::Relaxed);
-                break;
+                copy = CopyStream::start(&tx, ctx.writer).await?;
+                encode::copy_header(&mut buf);
+                rows_in_copy = 0;
             }
-        }
-        ctx.counters
-            .bytes_written
-            .fetch_add(bytes, Ordering::Relaxed);
-        if boundary {
-            copy.finish(ctx.counters).await?;
-            copy = CopyStream::start(&tx, ctx.writer).await?;
-            encode::copy_header(&mut buf);
-            rows_in_copy = 0;
+            match more {
+                Some(p) => page = p,
+                None => break,
+            }
         }
     }
+    encode::copy_trailer(&mut buf);
+    copy.send(buf.split().freeze(), ctx.counters).await?;
+    copy.finish(ctx.counters).await?;
     let t = Instant::now();
     ctx.writer
         .finish_tx(&tx)
         .await
         .map_err(|e| classify_pg(e, "merging staged rows"))?;
-    ctx.progress
+    let owned = ctx
+        .progress
         .complete(
             &tx,
             ctx.job,
@@ -566,7 +674,11 @@ async fn copy_chunk(
             rejected.len() as u64,
         )
         .await
-        .map_err(ChunkError::Permanent)?;
+        .map_err(|e| ChunkError::TargetTransient(e.context("marking the chunk done")))?;
+    if !owned {
+        // Dropping the transaction rolls it back: the worker that holds the lease writes it.
+        return Ok(ChunkDone::LeaseLost);
+    }
     tx.commit()
         .await
         .map_err(|e| classify_pg(e, "committing the chunk"))?;
@@ -574,6 +686,9 @@ async fn copy_chunk(
         .target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     // Counted only now: the target acknowledged the chunk.
+    ctx.counters
+        .bytes_written
+        .fetch_add(bytes_total, Ordering::Relaxed);
     ctx.counters
         .rows_written
         .fetch_add(rows_total, Ordering::Relaxed);
@@ -584,7 +699,7 @@ async fn copy_chunk(
     for r in rejected {
         ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
     }
-    Ok(())
+    Ok(ChunkDone::Committed)
 }
 
 /// A COPY statement in progress inside the chunk's transaction.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tokio_postgres::{Client, Transaction};
 
 use crate::plan::Chunk;
@@ -206,8 +206,8 @@ impl Progress {
             .await?)
     }
 
-    /// Marks a chunk done inside the transaction that wrote its rows. Fails when the lease was
-    /// lost (another worker took the chunk over), so the caller's transaction rolls back.
+    /// Marks a chunk done inside the transaction that wrote its rows. Returns false when the
+    /// lease was lost (another worker took the chunk over): the caller must roll back.
     pub async fn complete(
         &self,
         tx: &Transaction<'_>,
@@ -216,7 +216,7 @@ impl Progress {
         chunk_id: u32,
         rows: u64,
         rejected: u64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let n = tx
             .execute(
                 &format!(
@@ -228,10 +228,22 @@ impl Progress {
                 &[&job, &(chunk_id as i32), &owner, &(rows as i64), &(rejected as i64)],
             )
             .await?;
-        if n != 1 {
-            bail!("lost the lease on chunk {chunk_id} (another worker took it over)");
-        }
-        Ok(())
+        Ok(n == 1)
+    }
+
+    /// Chunks not done yet: pending, or leased (by anyone).
+    pub async fn unfinished(&self, client: &Client, job: &str) -> Result<u64> {
+        let n: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE job = $1 AND state <> 'done'",
+                    self.t("ferry_chunks")
+                ),
+                &[&job],
+            )
+            .await?
+            .get(0);
+        Ok(n as u64)
     }
 
     /// Puts a chunk back to pending (a graceful stop or a failure this worker gives up on).

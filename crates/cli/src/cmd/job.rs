@@ -193,6 +193,8 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
                 spec::InsertMode::Insert => InsertMode::Insert,
             },
             reject_file,
+            lease: std::time::Duration::from_secs(s.run.lease_secs),
+            outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
         },
         split_size_mb,
         min_chunks,

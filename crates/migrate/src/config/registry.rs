@@ -1000,6 +1000,17 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.leaseSecs",
+        kind: Kind::Int {
+            min: 2,
+            max: 3_600,
+            unit: "s",
+        },
+        default: Dflt::Int(30),
+        meaning: "How long a worker's lease on a chunk lasts without renewal (renewed every third of it); a killed worker's chunks are taken over by the others after this.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.runsDir",
         kind: Kind::Path,
         default: Dflt::Str("runs"),

@@ -177,6 +177,8 @@ pub struct RunSpec {
     /// Attempts of one chunk before the run stops (`spark.task.maxFailures`, default 4).
     pub max_chunk_attempts: u32,
     pub outage_deadline_secs: u64,
+    /// Chunk lease duration (`ferry.leaseSecs`).
+    pub lease_secs: u64,
     pub runs_dir: PathBuf,
     /// `None`: `<run id>.rejects.jsonl` in `runs_dir`.
     pub reject_file: Option<PathBuf>,
@@ -688,6 +690,7 @@ fn build_run(s: &Settings) -> RunSpec {
             .opt_int("spark.task.maxFailures")
             .map_or(DEFAULT_MAX_CHUNK_ATTEMPTS, |n| n as u32),
         outage_deadline_secs: s.u64("ferry.outageDeadlineSecs"),
+        lease_secs: s.u64("ferry.leaseSecs"),
         runs_dir: PathBuf::from(s.text("ferry.runsDir")),
         reject_file: s.opt_text("ferry.rejectFile").map(PathBuf::from),
     }
