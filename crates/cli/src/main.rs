@@ -25,6 +25,9 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Show what a migration would do: chunks, estimated sizes, target DDL. Touches nothing.
     Plan(cmd::plan::PlanArgs),
+    /// Prove the target equals the source: counts and digests per key-hash bucket, then the
+    /// rows and columns that differ. Exit code 0 only when equal.
+    Validate(cmd::validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Command::Gen(args) => cmd::gen::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
+            Command::Validate(args) => cmd::validate::run(args).await,
         }
     });
     match result {

@@ -29,6 +29,10 @@ pub struct MigrateArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Validate the migrated tables at the end, as `ferry validate` does (also on with
+    /// migration.validation.enabled=true); exit code 1 when they differ beyond rejected rows.
+    #[arg(long)]
+    pub validate: bool,
 }
 
 pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
@@ -121,6 +125,15 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
                 job.settings.reject_file.display()
             );
         }
+    }
+    let validate = args.validate
+        || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
+    if validate
+        && !stop.load(Ordering::Relaxed)
+        && super::validate::after_migrate(&job, &prepared, &loaded, &args.config, args.json)
+            .await?
+    {
+        return Ok(ExitCode::from(1));
     }
     if stop.load(Ordering::Relaxed) {
         eprintln!(

@@ -5,3 +5,4 @@ pub mod job;
 pub mod migrate;
 pub mod output;
 pub mod plan;
+pub mod validate;
