@@ -28,6 +28,15 @@ enum Command {
     /// Prove the target equals the source: counts and digests per key-hash bucket, then the
     /// rows and columns that differ. Exit code 0 only when equal.
     Validate(cmd::validate::ValidateArgs),
+    /// Measure one service (Kafka, PostgreSQL/YugabyteDB, Cassandra) into a run record.
+    Bench(cmd::bench::BenchArgs),
+    /// Run a suite of probes (TOML) into one baseline record, checking its expectations.
+    Baseline(cmd::baseline::BaselineArgs),
+    /// Compare two run records metric by metric, with significance; optionally gate on an
+    /// improvement (exit 1 when it falls short).
+    Compare(cmd::compare::CompareArgs),
+    /// Write the performance report (Markdown and self-contained HTML) from run records.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +65,10 @@ fn main() -> ExitCode {
             Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
             Command::Validate(args) => cmd::validate::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Baseline(args) => cmd::baseline::run(args).await,
+            Command::Compare(args) => cmd::compare::run(args).await,
+            Command::Report(args) => cmd::report::run(args).await,
         }
     });
     match result {

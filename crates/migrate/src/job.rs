@@ -195,30 +195,39 @@ pub async fn run(
     job: &Job,
     prepared: &Prepared,
     stop: &AtomicBool,
-    on_start: &(dyn Fn(&PreparedTable, &Arc<Counters>, u64) + Sync),
+    on_start: &(dyn Fn(&PreparedTable, &Arc<Counters>, Option<u64>) + Sync),
 ) -> Result<Vec<TableReport>> {
     let mut admin = job
         .target
         .connect(&prepared.facts.nodes[0].0, prepared.facts.nodes[0].1)
         .await?;
     let progress = Progress::new(&job.progress_schema);
-    progress.ensure(&admin).await?;
+    progress.ensure(&mut admin).await?;
     let rejects = RejectLog::new(job.settings.reject_file.clone());
     let mut reports = Vec::new();
     for t in &prepared.tables {
         let target = t.mapping.qualified_target();
         if let Some(ddl) = &t.create {
-            admin
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    pg_ident(&t.mapping.target_schema)
-                ))
-                .await
-                .context("creating the target schema")?;
-            admin
-                .batch_execute(ddl)
-                .await
-                .with_context(|| format!("creating {target}"))?;
+            // Several workers may start at once: one creates, the others find it made.
+            let tx = admin.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('ferry ddl'))", &[])
+                .await?;
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                pg_ident(&t.mapping.target_schema)
+            ))
+            .await
+            .context("creating the target schema")?;
+            let exists =
+                sink::existing_columns(&tx, &t.mapping.target_schema, &t.mapping.target_table)
+                    .await?
+                    .is_some();
+            if !exists {
+                tx.batch_execute(ddl)
+                    .await
+                    .with_context(|| format!("creating {target}"))?;
+            }
+            tx.commit().await?;
         }
         let key = job_key(&t.mapping.source.qualified(), &target);
         if job.fresh {
@@ -247,13 +256,15 @@ pub async fn run(
             )
             .await?;
         let done_before = if resumed {
-            progress
-                .status(&admin, &key)
-                .await?
-                .map(|s| s.done)
-                .unwrap_or(0)
+            Some(
+                progress
+                    .status(&admin, &key)
+                    .await?
+                    .map(|s| s.done)
+                    .unwrap_or(0),
+            )
         } else {
-            0
+            None
         };
         let constants = sink::encode_constants(
             &admin,

@@ -597,6 +597,14 @@ async fn copy_chunk(
         .transaction()
         .await
         .map_err(|e| classify_pg(e, "starting a transaction"))?;
+    let held = ctx
+        .progress
+        .hold(&tx, ctx.job, ctx.owner, lease.chunk_id)
+        .await
+        .map_err(|e| ChunkError::TargetTransient(e.context("locking the chunk")))?;
+    if !held {
+        return Ok(ChunkDone::LeaseLost);
+    }
     ctx.writer
         .prepare_tx(&tx)
         .await

@@ -50,10 +50,12 @@ impl Progress {
     }
 
     /// Creates the progress schema and tables when missing.
-    pub async fn ensure(&self, client: &Client) -> Result<()> {
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
+    pub async fn ensure(&self, client: &mut Client) -> Result<()> {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('ferry ddl'))", &[])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS {runs} (
                    job text PRIMARY KEY,
                    run_id text NOT NULL,
@@ -78,12 +80,14 @@ impl Progress {
                    done_at timestamptz,
                    PRIMARY KEY (job, chunk_id)
                  );",
-                schema = pg_ident(&self.schema),
-                runs = self.t("ferry_runs"),
-                chunks = self.t("ferry_chunks"),
-            ))
-            .await
-            .with_context(|| format!("creating the progress tables in schema {}", self.schema))
+            schema = pg_ident(&self.schema),
+            runs = self.t("ferry_runs"),
+            chunks = self.t("ferry_chunks"),
+        ))
+        .await
+        .with_context(|| format!("creating the progress tables in schema {}", self.schema))?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Stores the plan for `job` unless one is stored already (then the stored plan wins, so a
@@ -229,6 +233,30 @@ impl Progress {
             )
             .await?;
         Ok(n == 1)
+    }
+
+    /// Locks this worker's chunk row for the duration of the chunk's transaction. While the lock
+    /// is held no other worker can lease the chunk, even after the lease expires (leasing skips
+    /// locked rows), so a slow but live worker is never overtaken; a killed one's connection
+    /// dies, the lock goes with it, and the lease expiry hands the chunk on. Returns false when
+    /// the lease is no longer this worker's.
+    pub async fn hold(
+        &self,
+        tx: &Transaction<'_>,
+        job: &str,
+        owner: &str,
+        chunk_id: u32,
+    ) -> Result<bool> {
+        Ok(tx
+            .query_opt(
+                &format!(
+                    "SELECT 1 FROM {} WHERE job = $1 AND chunk_id = $2 AND owner = $3 AND state = 'leased' FOR UPDATE",
+                    self.t("ferry_chunks")
+                ),
+                &[&job, &(chunk_id as i32), &owner],
+            )
+            .await?
+            .is_some())
     }
 
     /// Chunks not done yet: pending, or leased (by anyone).

@@ -148,7 +148,7 @@ pub async fn discover(ep: &TargetEndpoint) -> Result<TargetFacts> {
 
 /// Reads an existing target table's columns: name, `format_type`, and NOT NULL without default.
 pub async fn existing_columns(
-    client: &Client,
+    client: &impl tokio_postgres::GenericClient,
     schema: &str,
     table: &str,
 ) -> Result<Option<Vec<(String, String, bool)>>> {

@@ -60,7 +60,7 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
     }
     let progress = output::Progress::new(args.json);
     let reports = job::run(&job, &prepared, &stop, &|t, counters, done_before| {
-        if done_before > 0 {
+        if let Some(done_before) = done_before {
             eprintln!(
                 "ferry: resuming {}: {done_before} of {} chunks already done",
                 t.mapping.source.qualified(),
@@ -126,12 +126,11 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
             );
         }
     }
-    let validate = args.validate
-        || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
+    let validate =
+        args.validate || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
     if validate
         && !stop.load(Ordering::Relaxed)
-        && super::validate::after_migrate(&job, &prepared, &loaded, &args.config, args.json)
-            .await?
+        && super::validate::after_migrate(&job, &prepared, &loaded, &args.config, args.json).await?
     {
         return Ok(ExitCode::from(1));
     }

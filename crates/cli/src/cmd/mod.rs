@@ -1,8 +1,12 @@
 //! One module per subcommand: parse flags into a spec, call the engine, print the outcome.
 
+pub mod baseline;
+pub mod bench;
+pub mod compare;
 pub mod gen;
 pub mod job;
 pub mod migrate;
 pub mod output;
 pub mod plan;
+pub mod report;
 pub mod validate;

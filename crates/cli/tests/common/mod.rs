@@ -149,3 +149,44 @@ pub fn testbed_properties(ks: &str, table: &str, schema: &str) -> String {
          table.target.schema={schema}\ntable.target.table={table}\n"
     )
 }
+
+/// An order-independent digest of a target table's content, and its row count.
+pub async fn table_digest(schema: &str, table: &str) -> (i64, String) {
+    let pg = pg_connect(5433).await;
+    let row = pg
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
+                 FROM (SELECT md5(t::text) AS h FROM {schema}.{table} t) x"
+            ),
+            &[],
+        )
+        .await
+        .expect("digest");
+    (row.get(0), row.get(1))
+}
+
+/// Starts `ferry migrate -c cfg ARGS` without waiting.
+pub fn spawn_migrate(cfg: &Path, args: &[&str]) -> std::process::Child {
+    ferry()
+        .args(["migrate", "-c"])
+        .arg(cfg)
+        .args(args)
+        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry migrate")
+}
+
+/// Runs `ferry migrate -c cfg ARGS` to the end; panics with its output on failure.
+pub fn run_migrate(cfg: &Path, args: &[&str]) -> String {
+    let out = spawn_migrate(cfg, args).wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "ferry migrate failed:\n{text}");
+    text
+}

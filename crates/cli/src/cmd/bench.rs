@@ -1,0 +1,347 @@
+//! `ferry bench kafka|postgres|cassandra`: one probe against one service → a run record, a
+//! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_bench::{cassandra, kafka, postgres, Probe};
+use ferry_report::RunRecord;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub probe: BenchProbe,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchProbe {
+    /// Kafka producer (or consumer) throughput and latency, as kafka-producer-perf-test reports them.
+    Kafka(KafkaArgs),
+    /// PostgreSQL / YugabyteDB query latency and throughput at a concurrency, plus a server snapshot.
+    Postgres(PgArgs),
+    /// Cassandra write and read throughput and latency, in a keyspace of the probe's own.
+    Cassandra(CassandraArgs),
+}
+
+/// Where the record goes and how often to run.
+#[derive(Args, Debug, Clone)]
+pub struct OutArgs {
+    /// Write the run record here (default: runs/<kind>-<unix ms>.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Run the probe this many times; the record's samples are then whole runs, which is what
+    /// `ferry compare` needs to tell a change from run-to-run noise.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct KafkaArgs {
+    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
+    pub bootstrap: String,
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long, default_value_t = 100_000)]
+    pub num_records: u64,
+    /// Bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    #[arg(long, default_value = "all", value_parser = ["all", "1", "0", "-1"])]
+    pub acks: String,
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    /// Bytes per partition batch (default: librdkafka's, 1 MB).
+    #[arg(long)]
+    pub batch_size: Option<u64>,
+    #[arg(long, value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: Option<String>,
+    /// Records/s ceiling; -1 = unthrottled (as kafka-producer-perf-test's --throughput).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub throughput: f64,
+    #[arg(long, value_enum, default_value_t = KafkaMode::Produce)]
+    pub mode: KafkaMode,
+    /// Any other client property, KEY=VALUE (Java client names; librdkafka accepts them).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_kv)]
+    pub properties: Vec<(String, String)>,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum KafkaMode {
+    Produce,
+    Consume,
+}
+
+#[derive(Args, Debug)]
+pub struct PgArgs {
+    /// HOST:PORT; repeat or comma-separate to spread connections over several nodes.
+    #[arg(long = "host", default_value = "127.0.0.1:5432", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    #[arg(long, default_value = "postgres")]
+    pub user: String,
+    /// Never written to the run record.
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    #[arg(long, default_value = "postgres")]
+    pub dbname: String,
+    /// A statement to time (repeatable; issued round-robin). Without it: the built-in mix.
+    #[arg(long = "query", value_name = "SQL")]
+    pub queries: Vec<String>,
+    #[arg(long, value_enum, default_value_t = BuiltinArg::TpcbLike)]
+    pub builtin: BuiltinArg,
+    /// pgbench scale of the built-in mix (100,000 accounts each).
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Schema for the built-in mix's tables.
+    #[arg(long, default_value = "ferry_bench")]
+    pub schema: String,
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// How long to run, e.g. 10s, 500ms, 2m (default 10s unless --transactions is given).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many operations over all connections.
+    #[arg(long)]
+    pub transactions: Option<u64>,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum BuiltinArg {
+    TpcbLike,
+    SelectOnly,
+}
+
+#[derive(Args, Debug)]
+pub struct CassandraArgs {
+    #[arg(long = "host", default_value = "127.0.0.1:9042", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Never written to the run record.
+    #[arg(long, env = "FERRY_CASSANDRA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    #[arg(long, default_value = "ferry_bench")]
+    pub keyspace: String,
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: u32,
+    /// Writes (and then as many reads).
+    #[arg(long, default_value_t = 20_000)]
+    pub operations: u64,
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Both)]
+    pub workload: WorkloadArg,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum WorkloadArg {
+    Write,
+    Read,
+    Both,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// `10`, `10s`, `500ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration such as 10s, 500ms or 2m, got {s:?}"))?;
+    if !(v > 0.0) {
+        return Err("the duration must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+impl KafkaArgs {
+    fn spec(&self) -> kafka::KafkaSpec {
+        kafka::KafkaSpec {
+            bootstrap: self.bootstrap.clone(),
+            topic: self.topic.clone(),
+            num_records: self.num_records,
+            record_size: self.record_size,
+            acks: self.acks.clone(),
+            linger_ms: self.linger_ms,
+            batch_size: self.batch_size,
+            compression: self.compression.clone(),
+            throughput: (self.throughput > 0.0).then_some(self.throughput),
+            mode: match self.mode {
+                KafkaMode::Produce => kafka::Mode::Produce,
+                KafkaMode::Consume => kafka::Mode::Consume,
+            },
+            properties: self.properties.iter().cloned().collect(),
+        }
+    }
+}
+
+impl PgArgs {
+    fn spec(&self) -> postgres::PgSpec {
+        let duration = match (self.duration, self.transactions) {
+            (None, None) => Some(10.0),
+            (d, _) => d.map(|d| d.as_secs_f64()),
+        };
+        postgres::PgSpec {
+            hosts: self.hosts.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            dbname: self.dbname.clone(),
+            queries: self.queries.clone(),
+            builtin: match self.builtin {
+                BuiltinArg::TpcbLike => postgres::Builtin::TpcbLike,
+                BuiltinArg::SelectOnly => postgres::Builtin::SelectOnly,
+            },
+            scale: self.scale,
+            schema: self.schema.clone(),
+            concurrency: self.concurrency,
+            duration_s: duration,
+            transactions: self.transactions,
+        }
+    }
+}
+
+impl CassandraArgs {
+    fn spec(&self) -> cassandra::CassandraSpec {
+        cassandra::CassandraSpec {
+            hosts: self.hosts.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            keyspace: self.keyspace.clone(),
+            replication_factor: self.replication_factor,
+            operations: self.operations,
+            value_size: self.value_size,
+            concurrency: self.concurrency,
+            workload: match self.workload {
+                WorkloadArg::Write => cassandra::Workload::Write,
+                WorkloadArg::Read => cassandra::Workload::Read,
+                WorkloadArg::Both => cassandra::Workload::Both,
+            },
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let (probe, out) = match args.probe {
+        BenchProbe::Kafka(a) => (Probe::Kafka(a.spec()), a.out),
+        BenchProbe::Postgres(a) => (Probe::Postgres(a.spec()), a.out),
+        BenchProbe::Cassandra(a) => (Probe::Cassandra(a.spec()), a.out),
+    };
+    if out.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let mut runs = Vec::new();
+    for i in 0..out.repeat {
+        let r = ferry_bench::run_probe(&probe).await?;
+        if out.repeat > 1 {
+            eprintln!("run {}/{}: {}", i + 1, out.repeat, summary_line(&r));
+        }
+        runs.push(r);
+    }
+    let record = ferry_bench::combine_repetitions(runs);
+    finish(&record, out.out.as_deref())
+}
+
+/// Prints the summary and hints, saves the record; exit 1 when the probe reported an error.
+pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<ExitCode> {
+    println!("{}", summary_line(record));
+    for h in ferry_report::hints::hints(record) {
+        println!("hint ({}): {}", h.resource, h.message);
+    }
+    let path = match out {
+        Some(p) => p.to_path_buf(),
+        None => default_path(&record.kind),
+    };
+    record
+        .save(&path)
+        .with_context(|| format!("saving the run record to {}", path.display()))?;
+    println!("run record: {}", path.display());
+    if let Some(e) = &record.error {
+        eprintln!("ferry: probe error: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn default_path(kind: &str) -> PathBuf {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    PathBuf::from("runs").join(format!("{kind}-{ms}.json"))
+}
+
+/// One line in the shape of the service's own tool, e.g. kafka-producer-perf-test's
+/// "100000 records sent, 11241.0 records/sec (10.98 MB/sec), 1949.10 ms avg latency, …".
+pub fn summary_line(r: &RunRecord) -> String {
+    let s = &r.summary;
+    let g = |k: &str| s.get(k).copied().unwrap_or(f64::NAN);
+    let rep = match r.sample_unit.as_deref() {
+        Some("repetition") => format!(" (median of {} runs)", r.samples.len()),
+        _ => String::new(),
+    };
+    match r.kind.as_str() {
+        "kafka-produce" => format!(
+            "{:.0} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.0} ms 50th, {:.0} ms 95th, {:.0} ms 99th, {:.0} ms 99.9th{rep}",
+            g("records"), g("records_per_sec"), g("mb_per_sec"), g("avg_ms"), g("max_ms"),
+            g("p50_ms"), g("p95_ms"), g("p99_ms"), g("p999_ms")
+        ),
+        "kafka-consume" => format!(
+            "{:.0} records consumed, {:.2} MB, {:.1} records/sec ({:.2} MB/sec) in {:.2} s{rep}",
+            g("records"), g("mb"), g("records_per_sec"), g("mb_per_sec"), g("seconds")
+        ),
+        "postgres" => {
+            let hit = r
+                .server
+                .as_ref()
+                .and_then(|v| v.pointer("/during/cache_hit_ratio"))
+                .and_then(|v| v.as_f64())
+                .map(|h| format!(", cache hit ratio {:.2}%", h * 100.0))
+                .unwrap_or_default();
+            format!(
+                "{:.0} operations, {:.1} per sec, latency avg {:.3} ms, p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms{hit}{rep}",
+                g("records"), g("records_per_sec"), g("avg_ms"), g("p50_ms"), g("p95_ms"), g("p99_ms"), g("max_ms")
+            )
+        }
+        "cassandra" => {
+            let mut parts = Vec::new();
+            for p in ["write", "read"] {
+                if s.contains_key(&format!("{p}_ops_per_sec")) {
+                    parts.push(format!(
+                        "{p}s: {:.0} ops, {:.1} ops/sec, latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                        g(&format!("{p}_records")),
+                        g(&format!("{p}_ops_per_sec")),
+                        g(&format!("{p}_p50_ms")),
+                        g(&format!("{p}_p99_ms")),
+                        g(&format!("{p}_max_ms"))
+                    ));
+                }
+            }
+            format!("{}{rep}", parts.join("; "))
+        }
+        _ => ferry_report::model::headline(r).replace("**", ""),
+    }
+}
