@@ -174,10 +174,7 @@ impl CopyReader {
             pos = 19 + ext;
             self.header_done = true;
         }
-        loop {
-            let Some(count) = data.get(pos..pos + 2) else {
-                break;
-            };
+        while let Some(count) = data.get(pos..pos + 2) {
             let count = i16::from_be_bytes([count[0], count[1]]);
             if count == -1 {
                 self.finished = true;
