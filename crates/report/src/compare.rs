@@ -134,7 +134,14 @@ pub fn compare_metric(metric: &str, before: &[f64], after: &[f64], opts: &Option
         _ => 1.0,
     };
     let improvement = change.map(|c| sign * c);
-    let ci = relative_change_ci(before, after, opts.level, opts.resamples, opts.seed).map(|ci| {
+    let enough = db.as_ref().is_some_and(|d| d.n >= 2) && da.as_ref().is_some_and(|d| d.n >= 2);
+    // A bootstrap of one value per side is a point, not an interval: leave it out.
+    let ci = if !enough {
+        None
+    } else {
+        relative_change_ci(before, after, opts.level, opts.resamples, opts.seed)
+    }
+    .map(|ci| {
         if sign < 0.0 {
             Interval {
                 estimate: -ci.estimate,
@@ -147,7 +154,6 @@ pub fn compare_metric(metric: &str, before: &[f64], after: &[f64], opts: &Option
         }
     });
     let welch = welch_t_test(before, after);
-    let enough = db.as_ref().is_some_and(|d| d.n >= 2) && da.as_ref().is_some_and(|d| d.n >= 2);
     let verdict = if direction == Direction::Neutral {
         Verdict::Unjudged
     } else if !enough {

@@ -160,9 +160,13 @@ pub fn build(r: &Report) -> Vec<Block> {
         if r.hints.is_empty() {
             "none".to_string()
         } else {
-            let mut kinds: Vec<&str> = r.hints.iter().map(|h| h.resource).collect();
-            kinds.dedup();
-            format!("{} ({})", r.hints.len(), kinds.join(", "))
+            let kinds: std::collections::BTreeSet<&str> =
+                r.hints.iter().map(|h| h.resource).collect();
+            format!(
+                "{} ({})",
+                r.hints.len(),
+                kinds.into_iter().collect::<Vec<_>>().join(", ")
+            )
         }
     ));
     for (p, e) in &r.failures {

@@ -44,10 +44,15 @@ pub fn label(metric: &str) -> String {
     }
 }
 
-/// Sort key so tables show throughput, then latency, then the rest.
-pub fn rank(metric: &str) -> (u8, String) {
-    let r = match metric {
-        RECORDS_PER_SEC => 0,
+/// Sort key so tables show throughput, then latency, then the rest; a phase prefix (`read_`,
+/// `write_`) groups a phase's metrics together in the same order.
+pub fn rank(metric: &str) -> (u8, String, u8, String) {
+    let (prefix, base) = ["read_", "write_"]
+        .iter()
+        .find_map(|p| metric.strip_prefix(p).map(|b| (*p, b)))
+        .unwrap_or(("", metric));
+    let r = match base {
+        RECORDS_PER_SEC | "ops_per_sec" => 0,
         MB_PER_SEC => 1,
         m if m.ends_with("_per_sec") => 2,
         "avg_ms" => 3,
@@ -59,7 +64,9 @@ pub fn rank(metric: &str) -> (u8, String) {
         m if m.ends_with("_ms") => 9,
         _ => 10,
     };
-    (r, metric.to_string())
+    // Unprefixed first, then each phase in turn, each ordered by r.
+    let group = if r <= 9 { 0 } else { 1 };
+    (group, prefix.to_string(), r, metric.to_string())
 }
 
 /// A number formatted for people: thousands separators for large values, 3 significant digits

@@ -98,7 +98,13 @@ pub fn build(inputs: &[Input]) -> Report {
     let mut failures = Vec::new();
     let mut hosts: Vec<HostFacts> = Vec::new();
     for input in inputs {
-        if !hosts.contains(&input.record.host) {
+        // The same machine, whatever optional facts each record carries.
+        let same = |h: &HostFacts| {
+            let r = &input.record.host;
+            (&h.hostname, h.cpus, &h.cpu_model, h.memory_mb, &h.os)
+                == (&r.hostname, r.cpus, &r.cpu_model, r.memory_mb, &r.os)
+        };
+        if !hosts.iter().any(same) {
             hosts.push(input.record.host.clone());
         }
         for e in &input.record.expectations {

@@ -172,7 +172,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("expected a duration such as 10s, 500ms or 2m, got {s:?}"))?;
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         return Err("the duration must be positive".into());
     }
     Ok(Duration::from_secs_f64(v * mult))
