@@ -146,7 +146,9 @@ pub fn testbed_properties(ks: &str, table: &str, schema: &str) -> String {
          yugabyte.host=127.0.0.1:5433,127.0.0.1:5434,127.0.0.1:5435\nyugabyte.database=ferry\n\
          yugabyte.username=postgres\nyugabyte.loadBalanceHosts=true\nyugabyte.copyFlushEvery=20000\n\
          table.source.keyspace={ks}\ntable.source.table={table}\n\
-         table.target.schema={schema}\ntable.target.table={table}\n"
+         table.target.schema={schema}\ntable.target.table={table}\n\
+         ferry.runsDir={runs}\n",
+        runs = std::env::temp_dir().join("ferry-tests/runs").display()
     )
 }
 
