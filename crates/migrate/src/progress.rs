@@ -352,6 +352,35 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Every job in the progress tables: (job key, source, target, chunks, finished).
+    pub async fn jobs(&self, client: &Client) -> Result<Vec<(String, String, String, i32, bool)>> {
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'ferry_runs'",
+                &[&self.schema],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(vec![]);
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT job, source, target, chunks, finished_at IS NOT NULL FROM {} ORDER BY created_at",
+                    self.t("ferry_runs")
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+}
+
 /// The job key: one source table into one target table. Rerunning the same command finds it.
 pub fn job_key(source: &str, target: &str) -> String {
     format!("{source} -> {target}")
