@@ -25,6 +25,8 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Show what a migration would do: chunks, estimated sizes, target DDL. Touches nothing.
     Plan(cmd::plan::PlanArgs),
+    /// Show how far a migration got: chunks done/leased/pending, rows, rate, ETA.
+    Status(cmd::status::StatusArgs),
     /// Prove the target equals the source: counts and digests per key-hash bucket, then the
     /// rows and columns that differ. Exit code 0 only when equal.
     Validate(cmd::validate::ValidateArgs),
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             Command::Gen(args) => cmd::gen::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
+            Command::Status(args) => cmd::status::run(args).await,
             Command::Validate(args) => cmd::validate::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Baseline(args) => cmd::baseline::run(args).await,

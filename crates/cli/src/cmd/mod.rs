@@ -10,3 +10,4 @@ pub mod output;
 pub mod plan;
 pub mod report;
 pub mod validate;
+pub mod status;
