@@ -205,11 +205,20 @@ public final class CopyWriter {
       for (int i = 0; i < types.length; i++) {
         if (i > 0) out.append(',');
         if (r.isNullAt(i)) continue;                     // NULL '' : an unquoted empty field
+        Object v = r.get(i);
+        // CQL has no empty (non-frozen) collection: it is null, which the connector hands over as empty.
+        if (isEmptyCollection(v, types[i])) continue;
         tmp.setLength(0);
-        value(r.get(i), types[i], kinds[i], tmp);
+        value(v, types[i], kinds[i], tmp);
         csv(tmp, out);
       }
       out.append('\n');
+    }
+
+    static boolean isEmptyCollection(Object v, DataType t) {
+      if (t instanceof ArrayType) return !iter(v).hasNext();
+      if (t instanceof MapType) return ((scala.collection.Map<?, ?>) v).isEmpty();
+      return false;
     }
 
     static void csv(CharSequence v, StringBuilder out) {
@@ -370,8 +379,8 @@ public final class CopyWriter {
       } else if (t instanceof StructType) {
         StructField[] fs = ((StructType) t).fields();
         Row r = (Row) v;
-        boolean tuple = true;                             // the connector names tuple fields _1, _2, ...
-        for (int k = 0; k < fs.length; k++) tuple &= fs[k].name().equals("_" + (k + 1));
+        boolean tuple = true;                             // the connector names tuple fields 0, 1, ...
+        for (int k = 0; k < fs.length; k++) tuple &= fs[k].name().equals(Integer.toString(k));
         sb.append(tuple ? '[' : '{');
         for (int k = 0; k < fs.length; k++) {
           if (k > 0) sb.append(',');
