@@ -137,42 +137,10 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
     })
 }
 
-/// Host facts for run records: CPU model and count, memory, OS.
+/// Host facts for run records: CPU model and count, memory, OS — the same facts every probe
+/// records (one reader in ferry-report reads them all).
 pub fn host_facts() -> serde_json::Value {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let mem_kb = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemTotal"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    let os = std::fs::read_to_string("/etc/os-release")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("PRETTY_NAME="))
-        .map(|l| {
-            l.trim_start_matches("PRETTY_NAME=")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap_or_default();
-    json!({
-        "cpu_model": model,
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "memory_mb": mem_kb / 1024,
-        "os": os,
-        "hostname": std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(),
-    })
+    serde_json::to_value(ferry_bench::host::facts()).unwrap_or_default()
 }
 
 pub fn unix_secs(t: SystemTime) -> f64 {
