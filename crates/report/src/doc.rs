@@ -52,9 +52,14 @@ pub enum Chart {
 }
 
 fn table(head: &[&str], numeric_from: usize, rows: Vec<Vec<String>>) -> Block {
+    table_cols(head, &(numeric_from..head.len()).collect::<Vec<_>>(), rows)
+}
+
+/// A table whose `numeric` columns are right-aligned.
+fn table_cols(head: &[&str], numeric: &[usize], rows: Vec<Vec<String>>) -> Block {
     Block::Table(Table {
         head: head.iter().map(|s| s.to_string()).collect(),
-        numeric: (0..head.len()).map(|i| i >= numeric_from).collect(),
+        numeric: (0..head.len()).map(|i| numeric.contains(&i)).collect(),
         rows,
     })
 }
@@ -406,9 +411,9 @@ pub fn build(r: &Report) -> Vec<Block> {
                 ]
             })
             .collect();
-        d.push(table(
+        d.push(table_cols(
             &["probe", "expectation", "actual", "result"],
-            2,
+            &[2],
             rows,
         ));
     }
@@ -441,7 +446,7 @@ pub fn build(r: &Report) -> Vec<Block> {
                 ]
             })
             .collect();
-        d.push(table(
+        d.push(table_cols(
             &[
                 "metric",
                 "before",
@@ -451,7 +456,7 @@ pub fn build(r: &Report) -> Vec<Block> {
                 "p (Welch)",
                 "verdict",
             ],
-            1,
+            &[1, 2, 3, 4, 5],
             rows,
         ));
         if let Some(m) = c
@@ -495,7 +500,7 @@ pub fn build(r: &Report) -> Vec<Block> {
             ]
         })
         .collect();
-    d.push(table(
+    d.push(table_cols(
         &[
             "source",
             "probe",
@@ -504,7 +509,7 @@ pub fn build(r: &Report) -> Vec<Block> {
             "seconds",
             "parameters",
         ],
-        4,
+        &[4],
         rows,
     ));
     d

@@ -34,7 +34,7 @@ pub fn label(metric: &str) -> String {
         "avg_ms" => "avg ms".into(),
         m => {
             if let Some(p) = m.strip_suffix("_per_sec") {
-                format!("{}/s", p.replace('_', " "))
+                format!("{}/s", p.replace('_', " ").replace("mb", "MB"))
             } else if let Some(p) = m.strip_suffix("_ms") {
                 format!("{} ms", p.replace("p999", "p99.9").replace('_', " "))
             } else {
@@ -90,7 +90,7 @@ pub fn fmt_value(v: f64) -> String {
         } else {
             out
         }
-    } else if a >= 100.0 {
+    } else if a >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
         format!("{v:.1}")

@@ -1,0 +1,411 @@
+//! Probes, baseline, compare and report against the real test bed: each probe writes a valid
+//! run record; compare tells a real difference (Kafka acks=0 vs acks=all) from none (a run
+//! against itself) and its gate exits accordingly; report fills the template from the records.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(unique_name("ferry_bench_test"));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = ferry().args(args).output().expect("running ferry");
+    eprintln!(
+        "ferry {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "ferry {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn record(path: &Path) -> Value {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
+    assert_eq!(v["schema_version"], 1);
+    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
+    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(!v["host"]["cpu_model"].as_str().unwrap().is_empty());
+    assert!(v["host"]["memory_mb"].as_u64().unwrap() > 0);
+    v
+}
+
+fn kafka(topic: &str, acks: &str, out: &Path, extra: &[&str]) -> Value {
+    let o = out.to_str().unwrap();
+    let mut args = vec![
+        "bench",
+        "kafka",
+        "--bootstrap",
+        KAFKA,
+        "--topic",
+        topic,
+        "--num-records",
+        "20000",
+        "--record-size",
+        "1024",
+        "--acks",
+        acks,
+        "--out",
+        o,
+    ];
+    args.extend_from_slice(extra);
+    let stdout = ok(&args);
+    assert!(stdout.contains("records sent"), "{stdout}");
+    record(out)
+}
+
+#[test]
+fn kafka_probe_compare_gate_and_report() {
+    testbed();
+    let d = dir();
+    let topic = unique_name("ferry_bench");
+    let (all, zero, consume) = (
+        d.join("all.json"),
+        d.join("zero.json"),
+        d.join("consume.json"),
+    );
+
+    let a = kafka(&topic, "all", &all, &["--repeat", "5"]);
+    assert_eq!(a["kind"], "kafka-produce");
+    assert_eq!(a["parameters"]["acks"], "all");
+    assert_eq!(a["sample_unit"], "repetition");
+    assert_eq!(a["samples"].as_array().unwrap().len(), 5);
+    for k in [
+        "records_per_sec",
+        "mb_per_sec",
+        "avg_ms",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+    ] {
+        assert!(
+            a["summary"][k].as_f64().unwrap() > 0.0,
+            "summary.{k} in {}",
+            a["summary"]
+        );
+    }
+    assert_eq!(a["summary"]["records"], 20000.0);
+    assert_eq!(a["summary"]["errors"], 0.0);
+    assert!(!a["host_samples"].as_array().unwrap().is_empty());
+    let z = kafka(&topic, "0", &zero, &["--repeat", "5"]);
+    assert_eq!(z["parameters"]["acks"], "0");
+
+    let c = ok(&[
+        "bench",
+        "kafka",
+        "--bootstrap",
+        KAFKA,
+        "--topic",
+        &topic,
+        "--mode",
+        "consume",
+        "--num-records",
+        "20000",
+        "--out",
+        consume.to_str().unwrap(),
+    ]);
+    assert!(c.contains("20000 records consumed"), "{c}");
+    let cr = record(&consume);
+    assert_eq!(cr["kind"], "kafka-consume");
+    assert!(cr["summary"]["records_per_sec"].as_f64().unwrap() > 0.0);
+
+    // acks=0 does not wait for the broker: a real, large improvement in records/s.
+    let (all_s, zero_s) = (all.to_str().unwrap(), zero.to_str().unwrap());
+    let out = run(&["compare", all_s, zero_s, "--min-improvement", "30%"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("records_per_sec") && text.contains("better"),
+        "{text}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "acks=0 should pass a 30% gate over acks=all:\n{text}"
+    );
+    // A run compared with itself is no improvement; the gate fails.
+    let out = run(&["compare", all_s, all_s, "--min-improvement", "30%"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("noise") && text.contains("FAILED"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+    // The other way round it is worse: the gate fails too.
+    let out = run(&["compare", zero_s, all_s, "--min-improvement", "30%"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Without a threshold, compare only reports.
+    assert!(run(&["compare", all_s, zero_s]).status.success());
+
+    // The report: Markdown and HTML from the records, the template's sections filled.
+    let (md, html) = (d.join("report.md"), d.join("report.html"));
+    ok(&[
+        "report",
+        all_s,
+        zero_s,
+        consume.to_str().unwrap(),
+        "--md",
+        md.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let md = std::fs::read_to_string(md).unwrap();
+    for section in [
+        "# Performance Baseline Report",
+        "## Executive summary",
+        "## Baseline metrics per service",
+        "### Kafka",
+        "## Resource utilization",
+        "## Bottlenecks",
+        "## Improvements",
+        "## Runs",
+    ] {
+        assert!(md.contains(section), "{section} missing:\n{md}");
+    }
+    assert!(!md.contains("[INSERT"));
+    assert!(md.contains("| records/s |") || md.contains("records/s"));
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg") && html.contains("</html>")
+    );
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no network fetches"
+    );
+}
+
+#[test]
+fn postgres_probe_builtin_and_queries_with_server_snapshot() {
+    testbed();
+    let d = dir();
+    let schema = unique_name("ferry_bench_pg");
+    let host = format!("127.0.0.1:{}", PG_PORTS[0]);
+    let out = d.join("pg.json");
+    let text = ok(&[
+        "bench",
+        "postgres",
+        "--host",
+        &host,
+        "--dbname",
+        "ferry",
+        "--schema",
+        &schema,
+        "--builtin",
+        "select-only",
+        "--concurrency",
+        "2",
+        "--duration",
+        "2s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("operations") && text.contains("cache hit ratio"),
+        "{text}"
+    );
+    let r = record(&out);
+    assert_eq!(r["kind"], "postgres");
+    assert!(r["summary"]["records_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(r["summary"]["p99_ms"].as_f64().unwrap() > 0.0);
+    let s = &r["server"];
+    assert!(s["version"].as_str().unwrap().starts_with("PostgreSQL"));
+    for k in [
+        "max_connections",
+        "shared_buffers",
+        "work_mem",
+        "effective_cache_size",
+    ] {
+        assert!(s["settings"][k].is_string(), "settings.{k}: {s}");
+    }
+    assert!(
+        s["connections"].as_i64().unwrap() >= 3,
+        "the probe's 2 connections + admin: {s}"
+    );
+    assert!(s["during"]["commits"].as_i64().unwrap() > 0, "{s}");
+    assert!(s["during"]["cache_hit_ratio"].as_f64().is_some(), "{s}");
+    assert!(s["database"]["numbackends"].is_i64());
+
+    // Given queries, by transaction count, with per-query statistics.
+    let out2 = d.join("pgq.json");
+    let q = format!("SELECT count(*) FROM \"{schema}\".pgbench_branches");
+    ok(&[
+        "bench",
+        "postgres",
+        "--host",
+        &host,
+        "--dbname",
+        "ferry",
+        "--query",
+        "SELECT 1",
+        "--query",
+        &q,
+        "--concurrency",
+        "2",
+        "--transactions",
+        "400",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let r = record(&out2);
+    assert_eq!(r["summary"]["records"], 400.0);
+    let qs = r["result"]["queries"].as_array().unwrap();
+    assert_eq!(qs.len(), 2);
+    assert_eq!(
+        qs[0]["count"].as_f64().unwrap() + qs[1]["count"].as_f64().unwrap(),
+        400.0
+    );
+
+    let _ = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        pg_connect(PG_PORTS[0])
+            .await
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+    });
+}
+
+#[test]
+fn cassandra_probe_in_its_own_keyspace() {
+    testbed();
+    let d = dir();
+    let ks = unique_name("ferry_bench_cs");
+    let out = d.join("c.json");
+    let text = ok(&[
+        "bench",
+        "cassandra",
+        "--host",
+        CASSANDRA,
+        "--user",
+        "cassandra",
+        "--password",
+        "cassandra",
+        "--keyspace",
+        &ks,
+        "--operations",
+        "3000",
+        "--concurrency",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("writes: 3000 ops") && text.contains("reads: 3000 ops"),
+        "{text}"
+    );
+    let r = record(&out);
+    assert_eq!(r["kind"], "cassandra");
+    for k in [
+        "write_ops_per_sec",
+        "write_p99_ms",
+        "read_ops_per_sec",
+        "read_p99_ms",
+        "records_per_sec",
+    ] {
+        assert!(r["summary"][k].as_f64().unwrap() > 0.0, "summary.{k}");
+    }
+    assert!(r["target"].as_str().unwrap().contains("Cassandra 5."));
+    let _ = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        cassandra()
+            .await
+            .query_unpaged(format!("DROP KEYSPACE \"{ks}\""), &[])
+            .await
+    });
+}
+
+#[test]
+fn baseline_suite_marks_expectations_and_feeds_report() {
+    testbed();
+    let d = dir();
+    let topic = unique_name("ferry_baseline");
+    let schema = unique_name("ferry_baseline_pg");
+    let suite = d.join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"
+name = "day 5 baseline"
+
+[[probe]]
+type = "kafka"
+name = "kafka-producer"
+expect = ["records_per_sec >= 1", "records_per_sec >= 100M"]
+bootstrap = "{KAFKA}"
+topic = "{topic}"
+num_records = 5000
+
+[[probe]]
+type = "postgres"
+name = "postgres-select"
+expect = ["p99_ms < 10000"]
+hosts = ["127.0.0.1:{port}"]
+dbname = "ferry"
+schema = "{schema}"
+builtin = "select-only"
+concurrency = 2
+duration_s = 1.0
+"#,
+            port = PG_PORTS[0]
+        ),
+    )
+    .unwrap();
+    let out = d.join("baseline.json");
+    let o = run(&[
+        "baseline",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "one expectation is missed on purpose:\n{text}"
+    );
+    assert!(text.contains("MISSED") && text.contains("met"), "{text}");
+    let r = record(&out);
+    assert_eq!(r["kind"], "baseline");
+    let probes = r["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 2);
+    assert_eq!(probes[0]["name"], "kafka-producer");
+    let e = probes[0]["expectations"].as_array().unwrap();
+    assert_eq!(
+        (e[0]["met"].as_bool(), e[1]["met"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(e[1]["actual"].as_f64().unwrap() > 0.0);
+    assert_eq!(probes[1]["expectations"][0]["met"], true);
+    assert_eq!(r["summary"]["expectations_missed"], 1.0);
+
+    let md = d.join("b.md");
+    ok(&[
+        "report",
+        out.to_str().unwrap(),
+        "--md",
+        md.to_str().unwrap(),
+    ]);
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.contains("## Expectations")
+            && md.contains("**missed**")
+            && md.contains("### PostgreSQL"),
+        "{md}"
+    );
+
+    let _ = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        pg_connect(PG_PORTS[0])
+            .await
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+    });
+}
