@@ -97,7 +97,7 @@ def main(argv):
     print(f"SPARK_STARTUP seconds={startup:.2f} (python_after_launch={T_PY - t_start:.2f})", flush=True)
 
     rows, csv_bytes, parts = jvm.ferry.bench.CopyWriter.run(
-        spark._jsparkSession, df._jdf, a.hosts, a.database, a.user, a.password,
+        spark._jsparkSession, df._jdf, a.keyspace, a.table, a.hosts, a.database, a.user, a.password,
         a.target_schema, a.target_table or a.table, a.flush_every, a.buffer_chars, a.truncate)
     secs = time.time() - t0
     spark.stop()

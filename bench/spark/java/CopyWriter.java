@@ -43,14 +43,14 @@ import org.postgresql.copy.CopyManager;
  * bigint of nanoseconds; list/set go to an array column unless the target is jsonb).
  */
 public final class CopyWriter {
-  static final int PLAIN = 0, TIME = 1, JSON = 2;
+  static final int PLAIN = 0, TIME = 1, JSON = 2, INTERVAL = 3;
 
   private CopyWriter() {}
 
   /** Returns {rows, csvBytes, partitions}. */
-  public static long[] run(SparkSession spark, Dataset<Row> df, String hosts, String database, String user,
-      String password, String schema, String table, int flushEvery, int bufferChars, boolean truncate)
-      throws SQLException {
+  public static long[] run(SparkSession spark, Dataset<Row> df, String keyspace, String cqlTable, String hosts,
+      String database, String user, String password, String schema, String table, int flushEvery, int bufferChars,
+      boolean truncate) throws SQLException {
     String[] hostList = hosts.split(",");
     Properties props = connProps(user, password);
     String[] srcCols = df.columns();
@@ -79,8 +79,9 @@ public final class CopyWriter {
         if (m == null) throw new SQLException("source column " + srcCols[i] + " has no column in " + schema + "." + table);
         tgtNames.add(m[0]);
         types[i] = st.fields()[i].dataType();
-        kinds[i] = (m[1].equals("jsonb") || m[1].equals("json")) ? JSON : m[1].equals("time") ? TIME
-            : m[3].equals("time") ? TIME : PLAIN;
+        String tt = m[3].isEmpty() ? m[1] : m[3];             // element type for arrays
+        kinds[i] = (m[1].equals("jsonb") || m[1].equals("json")) ? JSON : tt.equals("time") ? TIME
+            : tt.equals("interval") ? INTERVAL : PLAIN;
       }
       if (truncate) {
         try (Statement s = c.createStatement()) { s.execute("TRUNCATE " + ident(schema) + "." + ident(table)); }
@@ -206,7 +207,8 @@ public final class CopyWriter {
         if (i > 0) out.append(',');
         if (r.isNullAt(i)) continue;                     // NULL '' : an unquoted empty field
         Object v = r.get(i);
-        // CQL has no empty (non-frozen) collection: it is null, which the connector hands over as empty.
+        // The connector hands a null collection over as an empty one, frozen or not (a non-frozen CQL
+        // collection cannot even be empty): write NULL. Only a frozen collection stored empty loses here.
         if (isEmptyCollection(v, types[i])) continue;
         tmp.setLength(0);
         value(v, types[i], kinds[i], tmp);
@@ -282,7 +284,8 @@ public final class CopyWriter {
     }
 
     static void scalar(Object v, int kind, StringBuilder sb) {
-      if (v instanceof String) sb.append((String) v);
+      if (v instanceof String && kind == INTERVAL) duration((String) v, sb);
+      else if (v instanceof String) sb.append((String) v);
       else if (v instanceof Long && kind == TIME) time((Long) v, sb);
       else if (v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte) sb.append(((Number) v).longValue());
       else if (v instanceof Double) dbl((Double) v, sb);
@@ -345,6 +348,43 @@ public final class CopyWriter {
       long s = nanos / 1_000_000_000L, f = nanos % 1_000_000_000L;
       pad(sb, s / 3600, 2); sb.append(':'); pad(sb, (s / 60) % 60, 2); sb.append(':'); pad(sb, s % 60, 2);
       if (f != 0) { sb.append('.'); pad(sb, f, 9); }
+    }
+
+    /**
+     * CQL duration, which the connector hands over in CQL's text form ([-]1y2mo3w4d5h6m7s8ms9us10ns), to a
+     * PostgreSQL interval: months, days and microseconds (nanoseconds truncated), the sign on every part.
+     */
+    static void duration(String s, StringBuilder sb) {
+      int p = 0;
+      boolean neg = s.startsWith("-");
+      if (neg) p = 1;
+      long months = 0, days = 0, nanos = 0;
+      while (p < s.length()) {
+        int q = p;
+        while (q < s.length() && Character.isDigit(s.charAt(q))) q++;
+        if (q == p) throw new IllegalArgumentException("not a CQL duration: " + s);
+        long n = Long.parseLong(s.substring(p, q));
+        int u = q;
+        while (u < s.length() && !Character.isDigit(s.charAt(u))) u++;
+        String unit = s.substring(q, u).toLowerCase(java.util.Locale.ROOT);
+        switch (unit) {
+          case "y": months += 12 * n; break;
+          case "mo": months += n; break;
+          case "w": days += 7 * n; break;
+          case "d": days += n; break;
+          case "h": nanos += 3_600_000_000_000L * n; break;
+          case "m": nanos += 60_000_000_000L * n; break;
+          case "s": nanos += 1_000_000_000L * n; break;
+          case "ms": nanos += 1_000_000L * n; break;
+          case "us": case "\u00b5s": nanos += 1_000L * n; break;
+          case "ns": nanos += n; break;
+          default: throw new IllegalArgumentException("not a CQL duration: " + s);
+        }
+        p = u;
+      }
+      String sign = neg ? "-" : "";
+      sb.append(sign).append(months).append(" mons ").append(sign).append(days).append(" days ")
+          .append(sign).append(nanos / 1000).append(" microseconds");
     }
 
     static void json(Object v, DataType t, StringBuilder sb) {
