@@ -485,3 +485,61 @@ fn compare_gate_on_a_postgres_index() {
     rt.block_on(client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE")))
         .unwrap();
 }
+
+/// The HTML report renders in a real browser (Debian's headless Chromium): it must paint a
+/// page of the report's size, not an error page. Chromium is part of the test environment, like
+/// the servers: without it this test fails, it does not skip.
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let d = dir();
+    let data = repo_root().join("crates/report/tests/data");
+    let html = d.join("report.html");
+    let mut args: Vec<String> = vec!["report".into()];
+    for f in [
+        "kafka-acks-all.json",
+        "kafka-acks-1.json",
+        "postgres.json",
+        "cassandra.json",
+        "migration.json",
+        "baseline.json",
+    ] {
+        args.push(data.join(f).display().to_string());
+    }
+    args.extend(["--html".into(), html.display().to_string()]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let png = d.join("report.png");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,2600",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("running chromium (apt-get install chromium): the HTML report test needs it");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > 50_000,
+        "a blank page is a few KB; got {} bytes",
+        bytes.len()
+    );
+    // The DOM chromium built holds the charts and sections.
+    let dom = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium --dump-dom");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("<svg") && dom.contains("Executive summary") && dom.contains("Bottlenecks")
+    );
+}

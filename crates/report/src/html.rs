@@ -9,7 +9,7 @@ h1{font-size:1.8rem;border-bottom:3px solid #2b6cb0;padding-bottom:.3rem}h2{marg
 table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:13px}th,td{border:1px solid #d5dbe5;padding:.28rem .55rem}\
 th{background:#eef2f8;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#f8fafc}\
 code{background:#eef2f8;padding:0 .25rem;border-radius:3px;font-size:12px}figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.3rem}\
-svg text{font:12px system-ui,sans-serif;fill:#1d2330}";
+svg text{font:12px system-ui,sans-serif;fill:#1d2330}.tw{overflow-x:auto}";
 
 const COLORS: [&str; 6] = [
     "#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795",
@@ -86,7 +86,7 @@ fn inline(s: &str) -> String {
 }
 
 fn table(o: &mut String, t: &Table) {
-    o.push_str("<table>\n<thead><tr>");
+    o.push_str("<div class=\"tw\"><table>\n<thead><tr>");
     for h in &t.head {
         o.push_str(&format!("<th>{}</th>", inline(h)));
     }
@@ -103,7 +103,7 @@ fn table(o: &mut String, t: &Table) {
         }
         o.push_str("</tr>\n");
     }
-    o.push_str("</tbody>\n</table>\n");
+    o.push_str("</tbody>\n</table></div>\n");
 }
 
 fn chart(o: &mut String, c: &Chart) {
@@ -162,7 +162,7 @@ fn bars(o: &mut String, title: &str, unit: &str, rows: &[(String, Vec<f64>)], le
             "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
             label_w - 8.0,
             y0 + per * bar_h / 2.0 + 4.0,
-            esc(label)
+            esc(&shorten(label, 46))
         ));
         for (bi, v) in values.iter().enumerate() {
             let y = y0 + bi as f64 * bar_h;
@@ -180,6 +180,17 @@ fn bars(o: &mut String, title: &str, unit: &str, rows: &[(String, Vec<f64>)], le
         }
     }
     o.push_str("</svg></figure>\n");
+}
+
+/// At most `max` characters, the middle elided, so long labels fit the chart's margin.
+fn shorten(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max / 2 - 1).collect();
+    let tail: String = s.chars().skip(n - (max - max / 2)).collect();
+    format!("{head}…{tail}")
 }
 
 /// Line chart with axes; x in seconds.
