@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use scylla::client::session::Session;
 
 use crate::cassandra::{self, CassandraEndpoint};
-use crate::pipeline::{self, Counters, RejectLog, Settings, TableReport};
+use crate::pipeline::{self, Counters, Mode, RejectLog, Settings, TableReport};
 use crate::plan::{self, Plan};
 use crate::progress::{job_key, Progress};
 use crate::schema::{self, pg_ident, TableMapping};
@@ -229,7 +229,26 @@ pub async fn run(
             }
             tx.commit().await?;
         }
-        let key = job_key(&t.mapping.source.qualified(), &target);
+        let mut key = job_key(&t.mapping.source.qualified(), &target);
+        // Measurement modes keep their own progress and always start over.
+        let mut chunks = t.plan.chunks.clone();
+        match &job.settings.mode {
+            Mode::Migrate => {}
+            Mode::ScanOnly | Mode::Capture(_) => {
+                key.push_str(" [scan]");
+                progress.forget(&admin, &key).await?;
+            }
+            Mode::Replay(dir) => {
+                key.push_str(" [replay]");
+                progress.forget(&admin, &key).await?;
+                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+                chunks = captured_chunks(dir)?;
+            }
+        }
+        if let Mode::Capture(dir) = &job.settings.mode {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the capture folder {}", dir.display()))?;
+        }
         if job.fresh {
             let has_rows = admin
                 .query_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
@@ -252,7 +271,7 @@ pub async fn run(
                 &job.run_id,
                 &t.mapping.source.qualified(),
                 &target,
-                &t.plan.chunks,
+                &chunks,
             )
             .await?;
         let done_before = if resumed {
@@ -307,4 +326,45 @@ pub async fn run(
         }
     }
     Ok(reports)
+}
+
+/// The chunks a capture left in `dir` (`chunk-<id>_<start>_<end>.pgcopy`), as a plan.
+fn captured_chunks(dir: &std::path::Path) -> Result<Vec<crate::plan::Chunk>> {
+    let mut chunks = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "reading the capture folder {} — run with --capture first",
+            dir.display()
+        )
+    })? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        let Some(stem) = name
+            .strip_prefix("chunk-")
+            .and_then(|n| n.strip_suffix(".pgcopy"))
+        else {
+            continue;
+        };
+        let parts: Vec<&str> = stem.split('_').collect();
+        if let [id, start, end] = parts[..] {
+            if let (Ok(id), Ok(start), Ok(end)) = (id.parse(), start.parse(), end.parse()) {
+                chunks.push(crate::plan::Chunk {
+                    id,
+                    start,
+                    end,
+                    replica_set: 0,
+                    est_partitions: 0,
+                    est_bytes: 0,
+                });
+            }
+        }
+    }
+    if chunks.is_empty() {
+        bail!(
+            "{} holds no captured chunks — run with --capture {} first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    chunks.sort_by_key(|c| c.id);
+    Ok(chunks)
 }

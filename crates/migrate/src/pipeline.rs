@@ -32,6 +32,28 @@ use crate::progress::{Lease, Progress};
 use crate::schema::{ColumnKind, TableMapping};
 use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 
+/// What a run does. Besides migrating, two measurement modes find each side's limit with the
+/// same machinery (chunks, leases, workers): reading to nothing, and loading payloads captured
+/// earlier without reading Cassandra.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Cassandra → target.
+    Migrate,
+    /// Read and encode every chunk, write no rows (`--scan-only`): the source side's limit.
+    ScanOnly,
+    /// As `ScanOnly`, keeping each chunk's encoded COPY payload as a file in this folder
+    /// (`--capture DIR`).
+    Capture(PathBuf),
+    /// Load the payloads a capture left in this folder, reading nothing from Cassandra
+    /// (`--replay DIR`): the target side's limit.
+    Replay(PathBuf),
+}
+
+/// The file a captured chunk's COPY payload lives in.
+pub fn capture_file(dir: &std::path::Path, chunk: u32, start: i64, end: i64) -> PathBuf {
+    dir.join(format!("chunk-{chunk}_{start}_{end}.pgcopy"))
+}
+
 /// How to read and write; the typed form of the `cassandra.*` / `yugabyte.*` settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -56,6 +78,7 @@ pub struct Settings {
     pub lease: Duration,
     /// When a side stays unreachable this long, the run stops (resumable).
     pub outage_deadline: Duration,
+    pub mode: Mode,
 }
 
 /// Counters one table's run accumulates; shared by readers and writers.
@@ -72,6 +95,92 @@ pub struct Counters {
     pub source_wait_ns: AtomicU64,
     pub target_wait_ns: AtomicU64,
     pub encode_ns: AtomicU64,
+    /// What is in flight right now: page reads, COPY sends, chunks this process holds leased.
+    pub reads_in_flight: AtomicU64,
+    pub writes_in_flight: AtomicU64,
+    pub chunks_in_flight: AtomicU64,
+    /// Failed page reads that were retried (write retries: `write_retries`).
+    pub read_retries: AtomicU64,
+    /// Request latency per node, observed per page or lease, never per row (`ferry migrate --ui`).
+    pub nodes: NodeLatencies,
+    /// The last few errors that were retried, newest last.
+    pub recent_errors: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Counters {
+    /// Remembers a retried error for the live page; keeps the last 20.
+    pub fn note_error(&self, message: String) {
+        if let Ok(mut q) = self.recent_errors.lock() {
+            if q.len() == 20 {
+                q.pop_front();
+            }
+            q.push_back(message);
+        }
+    }
+}
+
+/// Which side a node serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        }
+    }
+}
+
+/// Totals of the requests to one node: enough for a mean over any interval (difference of two
+/// readings) and the worst case.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeLatency {
+    pub requests: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Request latency per (side, node address). One short lock per page or lease.
+#[derive(Debug, Default)]
+pub struct NodeLatencies(Mutex<std::collections::BTreeMap<(Side, String), NodeLatency>>);
+
+impl NodeLatencies {
+    pub fn observe(&self, side: Side, node: &str, took: Duration) {
+        let ns = took.as_nanos() as u64;
+        if let Ok(mut m) = self.0.lock() {
+            let e = m.entry((side, node.to_string())).or_default();
+            e.requests += 1;
+            e.total_ns += ns;
+            e.max_ns = e.max_ns.max(ns);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(Side, String, NodeLatency)> {
+        self.0
+            .lock()
+            .map(|m| m.iter().map(|((s, n), l)| (*s, n.clone(), *l)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Counts one in-flight item for as long as it lives.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicU64) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The outcome for one table.
@@ -420,11 +529,18 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
         }
         let c = client.as_mut().expect("connected above");
-        let lease = match ctx
+        let asked = Instant::now();
+        let leased = ctx
             .progress
             .lease(c, ctx.job, ctx.owner, ctx.settings.lease)
-            .await
-        {
+            .await;
+        if leased.is_ok() {
+            let (h, p) = &nodes[node];
+            ctx.counters
+                .nodes
+                .observe(Side::Target, &format!("{h}:{p}"), asked.elapsed());
+        }
+        let lease = match leased {
             Ok(Some(l)) => l,
             Ok(None) => match ctx.progress.unfinished(c, ctx.job).await {
                 // Chunks leased by live workers may still come back: wait for them.
@@ -452,6 +568,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         };
         failures = 0;
         target_down.ok();
+        let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
         // Read timeouts split the chunk's token range into 2^split sub-ranges.
         let mut split = 0u32;
         let mut attempt = 0u32;
@@ -471,7 +588,11 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
             let c = client.as_mut().expect("connected above");
             let what = || format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
-            match copy_chunk(ctx, c, &lease, split).await {
+            let attempt_result = match &ctx.settings.mode {
+                Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await,
+                _ => copy_chunk(ctx, c, &lease, split).await,
+            };
+            match attempt_result {
                 Ok(ChunkDone::Committed) => {
                     target_down.ok();
                     source_down.ok();
@@ -486,6 +607,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 }
                 Err(ChunkError::Source(e)) => {
                     attempt += 1;
+                    ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
+                    ctx.counters.note_error(format!("{e:#}"));
                     let timeout = format!("{e:#}").to_ascii_lowercase().contains("timeout")
                         || format!("{e:#}").to_ascii_lowercase().contains("timed out");
                     if timeout && split < 6 {
@@ -511,6 +634,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 Err(ChunkError::TargetTransient(e)) => {
                     attempt += 1;
                     ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
+                    ctx.counters.note_error(format!("{e:#}"));
                     tracing::warn!(
                         chunk = lease.chunk_id,
                         attempt,
@@ -579,10 +703,17 @@ async fn copy_chunk(
     let stmt = &stmt;
     let fetch = |lo: i64, hi: i64, paging: PagingState| async move {
         let t = Instant::now();
+        let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
         let r = ctx
             .session
             .execute_single_page(stmt, (lo, hi), paging)
             .await
+            .inspect(|(res, _)| {
+                let at = res.request_coordinator().connection_address();
+                ctx.counters
+                    .nodes
+                    .observe(Side::Source, &at.to_string(), t.elapsed());
+            })
             .map_err(|e| {
                 ChunkError::Source(
                     anyhow!(e).context(format!("reading {} from Cassandra", ctx.table)),
@@ -591,6 +722,7 @@ async fn copy_chunk(
         ctx.counters
             .source_wait_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        drop(in_flight);
         r
     };
     let tx = client
@@ -605,11 +737,24 @@ async fn copy_chunk(
     if !held {
         return Ok(ChunkDone::LeaseLost);
     }
-    ctx.writer
-        .prepare_tx(&tx)
-        .await
-        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
-    let mut copy = CopyStream::start(&tx, ctx.writer).await?;
+    if ctx.settings.mode == Mode::Migrate {
+        ctx.writer
+            .prepare_tx(&tx)
+            .await
+            .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+    }
+    let mut copy =
+        match &ctx.settings.mode {
+            Mode::Migrate => Out::Copy(CopyStream::start(&tx, ctx.writer).await?),
+            Mode::Capture(dir) => {
+                let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
+                Out::File(std::fs::File::create(&path).map_err(|e| {
+                    ChunkError::Permanent(anyhow!("creating {}: {e}", path.display()))
+                })?)
+            }
+            Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
+        };
+    let copying = matches!(copy, Out::Copy(_));
     let mut rows_total = 0u64;
     let mut rows_in_copy = 0u64;
     let mut rejected: Vec<serde_json::Value> = Vec::new();
@@ -633,7 +778,7 @@ async fn copy_chunk(
                 l.acquire(n.read).await;
             }
             // A COPY statement ends every `batch_rows` rows; all share the chunk's transaction.
-            let boundary = rows_in_copy >= ctx.settings.batch_rows as u64;
+            let boundary = copying && rows_in_copy >= ctx.settings.batch_rows as u64;
             if boundary {
                 encode::copy_trailer(&mut buf);
             }
@@ -653,7 +798,7 @@ async fn copy_chunk(
             };
             if boundary {
                 copy.finish(ctx.counters).await?;
-                copy = CopyStream::start(&tx, ctx.writer).await?;
+                copy = Out::Copy(CopyStream::start(&tx, ctx.writer).await?);
                 encode::copy_header(&mut buf);
                 rows_in_copy = 0;
             }
@@ -667,10 +812,12 @@ async fn copy_chunk(
     copy.send(buf.split().freeze(), ctx.counters).await?;
     copy.finish(ctx.counters).await?;
     let t = Instant::now();
-    ctx.writer
-        .finish_tx(&tx)
-        .await
-        .map_err(|e| classify_pg(e, "merging staged rows"))?;
+    if copying {
+        ctx.writer
+            .finish_tx(&tx)
+            .await
+            .map_err(|e| classify_pg(e, "merging staged rows"))?;
+    }
     let owned = ctx
         .progress
         .complete(
@@ -710,6 +857,98 @@ async fn copy_chunk(
     Ok(ChunkDone::Committed)
 }
 
+/// Where a chunk's encoded bytes go.
+enum Out<'t> {
+    Copy(CopyStream<'t>),
+    Discard,
+    File(std::fs::File),
+}
+
+impl Out<'_> {
+    async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
+        match self {
+            Out::Copy(c) => c.send(bytes, counters).await,
+            Out::Discard => Ok(()),
+            Out::File(f) => f
+                .write_all(&bytes)
+                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+        }
+    }
+
+    async fn finish(&mut self, counters: &Counters) -> Result<(), ChunkError> {
+        match self {
+            Out::Copy(c) => c.finish(counters).await.map(|_| ()),
+            Out::Discard => Ok(()),
+            Out::File(f) => f
+                .flush()
+                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+        }
+    }
+}
+
+/// Loads a captured chunk payload into the target in the chunk's transaction.
+async fn replay_chunk(
+    ctx: &Ctx<'_>,
+    client: &mut tokio_postgres::Client,
+    lease: &Lease,
+    dir: &std::path::Path,
+) -> Result<ChunkDone, ChunkError> {
+    let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
+    let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
+        ChunkError::Permanent(anyhow!(
+            "reading {}: {e} — capture with the same plan first (--capture)",
+            path.display()
+        ))
+    })?);
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| classify_pg(e, "starting a transaction"))?;
+    if !ctx
+        .progress
+        .hold(&tx, ctx.job, ctx.owner, lease.chunk_id)
+        .await
+        .map_err(|e| ChunkError::TargetTransient(e.context("locking the chunk")))?
+    {
+        return Ok(ChunkDone::LeaseLost);
+    }
+    ctx.writer
+        .prepare_tx(&tx)
+        .await
+        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+    let mut copy = CopyStream::start(&tx, ctx.writer).await?;
+    const PIECE: usize = 1 << 20;
+    let mut at = 0;
+    while at < payload.len() {
+        let end = (at + PIECE).min(payload.len());
+        copy.send(payload.slice(at..end), ctx.counters).await?;
+        at = end;
+    }
+    let rows = copy.finish(ctx.counters).await?;
+    ctx.writer
+        .finish_tx(&tx)
+        .await
+        .map_err(|e| classify_pg(e, "merging staged rows"))?;
+    if !ctx
+        .progress
+        .complete(&tx, ctx.job, ctx.owner, lease.chunk_id, rows, 0)
+        .await
+        .map_err(|e| ChunkError::TargetTransient(e.context("marking the chunk done")))?
+    {
+        return Ok(ChunkDone::LeaseLost);
+    }
+    tx.commit()
+        .await
+        .map_err(|e| classify_pg(e, "committing the chunk"))?;
+    ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
+    ctx.counters.rows_written.fetch_add(rows, Ordering::Relaxed);
+    ctx.counters
+        .bytes_written
+        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+    ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
+    Ok(ChunkDone::Committed)
+}
+
 /// A COPY statement in progress inside the chunk's transaction.
 struct CopyStream<'t> {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
@@ -734,6 +973,7 @@ impl<'t> CopyStream<'t> {
     async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
         use futures::SinkExt;
         let t = Instant::now();
+        let _in_flight = InFlight::new(&counters.writes_in_flight);
         let r = self
             .sink
             .send(bytes)
@@ -747,6 +987,7 @@ impl<'t> CopyStream<'t> {
 
     async fn finish(&mut self, counters: &Counters) -> Result<u64, ChunkError> {
         let t = Instant::now();
+        let _in_flight = InFlight::new(&counters.writes_in_flight);
         let r = self
             .sink
             .as_mut()

@@ -195,6 +195,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             reject_file,
             lease: std::time::Duration::from_secs(s.run.lease_secs),
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
+            mode: ferry_migrate::pipeline::Mode::Migrate,
         },
         split_size_mb,
         min_chunks,

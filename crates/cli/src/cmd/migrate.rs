@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 use clap::Args;
 use ferry_migrate::job;
+use ferry_migrate::pipeline::Mode;
 use serde_json::json;
 
 use super::job::ConfigArgs;
@@ -33,6 +34,16 @@ pub struct MigrateArgs {
     /// migration.validation.enabled=true); exit code 1 when they differ beyond rejected rows.
     #[arg(long)]
     pub validate: bool,
+    /// Measurement: read and encode everything, write no rows (the source side's limit).
+    #[arg(long, conflicts_with_all = ["capture", "replay"])]
+    pub scan_only: bool,
+    /// Measurement: as --scan-only, keeping each chunk's encoded COPY payload in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    pub capture: Option<std::path::PathBuf>,
+    /// Measurement: load the payloads --capture left in DIR into the (emptied) target table,
+    /// reading nothing from Cassandra (the target side's limit).
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
@@ -41,6 +52,15 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
     job.truncate = args.truncate;
+    job.settings.mode = if args.scan_only {
+        Mode::ScanOnly
+    } else if let Some(dir) = &args.capture {
+        Mode::Capture(dir.clone())
+    } else if let Some(dir) = &args.replay {
+        Mode::Replay(dir.clone())
+    } else {
+        Mode::Migrate
+    };
     let prepared = job::prepare(&job).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,6 +118,7 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
             "fetch_size_rows": job.settings.fetch_size_rows,
             "batch_rows": job.settings.batch_rows,
             "insert_mode": format!("{:?}", job.settings.insert_mode),
+            "mode": format!("{:?}", job.settings.mode),
         },
         "host": output::host_facts(),
         "summary": {
