@@ -39,6 +39,10 @@ enum Command {
     Compare(cmd::compare::CompareArgs),
     /// Write the performance report (Markdown and self-contained HTML) from run records.
     Report(cmd::report::ReportArgs),
+    /// Measure both sides (DNS, connect, round trips, one stream's throughput, server facts),
+    /// check the configuration against the measurements, and recommend settings.
+    /// Exit code 1 when a check fails.
+    Diagnose(cmd::diagnose::DiagnoseArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Command::Baseline(args) => cmd::baseline::run(args).await,
             Command::Compare(args) => cmd::compare::run(args).await,
             Command::Report(args) => cmd::report::run(args).await,
+            Command::Diagnose(args) => cmd::diagnose::run(args).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 pub mod cassandra;
 pub mod config;
 pub mod cql;
+pub mod diagnose;
 pub mod encode;
 pub mod gen;
 pub mod plan;

@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod compare;
+pub mod diagnose;
 pub mod gen;
 pub mod job;
 pub mod migrate;
