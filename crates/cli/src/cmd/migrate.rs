@@ -44,6 +44,14 @@ pub struct MigrateArgs {
     /// reading nothing from Cassandra (the target side's limit).
     #[arg(long, value_name = "DIR")]
     pub replay: Option<std::path::PathBuf>,
+    /// Serve a live page (throughput, chunks, per-node latency, bottleneck), `/metrics`
+    /// (Prometheus) and `/api/status` (JSON) at ADDR while the migration runs, e.g.
+    /// 127.0.0.1:4040.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<std::net::SocketAddr>,
+    /// Keep the live page up this many seconds after the migration ends.
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "ui")]
+    pub ui_linger: u64,
 }
 
 pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
@@ -78,8 +86,20 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
             }
         });
     }
+    let live = super::ui::Live::new(&prepared.facts.version);
+    let server = match args.ui {
+        Some(addr) => {
+            let s = super::ui::serve(addr, live.clone()).await?;
+            eprintln!("ferry: live page at http://{}/ (metrics: /metrics)", s.addr);
+            Some(s)
+        }
+        None => None,
+    };
     let progress = output::Progress::new(args.json);
     let reports = job::run(&job, &prepared, &stop, &|t, counters, done_before| {
+        if server.is_some() {
+            live.add_table(t, counters, done_before);
+        }
         if let Some(done_before) = done_before {
             eprintln!(
                 "ferry: resuming {}: {done_before} of {} chunks already done",
@@ -91,6 +111,20 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
     })
     .await;
     progress.finish();
+    if let Some(server) = server {
+        live.finish(match &reports {
+            Ok(_) if stop.load(Ordering::Relaxed) => "stopped",
+            Ok(_) => "done",
+            Err(_) => "failed",
+        });
+        if args.ui_linger > 0 {
+            eprintln!(
+                "ferry: live page stays up {} s at http://{}/",
+                args.ui_linger, server.addr
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(args.ui_linger)).await;
+        }
+    }
     let reports = reports?;
 
     let rejected: u64 = reports.iter().map(|r| r.rows_rejected).sum();
@@ -104,6 +138,16 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
         "reject_file": if rejected > 0 { Some(job.settings.reject_file.display().to_string()) } else { None },
         "target": prepared.facts.version,
         "stopped_early": stop.load(Ordering::Relaxed),
+        "wait_seconds": {
+            "source": reports.iter().map(|r| r.source_wait.as_secs_f64()).sum::<f64>(),
+            "target": reports.iter().map(|r| r.target_wait.as_secs_f64()).sum::<f64>(),
+            "encode": reports.iter().map(|r| r.encode.as_secs_f64()).sum::<f64>(),
+        },
+        "bottleneck": output::bottleneck_side(
+            reports.iter().map(|r| r.source_wait).sum(),
+            reports.iter().map(|r| r.target_wait).sum(),
+            reports.iter().map(|r| r.encode).sum(),
+        ),
     });
     let record = json!({
         "schema_version": 1,

@@ -10,5 +10,6 @@ pub mod migrate;
 pub mod output;
 pub mod plan;
 pub mod report;
+pub mod ui;
 pub mod validate;
 pub mod status;

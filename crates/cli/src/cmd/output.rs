@@ -82,7 +82,11 @@ impl Progress {
 
 /// Which side the run waited on most.
 pub fn bottleneck(r: &TableReport) -> &'static str {
-    let (s, t, e) = (r.source_wait, r.target_wait, r.encode);
+    bottleneck_side(r.source_wait, r.target_wait, r.encode)
+}
+
+/// Which of the three the workers waited on most: Cassandra, the target, or encoding.
+pub fn bottleneck_side(s: Duration, t: Duration, e: Duration) -> &'static str {
     if s >= t && s >= e {
         "source (Cassandra reads)"
     } else if t >= e {
