@@ -76,6 +76,8 @@ pub struct Settings {
     pub reject_file: PathBuf,
     /// A chunk lease lasts this long without renewal.
     pub lease: Duration,
+    /// Each worker's share of memory for pages in flight; bounds the page size.
+    pub page_budget_bytes: u64,
     /// When a side stays unreachable this long, the run stops (resumable).
     pub outage_deadline: Duration,
     pub mode: Mode,
@@ -693,37 +695,38 @@ async fn copy_chunk(
     split: u32,
 ) -> Result<ChunkDone, ChunkError> {
     let base = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
-    let stmt = if split == 0 {
-        base.clone()
-    } else {
-        let mut s = base.clone();
-        s.set_page_size((ctx.settings.fetch_size_rows >> split).max(100));
-        s
-    };
-    let stmt = &stmt;
-    let fetch = |lo: i64, hi: i64, paging: PagingState| async move {
-        let t = Instant::now();
-        let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
-        let r = ctx
-            .session
-            .execute_single_page(stmt, (lo, hi), paging)
-            .await
-            .inspect(|(res, _)| {
-                let at = res.request_coordinator().connection_address();
-                ctx.counters
-                    .nodes
-                    .observe(Side::Source, &at.to_string(), t.elapsed());
-            })
-            .map_err(|e| {
-                ChunkError::Source(
-                    anyhow!(e).context(format!("reading {} from Cassandra", ctx.table)),
-                )
-            });
-        ctx.counters
-            .source_wait_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        drop(in_flight);
-        r
+    // Page size: the configured fetch size is a ceiling; pages are also kept within this
+    // worker's share of the memory budget once the row size is known, and shrink after read
+    // timeouts (`split`).
+    let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
+    let page_rows = std::cell::Cell::new(ceiling);
+    let fetch = |lo: i64, hi: i64, paging: PagingState| {
+        let mut stmt = base.clone();
+        stmt.set_page_size(page_rows.get());
+        async move {
+            let t = Instant::now();
+            let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
+            let r = ctx
+                .session
+                .execute_single_page(&stmt, (lo, hi), paging)
+                .await
+                .inspect(|(res, _)| {
+                    let at = res.request_coordinator().connection_address();
+                    ctx.counters
+                        .nodes
+                        .observe(Side::Source, &at.to_string(), t.elapsed());
+                })
+                .map_err(|e| {
+                    ChunkError::Source(
+                        anyhow!(e).context(format!("reading {} from Cassandra", ctx.table)),
+                    )
+                });
+            ctx.counters
+                .source_wait_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            drop(in_flight);
+            r
+        }
     };
     let tx = client
         .transaction()
@@ -772,6 +775,12 @@ async fn copy_chunk(
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
+            if n.written > 0 {
+                // A page is held twice (the one encoded, the one fetched) plus its encoding.
+                let row_bytes = (buf.len() as u64 / n.written).max(16);
+                let fit = ctx.settings.page_budget_bytes / (3 * row_bytes);
+                page_rows.set((fit.min(ceiling as u64) as i32).max(100));
+            }
             rows_total += n.written;
             rows_in_copy += n.written;
             if let Some(l) = &ctx.limiter {
@@ -974,11 +983,20 @@ impl<'t> CopyStream<'t> {
         use futures::SinkExt;
         let t = Instant::now();
         let _in_flight = InFlight::new(&counters.writes_in_flight);
-        let r = self
-            .sink
-            .send(bytes)
-            .await
-            .map_err(|e| classify_pg(e, "sending COPY data"));
+        // tokio-postgres copies each CopyData message into the connection's write buffer, which
+        // keeps its largest size: small pieces keep that buffer (per connection) small.
+        const PIECE: usize = 256 << 10;
+        let mut r = Ok(());
+        let mut at = 0;
+        while at < bytes.len() && r.is_ok() {
+            let end = (at + PIECE).min(bytes.len());
+            r = self
+                .sink
+                .send(bytes.slice(at..end))
+                .await
+                .map_err(|e| classify_pg(e, "sending COPY data"));
+            at = end;
+        }
         counters
             .target_wait_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

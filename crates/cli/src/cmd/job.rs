@@ -196,6 +196,8 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             lease: std::time::Duration::from_secs(s.run.lease_secs),
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
             mode: ferry_migrate::pipeline::Mode::Migrate,
+            // 64 MiB for pages in flight over all workers, whatever the row size.
+            page_budget_bytes: (64u64 << 20) / workers as u64,
         },
         split_size_mb,
         min_chunks,
