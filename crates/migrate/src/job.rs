@@ -189,13 +189,17 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     })
 }
 
+/// Called as each table starts: its plan, its live counters, and how many chunks an earlier run
+/// already finished (`None` for a new plan).
+pub type OnTableStart<'a> = dyn Fn(&PreparedTable, &Arc<Counters>, Option<u64>) + Sync + 'a;
+
 /// Runs a prepared job: creates missing tables, stores (or finds) each table's plan in the
 /// progress tables, and runs the table. `on_start` sees each table's counters as it starts.
 pub async fn run(
     job: &Job,
     prepared: &Prepared,
     stop: &AtomicBool,
-    on_start: &(dyn Fn(&PreparedTable, &Arc<Counters>, Option<u64>) + Sync),
+    on_start: &OnTableStart<'_>,
 ) -> Result<Vec<TableReport>> {
     let mut admin = job
         .target

@@ -255,8 +255,8 @@ impl RejectLog {
 /// Pins a statement to the replicas of its token range (token-aware routing for range scans,
 /// which the driver cannot route by itself), in order, falling back along the list.
 #[derive(Debug)]
-struct ReplicaList {
-    replicas: Vec<Arc<Node>>,
+pub(crate) struct ReplicaList {
+    pub(crate) replicas: Vec<Arc<Node>>,
 }
 
 impl scylla::policies::load_balancing::LoadBalancingPolicy for ReplicaList {
@@ -775,9 +775,9 @@ async fn copy_chunk(
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
-            if n.written > 0 {
-                // A page is held twice (the one encoded, the one fetched) plus its encoding.
-                let row_bytes = (buf.len() as u64 / n.written).max(16);
+            // A page is held twice (the one encoded, the one fetched) plus its encoding.
+            if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
+                let row_bytes = row_bytes.max(16);
                 let fit = ctx.settings.page_budget_bytes / (3 * row_bytes);
                 page_rows.set((fit.min(ceiling as u64) as i32).max(100));
             }

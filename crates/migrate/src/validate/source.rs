@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use bytes::BytesMut;
 use scylla::client::session::Session;
-use scylla::cluster::Node;
 use scylla::deserialize::row::ColumnIterator;
 use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
@@ -20,6 +19,7 @@ use scylla::statement::prepared::PreparedStatement;
 use super::canonical::{put_field, put_marked, RowBuf, REJECTED};
 use super::{Counters, Shape};
 use crate::encode::{self, Reject};
+use crate::pipeline::ReplicaList;
 use crate::pipeline::Settings;
 use crate::plan::{Chunk, Plan};
 use crate::schema::TableMapping;
@@ -226,36 +226,4 @@ fn reduce_page(shape: &Shape, res: QueryResult, sink: &dyn SourceSink, limit: u6
         n += 1;
     }
     Ok(n)
-}
-
-/// Pins a statement to the replicas of its token range, in order, falling back along the list
-/// (the same policy the migration's scans use).
-#[derive(Debug)]
-struct ReplicaList {
-    replicas: Vec<Arc<Node>>,
-}
-
-impl scylla::policies::load_balancing::LoadBalancingPolicy for ReplicaList {
-    fn pick<'a>(
-        &'a self,
-        _: &'a scylla::policies::load_balancing::RoutingInfo,
-        _: &'a scylla::cluster::ClusterState,
-    ) -> Option<(scylla::cluster::NodeRef<'a>, Option<scylla::routing::Shard>)> {
-        self.replicas
-            .iter()
-            .find(|n| n.is_enabled())
-            .map(|n| (n, None))
-    }
-
-    fn fallback<'a>(
-        &'a self,
-        _: &'a scylla::policies::load_balancing::RoutingInfo,
-        _: &'a scylla::cluster::ClusterState,
-    ) -> scylla::policies::load_balancing::FallbackPlan<'a> {
-        Box::new(self.replicas.iter().skip(1).map(|n| (n, None)))
-    }
-
-    fn name(&self) -> String {
-        "ferry::validate::ReplicaList".to_string()
-    }
 }
