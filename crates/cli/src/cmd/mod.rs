@@ -10,6 +10,6 @@ pub mod migrate;
 pub mod output;
 pub mod plan;
 pub mod report;
+pub mod status;
 pub mod ui;
 pub mod validate;
-pub mod status;
