@@ -95,6 +95,8 @@ impl Inputs {
         let table_rows = match (est_bytes, scan) {
             (_, Some(s)) if s.complete => Some(s.rows as f64),
             (Some(b), _) if row_bytes > 0.0 => Some(b as f64 / row_bytes),
+            // Murmur3 spreads partitions evenly over the ring: the covered share scales up.
+            (_, Some(s)) if s.ring_covered > 0.001 => Some(s.rows as f64 / s.ring_covered),
             _ => None,
         };
         let table_bytes = table_rows.map(|r| r * row_bytes);

@@ -39,6 +39,9 @@ pub struct ScanSample {
     pub fetch_size: i32,
     /// The scan reached the table's end before `scan_rows`.
     pub complete: bool,
+    /// The share of the token ring the scan covered (it reads in token order from the ring's
+    /// start), so rows / covered estimates the table's rows when Cassandra has no size estimate.
+    pub ring_covered: f64,
 }
 
 /// What the target probes found.
@@ -474,7 +477,15 @@ async fn scan(
     job: &Job,
     opts: &Options,
 ) -> anyhow::Result<ScanSample> {
-    let cql = format!("SELECT * FROM {}.{}", cql_ident(ks), cql_ident(table));
+    let source = crate::schema::read_source_table(session, ks, table).await?;
+    let cols: Vec<String> = source.columns.iter().map(|c| cql_ident(&c.name)).collect();
+    let cql = format!(
+        "SELECT {}, {} FROM {}.{}",
+        source.token_expr(),
+        cols.join(", "),
+        cql_ident(ks),
+        cql_ident(table)
+    );
     let mut stmt = session.prepare(cql).await?;
     stmt.set_page_size(job.settings.fetch_size_rows.max(1));
     stmt.set_consistency(job.settings.consistency);
@@ -486,6 +497,7 @@ async fn scan(
         page_ms: Vec::new(),
         fetch_size: job.settings.fetch_size_rows,
         complete: false,
+        ring_covered: 0.0,
     };
     let mut paging = PagingState::start();
     while sample.rows < opts.scan_rows {
@@ -493,8 +505,23 @@ async fn scan(
         let (res, next) = session.execute_single_page(&stmt, (), paging).await?;
         sample.page_ms.push(ms(t.elapsed()));
         let rows = res.into_rows_result()?;
-        sample.rows += rows.rows_num() as u64;
-        sample.bytes += rows.rows_bytes_size() as u64;
+        let n = rows.rows_num() as u64;
+        sample.rows += n;
+        // The token column (4 bytes of length, 8 of value) is not part of a migrated row.
+        sample.bytes += (rows.rows_bytes_size() as u64).saturating_sub(12 * n);
+        let mut last_token = None;
+        for row in rows.rows::<scylla::deserialize::row::ColumnIterator>()? {
+            if let Some(Ok(col)) = row?.next() {
+                if let Some(b) = col.slice.map(|s| s.as_slice()) {
+                    if b.len() == 8 {
+                        last_token = Some(i64::from_be_bytes(b.try_into().expect("8 bytes")));
+                    }
+                }
+            }
+        }
+        if let Some(t) = last_token {
+            sample.ring_covered = (t as f64 - i64::MIN as f64) / 18_446_744_073_709_551_616.0;
+        }
         match next {
             scylla::response::PagingStateResponse::HasMorePages { state } => paging = state,
             scylla::response::PagingStateResponse::NoMorePages => {
