@@ -65,6 +65,70 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("c_vector", "vector<float, 3>"),
 ];
 
+/// Which columns a generated table has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Every column of [`COLUMNS`] (about 540 bytes a row as COPY-encoded).
+    #[default]
+    Full,
+    /// The benchmark's row: the [`BENCH_COLUMNS`] subset, about 200 bytes a row as
+    /// COPY-encoded, with the same values as the full shape's columns of the same name.
+    Bench,
+}
+
+/// The columns of [`Shape::Bench`], a subset of [`COLUMNS`] in the same order.
+pub const BENCH_COLUMNS: &[&str] = &[
+    "pk",
+    "ck",
+    "c_bigint",
+    "c_boolean",
+    "c_date",
+    "c_decimal",
+    "c_double",
+    "c_inet",
+    "c_int",
+    "c_text",
+    "c_timestamp",
+    "c_uuid",
+    "c_list",
+    "c_map",
+];
+
+impl Shape {
+    /// Indexes into [`COLUMNS`] of this shape's columns.
+    pub fn column_indexes(self) -> Vec<usize> {
+        (0..COLUMNS.len())
+            .filter(|&i| self == Shape::Full || BENCH_COLUMNS.contains(&COLUMNS[i].0))
+            .collect()
+    }
+
+    /// Column names and CQL types of this shape, in insert order.
+    pub fn columns(self) -> Vec<(&'static str, &'static str)> {
+        self.column_indexes()
+            .into_iter()
+            .map(|i| COLUMNS[i])
+            .collect()
+    }
+}
+
+/// [`sample_row`] restricted to the columns of `shape`.
+pub fn sample_row_shaped(
+    seed: u64,
+    i: u64,
+    partition_rows: u64,
+    shape: Shape,
+) -> Vec<Option<CqlValue>> {
+    let mut full = sample_row(seed, i, partition_rows);
+    if shape == Shape::Full {
+        return full;
+    }
+    shape
+        .column_indexes()
+        .into_iter()
+        .map(|c| full[c].take())
+        .collect()
+}
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct GenSpec {
@@ -78,6 +142,8 @@ pub struct GenSpec {
     pub concurrency: usize,
     /// Drop and recreate the table first.
     pub recreate: bool,
+    /// Which columns the table has.
+    pub shape: Shape,
 }
 
 /// What was written.
@@ -96,7 +162,13 @@ impl GenReport {
 
 /// Keyspace, UDT and tables (the sample table and a small counter table `<table>_counters`).
 pub fn ddl(keyspace: &str, table: &str) -> Vec<String> {
-    let cols: Vec<String> = COLUMNS
+    ddl_shaped(keyspace, table, Shape::Full)
+}
+
+/// [`ddl`] for a table of the given shape.
+pub fn ddl_shaped(keyspace: &str, table: &str, shape: Shape) -> Vec<String> {
+    let cols: Vec<String> = shape
+        .columns()
         .iter()
         .map(|(n, t)| {
             if *n == "s_static" {
@@ -126,8 +198,13 @@ pub fn ddl(keyspace: &str, table: &str) -> Vec<String> {
     ]
 }
 
+#[cfg(test)]
 fn insert_cql(keyspace: &str, table: &str) -> String {
-    let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+    insert_cql_shaped(keyspace, table, Shape::Full)
+}
+
+fn insert_cql_shaped(keyspace: &str, table: &str, shape: Shape) -> String {
+    let names: Vec<&str> = shape.columns().iter().map(|(n, _)| *n).collect();
     let marks = vec!["?"; names.len()].join(", ");
     format!(
         "INSERT INTO {keyspace}.{table} ({}) VALUES ({marks})",
@@ -162,7 +239,7 @@ pub async fn generate(
                 .with_context(|| format!("dropping {}.{t}", spec.keyspace))?;
         }
     }
-    for stmt in ddl(&spec.keyspace, &spec.table) {
+    for stmt in ddl_shaped(&spec.keyspace, &spec.table, spec.shape) {
         session
             .query_unpaged(stmt.as_str(), &[])
             .await
@@ -174,7 +251,7 @@ pub async fn generate(
         .context("waiting for schema agreement")?;
 
     let mut insert = session
-        .prepare(insert_cql(&spec.keyspace, &spec.table))
+        .prepare(insert_cql_shaped(&spec.keyspace, &spec.table, spec.shape))
         .await
         .context("preparing the sample insert")?;
     insert.set_is_idempotent(true);
@@ -192,7 +269,7 @@ pub async fn generate(
     let written_ref = &written;
     stream::iter(0..spec.rows)
         .map(|i| async move {
-            let mut values = sample_row(spec.seed, i, spec.partition_rows);
+            let mut values = sample_row_shaped(spec.seed, i, spec.partition_rows, spec.shape);
             set_udt_keyspace(&mut values, &spec.keyspace);
             session
                 .execute_unpaged(insert, values)
@@ -718,6 +795,21 @@ mod tests {
         assert_eq!(minimal_be(-1), vec![0xff]);
         assert_eq!(minimal_be(-128), vec![0x80]);
         assert_eq!(minimal_be(-129), vec![0xff, 0x7f]);
+    }
+
+    #[test]
+    fn bench_shape_is_a_subset_with_the_same_values() {
+        let idx = Shape::Bench.column_indexes();
+        assert_eq!(idx.len(), BENCH_COLUMNS.len());
+        for i in [0, 3, 17, 1234] {
+            let full = sample_row(7, i, 10);
+            let bench = sample_row_shaped(7, i, 10, Shape::Bench);
+            let want: Vec<_> = idx.iter().map(|&c| full[c].clone()).collect();
+            assert_eq!(bench, want, "row {i}");
+        }
+        let q = insert_cql_shaped("ks", "t", Shape::Bench);
+        assert_eq!(q.matches('?').count(), BENCH_COLUMNS.len());
+        assert!(!ddl_shaped("ks", "t", Shape::Bench)[2].contains("s_static"));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct GenArgs {
     /// Drop and recreate the table first.
     #[arg(long)]
     pub recreate: bool,
+    /// Columns: `full` (every CQL type, ~540 B a row) or `bench` (a 14-column subset, ~200 B a
+    /// row, for the migration benchmark).
+    #[arg(long, default_value = "full", value_parser = ["full", "bench"])]
+    pub shape: String,
 }
 
 pub async fn run(args: GenArgs) -> Result<ExitCode> {
@@ -69,6 +73,11 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         },
         concurrency: args.concurrency,
         recreate: args.recreate,
+        shape: if args.shape == "bench" {
+            gen::Shape::Bench
+        } else {
+            gen::Shape::Full
+        },
     };
     let bar = ProgressBar::new(spec.rows);
     bar.set_style(
