@@ -102,8 +102,10 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
     };
     // Parallel chunks: the ceiling from the config, bounded by the connections the target may
     // get (yugabyte.maxPoolSize per listed host).
+    // Each worker has one page read in flight, so cassandra.concurrentReads caps them too.
     let workers = (s.run.max_parallel_chunks.max(1) as usize)
-        .min(s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize);
+        .min(s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize)
+        .min(s.source.concurrent_reads.max(1) as usize);
     let split_size_mb = match s.source.split_size {
         spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
         spec::SplitSize::Fixed { mb } => u64::from(mb),

@@ -237,7 +237,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "",
         },
         default: Dflt::Int(256),
-        meaning: "Ceiling of page requests in flight across all chunks; ferry adapts below it to the measured round trip.",
+        meaning: "Ceiling of page requests in flight across all chunks: each worker keeps one page read in flight (and fetches the next while sending the current), so this also caps the number of workers.",
         disposition: Disposition::Used,
     },
     KeyDef {
