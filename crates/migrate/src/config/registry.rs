@@ -136,7 +136,7 @@ const NO_REMOTE_DC: &str = "ferry reads only from replicas in the local data cen
 const NO_POOL: &str = "ferry has no idle connection pool: it opens its COPY connections when a run starts and keeps them busy until it ends";
 const NO_CSV: &str = "ferry writes binary COPY, CSV options do not apply";
 const NO_JAVA_TLS: &str = "a Java key store; ferry does not connect to Cassandra over TLS yet (cassandra.connection.ssl.enabled=true is refused)";
-const NO_SPARK_SQL: &str = "ferry runs no Spark SQL plan; it adapts the pages and COPY streams in flight to the measured round trip instead";
+const NO_SPARK_SQL: &str = "ferry runs no Spark SQL plan: it reads token-range chunks and streams them into COPY, with a page always fetched while the previous one is sent";
 
 /// Every key ferry knows, grouped by prefix in the order the docs list them.
 pub static KEYS: &[KeyDef] = &[
@@ -985,7 +985,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "",
         },
         default: Dflt::None,
-        meaning: "Most chunks this process reads and writes at once (ferry adapts below it); unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
+        meaning: "Most chunks this process reads and writes at once (its workers; each also bounded by yugabyte.maxPoolSize per target host and cassandra.concurrentReads); unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
         disposition: Disposition::Used,
     },
     KeyDef {
