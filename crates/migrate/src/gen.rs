@@ -805,7 +805,8 @@ mod tests {
             let full = sample_row(7, i, 10);
             let bench = sample_row_shaped(7, i, 10, Shape::Bench);
             let want: Vec<_> = idx.iter().map(|&c| full[c].clone()).collect();
-            assert_eq!(bench, want, "row {i}");
+            // Debug text, not ==: edge rows hold NaN.
+            assert_eq!(format!("{bench:?}"), format!("{want:?}"), "row {i}");
         }
         let q = insert_cql_shaped("ks", "t", Shape::Bench);
         assert_eq!(q.matches('?').count(), BENCH_COLUMNS.len());
