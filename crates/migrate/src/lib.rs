@@ -1,5 +1,6 @@
 //! ferry's migration engine: CQL type model, configuration, schema, plan, encoders, sample data.
 
+pub mod adapt;
 pub mod cassandra;
 pub mod config;
 pub mod cql;

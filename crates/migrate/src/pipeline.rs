@@ -25,10 +25,11 @@ use scylla::deserialize::row::ColumnIterator;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::Consistency;
 
+use crate::adapt;
 use crate::cql::CqlType;
 use crate::encode;
 use crate::plan::Plan;
-use crate::progress::{Lease, Progress};
+use crate::progress::{ChunkStatements, Lease, Progress};
 use crate::schema::{ColumnKind, TableMapping};
 use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 
@@ -69,14 +70,19 @@ pub struct Settings {
     /// A COPY statement closes after this many rows (`yugabyte.copyFlushEvery`); a chunk's
     /// COPY statements share its transaction.
     pub batch_rows: usize,
-    /// COPY connections.
+    /// Workers (chunks in flight, one target connection each) at the start.
     pub writers: usize,
+    /// With adaptive concurrency, the range the level moves in (see [`crate::adapt`]);
+    /// `None` keeps `writers` fixed.
+    pub adaptive: Option<(usize, usize)>,
     pub insert_mode: InsertMode,
     /// Rejected rows go here (JSON lines).
     pub reject_file: PathBuf,
-    /// A chunk lease lasts this long without renewal.
+    /// A worker that vanishes without closing its connection frees its chunk after about this
+    /// long (the server's TCP keepalive probes give up).
     pub lease: Duration,
-    /// Each worker's share of memory for pages in flight; bounds the page size.
+    /// Memory for pages in flight over all workers; each working worker's share bounds its
+    /// page size.
     pub page_budget_bytes: u64,
     /// When a side stays unreachable this long, the run stops (resumable).
     pub outage_deadline: Duration,
@@ -101,6 +107,9 @@ pub struct Counters {
     pub reads_in_flight: AtomicU64,
     pub writes_in_flight: AtomicU64,
     pub chunks_in_flight: AtomicU64,
+    /// Workers allowed to work now (adaptive concurrency), and the most there were.
+    pub workers_active: AtomicU64,
+    pub workers_peak: AtomicU64,
     /// Failed page reads that were retried (write retries: `write_retries`).
     pub read_retries: AtomicU64,
     /// Request latency per node, observed per page or lease, never per row (`ferry migrate --ui`).
@@ -200,6 +209,8 @@ pub struct TableReport {
     pub target_wait: Duration,
     pub encode: Duration,
     pub write_retries: u64,
+    /// Workers at the start, at the end, and at most (adaptive concurrency).
+    pub workers: (u64, u64, u64),
 }
 
 impl TableReport {
@@ -304,6 +315,12 @@ struct Ctx<'a> {
     job: &'a str,
     owner: &'a str,
     stop: &'a AtomicBool,
+    /// Chunks whose reads timed out, and how often their range is halved.
+    splits: Mutex<HashMap<u32, u32>>,
+    /// Workers with an index below this work; the others wait (adaptive concurrency).
+    active: std::sync::atomic::AtomicUsize,
+    /// Set by the first worker that finds every chunk done.
+    finished: AtomicBool,
 }
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
@@ -392,34 +409,30 @@ pub async fn run_table(
         job,
         owner,
         stop,
+        splits: Mutex::new(HashMap::new()),
+        active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
+        finished: AtomicBool::new(false),
     };
     let ctx = &ctx;
-    let renew = async {
-        // Keeps this process's leases alive while its workers run, moving to another node when
-        // one fails.
-        let mut node = 0usize;
-        let mut client = None;
-        loop {
-            tokio::time::sleep(settings.lease / 3).await;
-            if client.is_none() {
-                let (h, p) = &facts.nodes[node % facts.nodes.len()];
-                client = target.connect(h, *p).await.ok();
-            }
-            if let Some(c) = &client {
-                if progress.renew(c, job, owner, settings.lease).await.is_err() {
-                    client = None;
-                    node += 1;
-                }
-            } else {
-                node += 1;
+    let start_level = settings.writers.max(1);
+    counters
+        .workers_active
+        .store(start_level as u64, Ordering::Relaxed);
+    counters
+        .workers_peak
+        .store(start_level as u64, Ordering::Relaxed);
+    let spawned = settings
+        .adaptive
+        .map_or(start_level, |(_, max)| max.max(start_level));
+    let workers = futures::future::try_join_all((0..spawned).map(|i| worker(ctx, i)));
+    let result = match settings.adaptive {
+        None => workers.await,
+        Some((min, max)) => {
+            tokio::select! {
+                r = workers => r,
+                _ = adapt_loop(ctx, start_level, min, max) => unreachable!("the controller never ends"),
             }
         }
-    };
-    let workers =
-        futures::future::try_join_all((0..settings.writers.max(1)).map(|i| worker(ctx, i)));
-    let result = tokio::select! {
-        r = workers => r,
-        _ = renew => unreachable!("the renewer never ends"),
     };
     rejects.flush()?;
     result?;
@@ -436,7 +449,52 @@ pub async fn run_table(
         target_wait: Duration::from_nanos(counters.target_wait_ns.load(Ordering::Relaxed)),
         encode: Duration::from_nanos(counters.encode_ns.load(Ordering::Relaxed)),
         write_retries: counters.write_retries.load(Ordering::Relaxed),
+        workers: (
+            start_level as u64,
+            counters.workers_active.load(Ordering::Relaxed),
+            counters.workers_peak.load(Ordering::Relaxed),
+        ),
     })
+}
+
+/// Adaptive concurrency: measures the read rate each window and lets [`adapt::Controller`] set
+/// how many workers work. The first window at a new level is discarded by the controller.
+async fn adapt_loop(ctx: &Ctx<'_>, start: usize, min: usize, max: usize) {
+    const WINDOW: Duration = Duration::from_secs(2);
+    let mut c = adapt::Controller::new(start, min, max);
+    let rows = || ctx.counters.rows_read.load(Ordering::Relaxed);
+    let errors = || {
+        ctx.counters.read_retries.load(Ordering::Relaxed)
+            + ctx.counters.write_retries.load(Ordering::Relaxed)
+    };
+    let (mut last_rows, mut last_errors, mut last_t) = (rows(), errors(), Instant::now());
+    loop {
+        tokio::time::sleep(WINDOW).await;
+        let (r, e, t) = (rows(), errors(), Instant::now());
+        let window = adapt::Window {
+            rate: r.saturating_sub(last_rows) as f64 / t.duration_since(last_t).as_secs_f64(),
+            errors: e.saturating_sub(last_errors),
+        };
+        (last_rows, last_errors, last_t) = (r, e, t);
+        let before = c.level();
+        let (decision, level) = c.observe(window);
+        if level != before {
+            tracing::info!(
+                ?decision,
+                from = before,
+                to = level,
+                rate = window.rate as u64,
+                "adaptive concurrency"
+            );
+        }
+        ctx.active.store(level, Ordering::Relaxed);
+        ctx.counters
+            .workers_active
+            .store(level as u64, Ordering::Relaxed);
+        ctx.counters
+            .workers_peak
+            .fetch_max(level as u64, Ordering::Relaxed);
+    }
 }
 
 /// Why a chunk attempt failed, which decides what happens next.
@@ -460,6 +518,18 @@ fn classify_pg(e: tokio_postgres::Error, what: &str) -> ChunkError {
     } else {
         ChunkError::Permanent(err)
     }
+}
+
+/// A failed done-mark-and-commit. The done mark divides by zero when its row was not there
+/// to mark (the plan was reset under this worker): nothing was committed.
+fn classify_commit(e: tokio_postgres::Error) -> ChunkError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) {
+        return ChunkError::Permanent(anyhow!(
+            "the chunk's progress row changed while it was copied (was the job reset with --fresh \
+             by another process?); nothing of it was committed — rerun to resume"
+        ));
+    }
+    classify_pg(e, "committing the chunk")
 }
 
 /// Tracks how long one side has been failing; past the deadline the run stops.
@@ -496,32 +566,84 @@ impl Outage {
     }
 }
 
-/// How a chunk attempt ended when it did not fail.
-enum ChunkDone {
-    Committed,
-    /// Another worker took the chunk over (this one's lease had expired); nothing committed.
-    LeaseLost,
+/// One worker's target connection, with the per-chunk statements prepared on it.
+struct Conn {
+    client: tokio_postgres::Client,
+    st: ChunkStatements,
+    /// The table's COPY statement (migrate and replay).
+    copy: Option<tokio_postgres::Statement>,
+    node: String,
 }
 
-/// One worker: a connection to its node; leases a chunk, copies it, repeats. On a lost node it
-/// moves to the next one and retries the chunk there; while a side is down it keeps retrying
-/// with backoff until `outage_deadline`.
+impl Conn {
+    /// Connects to `host:port` and prepares everything in one more round trip. The server is
+    /// told to probe the connection (TCP keepalives) so that a worker that vanishes without
+    /// closing it frees its chunk within about `ferry.leaseSecs`.
+    async fn open(ctx: &Ctx<'_>, host: &str, port: u16) -> Result<Conn> {
+        let client = ctx.target.connect(host, port).await?;
+        let lease = ctx.settings.lease.as_secs().max(3);
+        let keepalive = format!(
+            "SET tcp_keepalives_idle = {}; SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = 3",
+            (lease / 2).max(1),
+            (lease / 6).max(1)
+        );
+        let want_copy = matches!(ctx.settings.mode, Mode::Migrate | Mode::Replay(_));
+        let (st, copy, _) = tokio::try_join!(
+            ctx.progress.chunk_statements(&client),
+            async {
+                if want_copy {
+                    client
+                        .prepare(&ctx.writer.copy_sql)
+                        .await
+                        .map(Some)
+                        .with_context(|| format!("preparing {}", ctx.writer.copy_sql))
+                } else {
+                    Ok(None)
+                }
+            },
+            async {
+                client
+                    .batch_execute(&keepalive)
+                    .await
+                    .context("setting TCP keepalives")
+            },
+        )?;
+        Ok(Conn {
+            client,
+            st,
+            copy,
+            node: format!("{host}:{port}"),
+        })
+    }
+}
+
+/// One worker: a connection to its node; leases a chunk (locking its progress row in the
+/// chunk's own transaction), copies it, commits, repeats. A failed attempt rolls back, which
+/// hands the chunk to whichever worker leases next (often this one, after a backoff). On a lost
+/// node it moves to the next one; while a side is down it keeps retrying until
+/// `outage_deadline`.
 async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     let nodes = &ctx.facts.nodes;
     let mut node = index % nodes.len();
-    let mut client: Option<tokio_postgres::Client> = None;
+    let mut conn: Option<Conn> = None;
     let mut target_down = Outage::new(ctx.settings.outage_deadline);
     let mut source_down = Outage::new(ctx.settings.outage_deadline);
     let mut failures = 0u32;
     loop {
-        if ctx.stop.load(Ordering::Relaxed) {
+        if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if client.as_ref().is_none_or(|c| c.is_closed()) {
+        if index >= ctx.active.load(Ordering::Relaxed) {
+            // Not needed at the current level (adaptive concurrency).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             let (h, p) = &nodes[node];
-            match ctx.target.connect(h, *p).await {
-                Ok(c) => client = Some(c),
+            match Conn::open(ctx, h, *p).await {
+                Ok(c) => conn = Some(c),
                 Err(e) => {
+                    conn = None;
                     failures += 1;
                     target_down.failed("the target", "connecting", e)?;
                     node = (node + 1) % nodes.len();
@@ -530,139 +652,110 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 }
             }
         }
-        let c = client.as_mut().expect("connected above");
+        let c = conn.as_ref().expect("connected above");
         let asked = Instant::now();
-        let leased = ctx
-            .progress
-            .lease(c, ctx.job, ctx.owner, ctx.settings.lease)
-            .await;
-        if leased.is_ok() {
-            let (h, p) = &nodes[node];
-            ctx.counters
-                .nodes
-                .observe(Side::Target, &format!("{h}:{p}"), asked.elapsed());
-        }
-        let lease = match leased {
-            Ok(Some(l)) => l,
-            Ok(None) => match ctx.progress.unfinished(c, ctx.job).await {
-                // Chunks leased by live workers may still come back: wait for them.
-                Ok(0) => return Ok(()),
-                Ok(_) => {
-                    tokio::time::sleep(ctx.settings.lease / 5).await;
-                    continue;
-                }
-                Err(e) => {
-                    failures += 1;
-                    target_down.failed("the target", "checking progress", e)?;
-                    client = None;
-                    node = (node + 1) % nodes.len();
-                    continue;
-                }
-            },
+        let lease = match ctx.progress.begin_lease(&c.client, &c.st, ctx.job).await {
+            Ok(l) => {
+                ctx.counters
+                    .nodes
+                    .observe(Side::Target, &c.node, asked.elapsed());
+                l
+            }
             Err(e) => {
+                conn = None;
                 failures += 1;
-                target_down.failed("the target", "leasing a chunk", e)?;
-                client = None;
+                target_down.failed("the target", "leasing a chunk", anyhow!(e))?;
                 node = (node + 1) % nodes.len();
                 tokio::time::sleep(backoff(failures)).await;
                 continue;
             }
         };
-        failures = 0;
-        target_down.ok();
+        let Some(lease) = lease else {
+            // Nothing free: all done, or the rest is held by live workers, whose chunks come
+            // back if they fail.
+            let (rollback, left) = tokio::join!(
+                c.client.batch_execute("ROLLBACK"),
+                ctx.progress.unfinished(&c.client, &c.st, ctx.job)
+            );
+            match rollback.and(left) {
+                Ok(0) => {
+                    ctx.finished.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Err(e) => {
+                    conn = None;
+                    failures += 1;
+                    target_down.failed("the target", "checking progress", anyhow!(e))?;
+                    node = (node + 1) % nodes.len();
+                }
+            }
+            continue;
+        };
         let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
         // Read timeouts split the chunk's token range into 2^split sub-ranges.
-        let mut split = 0u32;
-        let mut attempt = 0u32;
-        loop {
-            if client.as_ref().is_none_or(|c| c.is_closed()) {
-                let (h, p) = &nodes[node];
-                match ctx.target.connect(h, *p).await {
-                    Ok(c) => client = Some(c),
-                    Err(e) => {
-                        attempt += 1;
-                        target_down.failed("the target", "connecting", e)?;
-                        node = (node + 1) % nodes.len();
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
+        let split = ctx
+            .splits
+            .lock()
+            .map(|m| m.get(&lease.chunk_id).copied().unwrap_or(0))
+            .unwrap_or(0);
+        let attempt = match &ctx.settings.mode {
+            Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await,
+            _ => copy_chunk(ctx, c, &lease, split).await,
+        };
+        let Err(err) = attempt else {
+            failures = 0;
+            target_down.ok();
+            source_down.ok();
+            continue;
+        };
+        // The chunk's transaction did not commit: rolling it back frees the chunk.
+        if c.client.is_closed() || c.client.batch_execute("ROLLBACK").await.is_err() {
+            conn = None;
+        }
+        failures += 1;
+        let what = format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
+        match err {
+            ChunkError::Source(e) => {
+                ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.note_error(format!("{e:#}"));
+                let text = format!("{e:#}").to_ascii_lowercase();
+                let mut split = split;
+                if (text.contains("timeout") || text.contains("timed out")) && split < 6 {
+                    split += 1;
+                    if let Ok(mut m) = ctx.splits.lock() {
+                        m.insert(lease.chunk_id, split);
                     }
+                }
+                tracing::warn!(
+                    chunk = lease.chunk_id,
+                    failures,
+                    split,
+                    "source read failed, retrying the chunk: {e:#}"
+                );
+                source_down.failed("Cassandra", &what, e)?;
+            }
+            ChunkError::TargetTransient(e) => {
+                ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.note_error(format!("{e:#}"));
+                tracing::warn!(
+                    chunk = lease.chunk_id,
+                    failures,
+                    "target write failed, retrying the chunk: {e:#}"
+                );
+                target_down.failed("the target", &what, e)?;
+                if conn.is_none() {
+                    node = (node + 1) % nodes.len();
                 }
             }
-            let c = client.as_mut().expect("connected above");
-            let what = || format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
-            let attempt_result = match &ctx.settings.mode {
-                Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await,
-                _ => copy_chunk(ctx, c, &lease, split).await,
-            };
-            match attempt_result {
-                Ok(ChunkDone::Committed) => {
-                    target_down.ok();
-                    source_down.ok();
-                    break;
-                }
-                Ok(ChunkDone::LeaseLost) => {
-                    tracing::warn!(
-                        chunk = lease.chunk_id,
-                        "lease lost; another worker copies this chunk"
-                    );
-                    break;
-                }
-                Err(ChunkError::Source(e)) => {
-                    attempt += 1;
-                    ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
-                    ctx.counters.note_error(format!("{e:#}"));
-                    let timeout = format!("{e:#}").to_ascii_lowercase().contains("timeout")
-                        || format!("{e:#}").to_ascii_lowercase().contains("timed out");
-                    if timeout && split < 6 {
-                        split += 1;
-                    }
-                    tracing::warn!(
-                        chunk = lease.chunk_id,
-                        attempt,
-                        split,
-                        "source read failed, retrying the chunk: {e:#}"
-                    );
-                    if let Err(e) = source_down.failed("Cassandra", &what(), e) {
-                        if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
-                            let _ = ctx
-                                .progress
-                                .release(c, ctx.job, ctx.owner, lease.chunk_id)
-                                .await;
-                        }
-                        return Err(e);
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(ChunkError::TargetTransient(e)) => {
-                    attempt += 1;
-                    ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
-                    ctx.counters.note_error(format!("{e:#}"));
-                    tracing::warn!(
-                        chunk = lease.chunk_id,
-                        attempt,
-                        "target write failed, retrying the chunk: {e:#}"
-                    );
-                    target_down.failed("the target", &what(), e)?;
-                    if client.as_ref().is_none_or(|c| c.is_closed()) {
-                        client = None;
-                        node = (node + 1) % nodes.len();
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(ChunkError::Permanent(e)) => {
-                    if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
-                        let _ = ctx
-                            .progress
-                            .release(c, ctx.job, ctx.owner, lease.chunk_id)
-                            .await;
-                    }
-                    return Err(e.context(format!(
-                        "chunk {} (token range ({}, {}]) of {}",
-                        lease.chunk_id, lease.start, lease.end, ctx.table
-                    )));
-                }
+            ChunkError::Permanent(e) => {
+                return Err(e.context(format!(
+                    "chunk {} (token range ({}, {}]) of {}",
+                    lease.chunk_id, lease.start, lease.end, ctx.table
+                )));
             }
         }
+        tokio::time::sleep(backoff(failures)).await;
     }
 }
 
@@ -690,10 +783,11 @@ fn sub_ranges(start: i64, end: i64, split: u32) -> Vec<(i64, i64)> {
 /// is read as smaller sub-ranges with smaller pages.
 async fn copy_chunk(
     ctx: &Ctx<'_>,
-    client: &mut tokio_postgres::Client,
+    conn: &Conn,
     lease: &Lease,
     split: u32,
-) -> Result<ChunkDone, ChunkError> {
+) -> Result<(), ChunkError> {
+    let client = &conn.client;
     let base = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
     // Page size: the configured fetch size is a ceiling; pages are also kept within this
     // worker's share of the memory budget once the row size is known, and shrink after read
@@ -728,35 +822,34 @@ async fn copy_chunk(
             r
         }
     };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| classify_pg(e, "starting a transaction"))?;
-    let held = ctx
-        .progress
-        .hold(&tx, ctx.job, ctx.owner, lease.chunk_id)
-        .await
-        .map_err(|e| ChunkError::TargetTransient(e.context("locking the chunk")))?;
-    if !held {
-        return Ok(ChunkDone::LeaseLost);
+    let mut ranges = sub_ranges(lease.start, lease.end, split);
+    if ranges.is_empty() {
+        ranges.push((lease.start, lease.end));
     }
-    if ctx.settings.mode == Mode::Migrate {
-        ctx.writer
-            .prepare_tx(&tx)
-            .await
-            .map_err(|e| classify_pg(e, "preparing the transaction"))?;
-    }
-    let mut copy =
-        match &ctx.settings.mode {
-            Mode::Migrate => Out::Copy(CopyStream::start(&tx, ctx.writer).await?),
-            Mode::Capture(dir) => {
-                let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
-                Out::File(std::fs::File::create(&path).map_err(|e| {
-                    ChunkError::Permanent(anyhow!("creating {}: {e}", path.display()))
-                })?)
-            }
-            Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
-        };
+    // The COPY starts while the first page is fetched.
+    let (copy, first) = tokio::join!(
+        async {
+            Ok::<_, ChunkError>(match &ctx.settings.mode {
+                Mode::Migrate => {
+                    ctx.writer
+                        .prepare_tx(client)
+                        .await
+                        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+                    Out::Copy(CopyStream::start(conn).await?)
+                }
+                Mode::Capture(dir) => {
+                    let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
+                    Out::File(std::fs::File::create(&path).map_err(|e| {
+                        ChunkError::Permanent(anyhow!("creating {}: {e}", path.display()))
+                    })?)
+                }
+                Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
+            })
+        },
+        fetch(ranges[0].0, ranges[0].1, PagingState::start())
+    );
+    let mut copy = copy?;
+    let mut first = Some(first?);
     let copying = matches!(copy, Out::Copy(_));
     let mut rows_total = 0u64;
     let mut rows_in_copy = 0u64;
@@ -764,8 +857,11 @@ async fn copy_chunk(
     let mut buf = BytesMut::with_capacity(1 << 20);
     let mut bytes_total = 0u64;
     encode::copy_header(&mut buf);
-    for (lo, hi) in sub_ranges(lease.start, lease.end, split) {
-        let mut page = fetch(lo, hi, PagingState::start()).await?;
+    for (lo, hi) in ranges {
+        let mut page = match first.take() {
+            Some(p) => p,
+            None => fetch(lo, hi, PagingState::start()).await?,
+        };
         loop {
             let (res, next) = page;
             let t = Instant::now();
@@ -778,7 +874,9 @@ async fn copy_chunk(
             // A page is held twice (the one encoded, the one fetched) plus its encoding.
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
                 let row_bytes = row_bytes.max(16);
-                let fit = ctx.settings.page_budget_bytes / (3 * row_bytes);
+                let share = ctx.settings.page_budget_bytes
+                    / ctx.active.load(Ordering::Relaxed).max(1) as u64;
+                let fit = share / (3 * row_bytes);
                 page_rows.set((fit.min(ceiling as u64) as i32).max(100));
             }
             rows_total += n.written;
@@ -807,7 +905,7 @@ async fn copy_chunk(
             };
             if boundary {
                 copy.finish(ctx.counters).await?;
-                copy = Out::Copy(CopyStream::start(&tx, ctx.writer).await?);
+                copy = Out::Copy(CopyStream::start(conn).await?);
                 encode::copy_header(&mut buf);
                 rows_in_copy = 0;
             }
@@ -823,14 +921,14 @@ async fn copy_chunk(
     let t = Instant::now();
     if copying {
         ctx.writer
-            .finish_tx(&tx)
+            .finish_tx(client)
             .await
             .map_err(|e| classify_pg(e, "merging staged rows"))?;
     }
-    let owned = ctx
-        .progress
-        .complete(
-            &tx,
+    ctx.progress
+        .complete_commit(
+            client,
+            &conn.st,
             ctx.job,
             ctx.owner,
             lease.chunk_id,
@@ -838,14 +936,7 @@ async fn copy_chunk(
             rejected.len() as u64,
         )
         .await
-        .map_err(|e| ChunkError::TargetTransient(e.context("marking the chunk done")))?;
-    if !owned {
-        // Dropping the transaction rolls it back: the worker that holds the lease writes it.
-        return Ok(ChunkDone::LeaseLost);
-    }
-    tx.commit()
-        .await
-        .map_err(|e| classify_pg(e, "committing the chunk"))?;
+        .map_err(classify_commit)?;
     ctx.counters
         .target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -863,17 +954,17 @@ async fn copy_chunk(
     for r in rejected {
         ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
     }
-    Ok(ChunkDone::Committed)
+    Ok(())
 }
 
 /// Where a chunk's encoded bytes go.
-enum Out<'t> {
-    Copy(CopyStream<'t>),
+enum Out {
+    Copy(CopyStream),
     Discard,
     File(std::fs::File),
 }
 
-impl Out<'_> {
+impl Out {
     async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
         match self {
             Out::Copy(c) => c.send(bytes, counters).await,
@@ -898,10 +989,11 @@ impl Out<'_> {
 /// Loads a captured chunk payload into the target in the chunk's transaction.
 async fn replay_chunk(
     ctx: &Ctx<'_>,
-    client: &mut tokio_postgres::Client,
+    conn: &Conn,
     lease: &Lease,
     dir: &std::path::Path,
-) -> Result<ChunkDone, ChunkError> {
+) -> Result<(), ChunkError> {
+    let client = &conn.client;
     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
     let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
         ChunkError::Permanent(anyhow!(
@@ -909,23 +1001,11 @@ async fn replay_chunk(
             path.display()
         ))
     })?);
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| classify_pg(e, "starting a transaction"))?;
-    if !ctx
-        .progress
-        .hold(&tx, ctx.job, ctx.owner, lease.chunk_id)
-        .await
-        .map_err(|e| ChunkError::TargetTransient(e.context("locking the chunk")))?
-    {
-        return Ok(ChunkDone::LeaseLost);
-    }
     ctx.writer
-        .prepare_tx(&tx)
+        .prepare_tx(client)
         .await
         .map_err(|e| classify_pg(e, "preparing the transaction"))?;
-    let mut copy = CopyStream::start(&tx, ctx.writer).await?;
+    let mut copy = CopyStream::start(conn).await?;
     const PIECE: usize = 1 << 20;
     let mut at = 0;
     while at < payload.len() {
@@ -935,47 +1015,47 @@ async fn replay_chunk(
     }
     let rows = copy.finish(ctx.counters).await?;
     ctx.writer
-        .finish_tx(&tx)
+        .finish_tx(client)
         .await
         .map_err(|e| classify_pg(e, "merging staged rows"))?;
-    if !ctx
-        .progress
-        .complete(&tx, ctx.job, ctx.owner, lease.chunk_id, rows, 0)
+    ctx.progress
+        .complete_commit(
+            client,
+            &conn.st,
+            ctx.job,
+            ctx.owner,
+            lease.chunk_id,
+            rows,
+            0,
+        )
         .await
-        .map_err(|e| ChunkError::TargetTransient(e.context("marking the chunk done")))?
-    {
-        return Ok(ChunkDone::LeaseLost);
-    }
-    tx.commit()
-        .await
-        .map_err(|e| classify_pg(e, "committing the chunk"))?;
+        .map_err(classify_commit)?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     ctx.counters.rows_written.fetch_add(rows, Ordering::Relaxed);
     ctx.counters
         .bytes_written
         .fetch_add(payload.len() as u64, Ordering::Relaxed);
     ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
-    Ok(ChunkDone::Committed)
+    Ok(())
 }
 
 /// A COPY statement in progress inside the chunk's transaction.
-struct CopyStream<'t> {
+struct CopyStream {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
-    _tx: std::marker::PhantomData<&'t ()>,
 }
 
-impl<'t> CopyStream<'t> {
-    async fn start(
-        tx: &'t tokio_postgres::Transaction<'_>,
-        writer: &TableWriter,
-    ) -> Result<Self, ChunkError> {
-        let sink = tx
-            .copy_in::<_, Bytes>(&writer.copy_sql)
+impl CopyStream {
+    async fn start(conn: &Conn) -> Result<Self, ChunkError> {
+        let stmt = conn.copy.as_ref().ok_or_else(|| {
+            ChunkError::Permanent(anyhow!("internal: no COPY statement prepared"))
+        })?;
+        let sink = conn
+            .client
+            .copy_in::<_, Bytes>(stmt)
             .await
             .map_err(|e| classify_pg(e, "starting COPY"))?;
         Ok(CopyStream {
             sink: Box::pin(sink),
-            _tx: std::marker::PhantomData,
         })
     }
 

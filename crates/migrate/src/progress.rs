@@ -1,12 +1,10 @@
 //! Progress in the target database: the plan and each chunk's state live in a schema of the
 //! target (`ferry` by default), so a rerun resumes, several workers share one plan by leasing
-//! chunks (`FOR UPDATE SKIP LOCKED`), and a chunk's done mark commits in the same transaction as
+//! chunks (a row lock taken with `FOR UPDATE SKIP LOCKED` in the chunk's own transaction), and a chunk's done mark commits in the same transaction as
 //! its rows. The target database is the coordinator; there is no ferry server.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
 
 use crate::plan::Chunk;
 use crate::schema::pg_ident;
@@ -17,7 +15,14 @@ pub struct Progress {
     pub schema: String,
 }
 
-/// A chunk this worker holds a lease on.
+/// The per-chunk statements, prepared on one worker's connection.
+pub struct ChunkStatements {
+    lease: tokio_postgres::Statement,
+    complete: tokio_postgres::Statement,
+    unfinished: tokio_postgres::Statement,
+}
+
+/// A chunk this worker holds a lease on: its row is locked by the worker's open transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
     pub chunk_id: u32,
@@ -158,31 +163,54 @@ impl Progress {
         Ok(())
     }
 
-    /// Leases the next chunk that is pending, or whose lease expired (its worker died).
-    pub async fn lease(
+    /// Prepares, on one connection, the statements a worker runs for every chunk, so each
+    /// costs one round trip (and those of a chunk's start and end go out together).
+    pub async fn chunk_statements(&self, client: &Client) -> Result<ChunkStatements> {
+        let c = self.t("ferry_chunks");
+        // The row lock IS the lease: it lasts as long as the chunk's transaction, dies with its
+        // connection, and no other worker can take the row meanwhile (SKIP LOCKED).
+        let lease_sql = format!(
+            "SELECT chunk_id, start_token, end_token, replica_set FROM {c} \
+             WHERE job = $1 AND state <> 'done' ORDER BY chunk_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        );
+        // Fails (division by zero) unless exactly this row turned done, so a COMMIT sent behind
+        // it in the same flight can never commit rows without their done mark.
+        let complete_sql = format!(
+            "WITH u AS (UPDATE {c} SET state = 'done', done_at = now(), rows_written = $3, \
+               rows_rejected = $4, owner = $5, attempts = attempts + 1, lease_until = NULL \
+               WHERE job = $1 AND chunk_id = $2 AND state <> 'done' RETURNING 1) \
+             SELECT 1 / count(*)::int FROM u"
+        );
+        let unfinished_sql = format!("SELECT count(*) FROM {c} WHERE job = $1 AND state <> 'done'");
+        let (lease, complete, unfinished) = tokio::try_join!(
+            client.prepare(&lease_sql),
+            client.prepare(&complete_sql),
+            client.prepare(&unfinished_sql),
+        )
+        .context("preparing the chunk statements")?;
+        Ok(ChunkStatements {
+            lease,
+            complete,
+            unfinished,
+        })
+    }
+
+    /// Opens the chunk's transaction and leases (row-locks) the next chunk not done and not
+    /// held by another worker, in one round trip. On `Ok(None)` the transaction is still open:
+    /// the caller rolls it back.
+    pub async fn begin_lease(
         &self,
         client: &Client,
+        st: &ChunkStatements,
         job: &str,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Option<Lease>> {
-        let row = client
-            .query_opt(
-                &format!(
-                    "UPDATE {c} SET state = 'leased', owner = $2, attempts = attempts + 1, \
-                       lease_until = now() + make_interval(secs => $3) \
-                     WHERE (job, chunk_id) = (\
-                       SELECT job, chunk_id FROM {c} \
-                       WHERE job = $1 AND (state = 'pending' OR (state = 'leased' AND lease_until < now())) \
-                       ORDER BY chunk_id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     RETURNING chunk_id, start_token, end_token, replica_set",
-                    c = self.t("ferry_chunks")
-                ),
-                &[&job, &owner, &lease.as_secs_f64()],
-            )
-            .await
-            .context("leasing a chunk")?;
-        Ok(row.map(|r| Lease {
+    ) -> Result<Option<Lease>, tokio_postgres::Error> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&job];
+        let (begin, row) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query_opt(&st.lease, &params)
+        );
+        begin?;
+        Ok(row?.map(|r| Lease {
             chunk_id: r.get::<_, i32>(0) as u32,
             start: r.get(1),
             end: r.get(2),
@@ -190,109 +218,41 @@ impl Progress {
         }))
     }
 
-    /// Extends every lease `owner` holds on `job`.
-    pub async fn renew(
+    /// Marks the leased chunk done and commits its transaction, in one round trip. Exactly-once
+    /// hinges on this: rows and done mark commit together or not at all.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_commit(
         &self,
         client: &Client,
-        job: &str,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<u64> {
-        Ok(client
-            .execute(
-                &format!(
-                    "UPDATE {} SET lease_until = now() + make_interval(secs => $3) \
-                     WHERE job = $1 AND owner = $2 AND state = 'leased'",
-                    self.t("ferry_chunks")
-                ),
-                &[&job, &owner, &lease.as_secs_f64()],
-            )
-            .await?)
-    }
-
-    /// Marks a chunk done inside the transaction that wrote its rows. Returns false when the
-    /// lease was lost (another worker took the chunk over): the caller must roll back.
-    pub async fn complete(
-        &self,
-        tx: &Transaction<'_>,
+        st: &ChunkStatements,
         job: &str,
         owner: &str,
         chunk_id: u32,
         rows: u64,
         rejected: u64,
-    ) -> Result<bool> {
-        let n = tx
-            .execute(
-                &format!(
-                    "UPDATE {} SET state = 'done', done_at = now(), rows_written = $4, rows_rejected = $5, \
-                       lease_until = NULL \
-                     WHERE job = $1 AND chunk_id = $2 AND owner = $3 AND state = 'leased'",
-                    self.t("ferry_chunks")
-                ),
-                &[&job, &(chunk_id as i32), &owner, &(rows as i64), &(rejected as i64)],
-            )
-            .await?;
-        Ok(n == 1)
+    ) -> Result<(), tokio_postgres::Error> {
+        let (id, rows, rejected) = (chunk_id as i32, rows as i64, rejected as i64);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&job, &id, &rows, &rejected, &owner];
+        let (done, commit) = tokio::join!(
+            client.query_one(&st.complete, &params),
+            client.batch_execute("COMMIT")
+        );
+        // After a failed statement the server answers COMMIT with a rollback, not an error:
+        // the done mark's result decides.
+        done?;
+        commit
     }
 
-    /// Locks this worker's chunk row for the duration of the chunk's transaction. While the lock
-    /// is held no other worker can lease the chunk, even after the lease expires (leasing skips
-    /// locked rows), so a slow but live worker is never overtaken; a killed one's connection
-    /// dies, the lock goes with it, and the lease expiry hands the chunk on. Returns false when
-    /// the lease is no longer this worker's.
-    pub async fn hold(
-        &self,
-        tx: &Transaction<'_>,
-        job: &str,
-        owner: &str,
-        chunk_id: u32,
-    ) -> Result<bool> {
-        Ok(tx
-            .query_opt(
-                &format!(
-                    "SELECT 1 FROM {} WHERE job = $1 AND chunk_id = $2 AND owner = $3 AND state = 'leased' FOR UPDATE",
-                    self.t("ferry_chunks")
-                ),
-                &[&job, &(chunk_id as i32), &owner],
-            )
-            .await?
-            .is_some())
-    }
-
-    /// Chunks not done yet: pending, or leased (by anyone).
-    pub async fn unfinished(&self, client: &Client, job: &str) -> Result<u64> {
-        let n: i64 = client
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM {} WHERE job = $1 AND state <> 'done'",
-                    self.t("ferry_chunks")
-                ),
-                &[&job],
-            )
-            .await?
-            .get(0);
-        Ok(n as u64)
-    }
-
-    /// Puts a chunk back to pending (a graceful stop or a failure this worker gives up on).
-    pub async fn release(
+    /// Chunks not done yet, including those other workers hold right now.
+    pub async fn unfinished(
         &self,
         client: &Client,
+        st: &ChunkStatements,
         job: &str,
-        owner: &str,
-        chunk_id: u32,
-    ) -> Result<()> {
-        client
-            .execute(
-                &format!(
-                    "UPDATE {} SET state = 'pending', owner = NULL, lease_until = NULL \
-                     WHERE job = $1 AND chunk_id = $2 AND owner = $3 AND state = 'leased'",
-                    self.t("ferry_chunks")
-                ),
-                &[&job, &(chunk_id as i32), &owner],
-            )
-            .await?;
-        Ok(())
+    ) -> Result<u64, tokio_postgres::Error> {
+        let n: i64 = client.query_one(&st.unfinished, &[&job]).await?.get(0);
+        Ok(n as u64)
     }
 
     /// Marks the job finished when no chunk is left.
@@ -325,14 +285,15 @@ impl Progress {
         let r = client
             .query_one(
                 &format!(
-                    "SELECT count(*) FILTER (WHERE state = 'pending' OR (state = 'leased' AND lease_until < now())), \
-                            count(*) FILTER (WHERE state = 'leased' AND lease_until >= now()), \
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM {c} WHERE job = $1 AND state <> 'done' \
+                              FOR SHARE SKIP LOCKED) free), \
+                            count(*) FILTER (WHERE state <> 'done'), \
                             count(*) FILTER (WHERE state = 'done'), \
                             coalesce(sum(rows_written), 0)::bigint, coalesce(sum(rows_rejected), 0)::bigint, \
                             extract(epoch FROM min(done_at))::float8, extract(epoch FROM max(done_at))::float8, \
                             count(*) \
-                     FROM {} WHERE job = $1",
-                    self.t("ferry_chunks")
+                     FROM {c} WHERE job = $1",
+                    c = self.t("ferry_chunks")
                 ),
                 &[&job],
             )
@@ -340,9 +301,13 @@ impl Progress {
         if r.get::<_, i64>(7) == 0 {
             return Ok(None);
         }
+        // A chunk in progress is one a worker's transaction holds locked; the rest not done
+        // are pending.
+        let free = r.get::<_, i64>(0) as u64;
+        let not_done = r.get::<_, i64>(1) as u64;
         Ok(Some(StatusCounts {
-            pending: r.get::<_, i64>(0) as u64,
-            leased: r.get::<_, i64>(1) as u64,
+            pending: free,
+            leased: not_done.saturating_sub(free),
             done: r.get::<_, i64>(2) as u64,
             rows: r.get::<_, i64>(3) as u64,
             rejected: r.get::<_, i64>(4) as u64,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, NoTls};
 
 use crate::schema::{pg_ident, TableMapping, TargetKind};
 
@@ -287,7 +287,7 @@ impl TableWriter {
     }
 
     /// Statements at the start of a chunk's transaction.
-    pub async fn prepare_tx(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    pub async fn prepare_tx(&self, tx: &Client) -> Result<(), tokio_postgres::Error> {
         if self.kind == TargetKind::YugabyteDb && self.yb.disable_transactional_writes {
             tx.batch_execute("SET LOCAL yb_disable_transactional_writes = on")
                 .await?;
@@ -304,7 +304,7 @@ impl TableWriter {
 
     /// Statements after the chunk's COPY, before its commit: in INSERT mode, merge the staged
     /// rows, skipping keys that exist.
-    pub async fn finish_tx(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    pub async fn finish_tx(&self, tx: &Client) -> Result<(), tokio_postgres::Error> {
         if self.mode == InsertMode::Insert {
             tx.execute(
                 &format!(

@@ -100,12 +100,19 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
     } else {
         bail!("no table to migrate: set table.source.keyspace and table.source.table, or pass --keyspace or --tables");
     };
-    // Parallel chunks: the ceiling from the config, bounded by the connections the target may
-    // get (yugabyte.maxPoolSize per listed host).
-    // Each worker has one page read in flight, so cassandra.concurrentReads caps them too.
-    let workers = (s.run.max_parallel_chunks.max(1) as usize)
-        .min(s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize)
+    // Parallel chunks: the parallelism setting is where ferry starts; the connections the target
+    // may get (yugabyte.maxPoolSize per listed host) and the reads in flight Cassandra may get
+    // (cassandra.concurrentReads: each worker keeps one page read in flight) bound it. With
+    // adaptive concurrency ferry moves between a quarter of the start and that bound (at most
+    // 64, or the start if higher), following the measured rate.
+    let bound = (s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize)
         .min(s.source.concurrent_reads.max(1) as usize);
+    let workers = (s.run.max_parallel_chunks.max(1) as usize).min(bound);
+    let adaptive = s
+        .run
+        .adaptive_concurrency
+        .then(|| ((workers / 4).max(1), bound.min(workers.max(64))))
+        .filter(|(min, max)| min < max);
     let split_size_mb = match s.source.split_size {
         spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
         spec::SplitSize::Fixed { mb } => u64::from(mb),
@@ -190,6 +197,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             retry_count: s.source.retry_count,
             batch_rows: s.batch_rows().max(1) as usize,
             writers: workers,
+            adaptive,
             insert_mode: match s.target.insert_mode {
                 spec::InsertMode::Copy => InsertMode::Copy,
                 spec::InsertMode::Insert => InsertMode::Insert,
@@ -199,7 +207,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
             mode: ferry_migrate::pipeline::Mode::Migrate,
             // 64 MiB for pages in flight over all workers, whatever the row size.
-            page_budget_bytes: (64u64 << 20) / workers as u64,
+            page_budget_bytes: 64u64 << 20,
         },
         split_size_mb,
         min_chunks,

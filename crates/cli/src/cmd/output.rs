@@ -116,6 +116,12 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             bottleneck(r)
         ));
     }
+    for r in reports.iter().filter(|r| r.workers.2 != r.workers.0) {
+        out.push_str(&format!(
+            "{}: chunks in flight adapted from {} to {} (peak {})\n",
+            r.source, r.workers.0, r.workers.1, r.workers.2
+        ));
+    }
     out
 }
 
@@ -132,6 +138,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "rows_per_sec": r.rows_per_sec(),
         "mb_per_sec": r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
         "write_retries": r.write_retries,
+        "workers": {"start": r.workers.0, "end": r.workers.1, "peak": r.workers.2},
         "wait_seconds": {
             "source": r.source_wait.as_secs_f64(),
             "target": r.target_wait.as_secs_f64(),

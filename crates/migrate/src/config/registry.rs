@@ -427,7 +427,7 @@ pub static KEYS: &[KeyDef] = &[
             max: 1_024,
             unit: "",
         },
-        default: Dflt::Int(16),
+        default: Dflt::Int(32),
         meaning: "Ceiling of COPY (or INSERT) connections ferry holds open to each target host.",
         disposition: Disposition::MappedOnto(
             "the number of COPY connections per target host (ferry has no JDBC pool; each connection carries one COPY stream)",
@@ -952,7 +952,7 @@ pub static KEYS: &[KeyDef] = &[
         default: Dflt::None,
         meaning: "Spark: executor heartbeat to the driver.",
         disposition: Disposition::DoesNotApply(
-            "ferry has no driver; workers renew their chunk leases in the target's progress tables",
+            "ferry has no driver; a worker's chunk lease is a row lock its own transaction holds in the target",
         ),
     },
     KeyDef {
@@ -985,7 +985,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "",
         },
         default: Dflt::None,
-        meaning: "Most chunks this process reads and writes at once (its workers; each also bounded by yugabyte.maxPoolSize per target host and cassandra.concurrentReads); unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
+        meaning: "Chunks this process reads and writes at once (its workers; bounded by yugabyte.maxPoolSize per target host and cassandra.concurrentReads): fixed with ferry.adaptiveConcurrency=false, else where the adaptation starts; unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -1000,6 +1000,13 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.adaptiveConcurrency",
+        kind: Kind::Bool,
+        default: Dflt::Bool(true),
+        meaning: "Adapt the chunks in flight to the measured throughput: start at the parallelism setting (ferry.maxParallelChunks, else the Spark keys, else 16), add workers while each step raises the rate (latency hiding across a WAN), step back when it does not, back off on errors; never above the target hosts × yugabyte.maxPoolSize, cassandra.concurrentReads, or 64 (or the start, if higher). false keeps the start fixed.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.leaseSecs",
         kind: Kind::Int {
             min: 2,
@@ -1007,7 +1014,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "s",
         },
         default: Dflt::Int(30),
-        meaning: "How long a worker's lease on a chunk lasts without renewal (renewed every third of it); a killed worker's chunks are taken over by the others after this.",
+        meaning: "A chunk's lease is a row lock held by the worker's open transaction: a killed worker's chunks return at once (its connection closes); one that vanishes without closing it (host lost) frees them after about this long, as the target's TCP keepalive probes give up.",
         disposition: Disposition::Used,
     },
     KeyDef {

@@ -179,6 +179,8 @@ pub struct RunSpec {
     pub outage_deadline_secs: u64,
     /// Chunk lease duration (`ferry.leaseSecs`).
     pub lease_secs: u64,
+    /// Adapt the chunks in flight to the measured rate (`ferry.adaptiveConcurrency`).
+    pub adaptive_concurrency: bool,
     pub runs_dir: PathBuf,
     /// `None`: `<run id>.rejects.jsonl` in `runs_dir`.
     pub reject_file: Option<PathBuf>,
@@ -691,6 +693,7 @@ fn build_run(s: &Settings) -> RunSpec {
             .map_or(DEFAULT_MAX_CHUNK_ATTEMPTS, |n| n as u32),
         outage_deadline_secs: s.u64("ferry.outageDeadlineSecs"),
         lease_secs: s.u64("ferry.leaseSecs"),
+        adaptive_concurrency: s.bool("ferry.adaptiveConcurrency"),
         runs_dir: PathBuf::from(s.text("ferry.runsDir")),
         reject_file: s.opt_text("ferry.rejectFile").map(PathBuf::from),
     }

@@ -2,8 +2,9 @@
 //! recomputed by hand from the report.
 //!
 //! The concurrency model is ferry's own pipeline: each worker holds one chunk at a time; per
-//! chunk it pays [`BOOKKEEPING_ROUND_TRIPS`] round trips to the target (lease, BEGIN, lock, COPY,
-//! finish, done mark, COMMIT) and, per page, one round trip to Cassandra plus the page's transfer
+//! chunk it pays [`BOOKKEEPING_ROUND_TRIPS`] round trips to the target (BEGIN with the lease,
+//! the COPY's end, the done mark with COMMIT; the COPY starts while the first page is read) and,
+//! per page, one round trip to Cassandra plus the page's transfer
 //! (the next page is fetched while the previous one is sent, so the slower of reading and writing
 //! a page counts). Little's law then gives the workers needed for a rate: in flight = rate × time
 //! per chunk / rows per chunk.
@@ -16,7 +17,7 @@ use crate::config::{MigrationSpec, SplitSize};
 use crate::job::Job;
 
 /// Round trips to the target every chunk pays besides its data.
-pub const BOOKKEEPING_ROUND_TRIPS: f64 = 8.0;
+pub const BOOKKEEPING_ROUND_TRIPS: f64 = 3.0;
 /// Most workers ferry recommends, whatever the model says: beyond this the servers, not the
 /// network, set the pace.
 pub const MAX_WORKERS: u32 = 256;

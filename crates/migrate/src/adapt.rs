@@ -1,0 +1,194 @@
+//! Adaptive concurrency: how many chunks a process works on at once.
+//!
+//! Across a WAN every chunk spends round trips waiting (lease, COPY start, pages, commit), so
+//! more chunks in flight hide more latency — until a server or the CPU saturates, where more
+//! only adds contention. The controller climbs the throughput curve: it adds workers while each
+//! step raises the measured rate, steps back when a step did not pay, and backs off
+//! multiplicatively on timeouts and errors. It probes upwards again now and then, as the best
+//! level moves with the load.
+//!
+//! Pure logic, fed one measurement per window; [`crate::pipeline`] applies its decisions.
+
+/// What one window measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Rows per second over the window.
+    pub rate: f64,
+    /// Reads or writes that failed (and were retried) in the window.
+    pub errors: u64,
+}
+
+/// Why the level changed (or did not), for the log and the live page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Waiting for the first full window at this level.
+    Settling,
+    /// The last step paid: one more.
+    Raise,
+    /// The last step did not pay: back to the level before it.
+    Revert,
+    /// At the best level found; hold.
+    Hold,
+    /// Errors or timeouts: fewer at once.
+    BackOff,
+}
+
+/// The controller's state.
+#[derive(Clone, Debug)]
+pub struct Controller {
+    min: usize,
+    max: usize,
+    level: usize,
+    /// The rate measured at the level before the last raise, and that level.
+    before: Option<(usize, f64)>,
+    /// Windows to hold before probing upwards again.
+    hold: u32,
+    /// The first window after a change is discarded (workers are still starting).
+    settling: bool,
+}
+
+/// A raise must gain at least this much to count.
+const GAIN: f64 = 1.05;
+/// Windows held at the best level before probing upwards again.
+const HOLD_WINDOWS: u32 = 5;
+
+impl Controller {
+    /// Starts at `start`, within `min..=max`.
+    pub fn new(start: usize, min: usize, max: usize) -> Self {
+        let min = min.max(1);
+        let max = max.max(min);
+        Controller {
+            min,
+            max,
+            level: start.clamp(min, max),
+            before: None,
+            hold: 0,
+            settling: true,
+        }
+    }
+
+    /// Workers allowed now.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Feeds one window's measurement; returns the decision and the new level.
+    pub fn observe(&mut self, w: Window) -> (Decision, usize) {
+        if w.errors > 0 {
+            // Multiplicative decrease, and a longer wait before probing again.
+            self.level = (self.level * 3 / 4).max(self.min);
+            self.before = None;
+            self.hold = HOLD_WINDOWS * 2;
+            self.settling = true;
+            return (Decision::BackOff, self.level);
+        }
+        if self.settling {
+            self.settling = false;
+            return (Decision::Settling, self.level);
+        }
+        if let Some((prev_level, prev_rate)) = self.before.take() {
+            if w.rate >= prev_rate * GAIN {
+                return self.raise(w.rate);
+            }
+            // No gain: the level before was as good for less.
+            self.level = prev_level;
+            self.hold = HOLD_WINDOWS;
+            self.settling = true;
+            return (Decision::Revert, self.level);
+        }
+        if self.hold > 0 {
+            self.hold -= 1;
+            return (Decision::Hold, self.level);
+        }
+        self.raise(w.rate)
+    }
+
+    fn raise(&mut self, rate: f64) -> (Decision, usize) {
+        if self.level >= self.max {
+            self.hold = HOLD_WINDOWS;
+            return (Decision::Hold, self.level);
+        }
+        // Steps of half the level: a 16-worker start reaches 48 in three steps (about 12 s).
+        let step = (self.level / 2).max(2);
+        self.before = Some((self.level, rate));
+        self.level = (self.level + step).min(self.max);
+        self.settling = true;
+        (Decision::Raise, self.level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throughput curve: linear in workers up to a knee, flat after it.
+    fn curve(knee: usize, per_worker: f64) -> impl Fn(usize) -> f64 {
+        move |n| per_worker * n.min(knee) as f64
+    }
+
+    fn run(c: &mut Controller, f: &dyn Fn(usize) -> f64, windows: usize) -> Vec<usize> {
+        (0..windows)
+            .map(|_| {
+                let rate = f(c.level());
+                c.observe(Window { rate, errors: 0 }).1
+            })
+            .collect()
+    }
+
+    #[test]
+    fn climbs_to_the_knee_and_stays_near_it() {
+        let mut c = Controller::new(16, 4, 64);
+        let levels = run(&mut c, &curve(40, 1000.0), 60);
+        // Most of the second half at the knee or one step above it (probes revert).
+        let settled = levels[30..]
+            .iter()
+            .filter(|&&l| (40..=64).contains(&l))
+            .count();
+        assert!(settled >= 25, "{levels:?}");
+        // Never above the ceiling, and it went up from the start.
+        assert!(levels.iter().all(|&l| l <= 64));
+        assert!(levels.iter().any(|&l| l > 16));
+    }
+
+    #[test]
+    fn does_not_grow_when_more_workers_do_not_pay() {
+        // Saturated already (loopback on a busy machine): every raise is reverted.
+        let mut c = Controller::new(16, 4, 64);
+        let levels = run(&mut c, &curve(8, 1000.0), 40);
+        // Probes one step up now and then, and comes straight back.
+        assert!(levels.iter().all(|&l| l <= 24), "{levels:?}");
+        let at_start = levels[20..].iter().filter(|&&l| l == 16).count();
+        assert!(at_start >= 14, "{levels:?}");
+    }
+
+    #[test]
+    fn backs_off_on_errors_and_respects_the_floor() {
+        let mut c = Controller::new(16, 4, 64);
+        let (d, l) = c.observe(Window {
+            rate: 1.0,
+            errors: 3,
+        });
+        assert_eq!((d, l), (Decision::BackOff, 12));
+        for _ in 0..10 {
+            c.observe(Window {
+                rate: 1.0,
+                errors: 1,
+            });
+        }
+        assert_eq!(c.level(), 4);
+    }
+
+    #[test]
+    fn stops_at_the_ceiling() {
+        let mut c = Controller::new(16, 4, 24);
+        let levels = run(&mut c, &curve(1000, 1000.0), 30);
+        assert_eq!(levels.iter().max(), Some(&24));
+    }
+
+    #[test]
+    fn start_is_clamped() {
+        assert_eq!(Controller::new(100, 4, 48).level(), 48);
+        assert_eq!(Controller::new(1, 4, 48).level(), 4);
+        assert_eq!(Controller::new(0, 0, 0).level(), 1);
+    }
+}
