@@ -98,9 +98,11 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "postgres" | "yugabytedb" => Probe::Postgres(value.try_into().map_err(bad)?),
             "cassandra" => Probe::Cassandra(value.try_into().map_err(bad)?),
             "trino" => Probe::Trino(value.try_into().map_err(bad)?),
-            other => return Err(Error::Spec(format!(
+            other => {
+                return Err(Error::Spec(format!(
                 "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino)"
-            ))),
+            )))
+            }
         };
         out.push(SuiteProbe {
             name,
