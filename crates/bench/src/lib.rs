@@ -4,6 +4,8 @@
 //! * [`postgres`]: latency percentiles and throughput of queries at a concurrency
 //!   (pgbench-like), plus a server snapshot; PostgreSQL and YugabyteDB.
 //! * [`cassandra`]: write and read throughput and latency in a keyspace of its own.
+//! * [`trino`]: per-query elapsed, queued and CPU time, processed rows and bytes and peak memory,
+//!   as Trino's own statement protocol reports them, over repetitions.
 //! * [`host`]: host facts, and /proc sampled during every probe.
 //! * [`suite`]: a TOML suite of probes with expectations → one baseline record.
 //!
@@ -16,6 +18,7 @@ pub mod kafka;
 pub mod postgres;
 pub mod recorder;
 pub mod suite;
+pub mod trino;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +35,8 @@ pub enum Error {
     Postgres(String),
     #[error("Cassandra: {0}")]
     Cassandra(String),
+    #[error("Trino: {0}")]
+    Trino(String),
     #[error("{0}")]
     Spec(String),
     #[error("{0}")]
@@ -54,6 +59,7 @@ pub enum Probe {
     Kafka(kafka::KafkaSpec),
     Postgres(postgres::PgSpec),
     Cassandra(cassandra::CassandraSpec),
+    Trino(trino::TrinoSpec),
 }
 
 /// Runs a probe (blocking probes on a blocking thread) and returns its record.
@@ -67,6 +73,7 @@ pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
         }
         Probe::Postgres(spec) => postgres::run(spec).await,
         Probe::Cassandra(spec) => cassandra::run(spec).await,
+        Probe::Trino(spec) => trino::run(spec).await,
     }
 }
 

@@ -5,7 +5,7 @@
 //! name = "platform baseline"
 //!
 //! [[probe]]
-//! type = "kafka"                       # kafka | postgres | cassandra
+//! type = "kafka"                       # kafka | postgres | cassandra | trino
 //! name = "kafka-producer"              # defaults to the type
 //! expect = ["records_per_sec >= 100k"] # METRIC OP VALUE
 //! topic = "perf-test-topic"            # …then the probe's own settings, as its flags name them
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             Some(toml::Value::String(s)) => s,
             _ => {
                 return Err(Error::Spec(format!(
-                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\"",
+                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\"",
                     i + 1
                 )))
             }
@@ -97,10 +97,11 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "kafka" => Probe::Kafka(value.try_into().map_err(bad)?),
             "postgres" | "yugabytedb" => Probe::Postgres(value.try_into().map_err(bad)?),
             "cassandra" => Probe::Cassandra(value.try_into().map_err(bad)?),
+            "trino" => Probe::Trino(value.try_into().map_err(bad)?),
             other => {
                 return Err(Error::Spec(format!(
-                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra)"
-                )))
+                "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino)"
+            )))
             }
         };
         out.push(SuiteProbe {
@@ -166,6 +167,7 @@ fn probe_kind(p: &Probe) -> &'static str {
         Probe::Kafka(_) => "kafka-produce",
         Probe::Postgres(_) => "postgres",
         Probe::Cassandra(_) => "cassandra",
+        Probe::Trino(_) => "trino",
     }
 }
 

@@ -61,6 +61,7 @@ pub fn service_of(rec: &RunRecord) -> String {
         "postgres" if yb => "YugabyteDB".into(),
         "postgres" => "PostgreSQL".into(),
         "cassandra" => "Cassandra".into(),
+        "trino" => "Trino".into(),
         "migration" => "Migration (Cassandra → PostgreSQL/YugabyteDB)".into(),
         other => other.to_string(),
     }
@@ -187,6 +188,7 @@ pub fn headline(rec: &RunRecord) -> String {
     let unit = match rec.kind.as_str() {
         "postgres" => "transactions/s",
         "cassandra" => "operations/s",
+        "trino" => "queries/s",
         "migration" => "rows/s",
         _ => "records/s",
     };
@@ -199,6 +201,14 @@ pub fn headline(rec: &RunRecord) -> String {
     for (k, l) in [("p50_ms", "p50"), ("p99_ms", "p99")] {
         if let Some(v) = s.get(k) {
             parts.push(format!("{l} {} ms", fmt_value(*v)));
+        }
+    }
+    // Trino's own figures (the round's totals when a probe runs several queries).
+    for (k, l) in [("elapsed_ms", "elapsed"), ("cpu_ms", "CPU")] {
+        if rec.kind == "trino" {
+            if let Some(v) = s.get(k) {
+                parts.push(format!("{l} {} ms", fmt_value(*v)));
+            }
         }
     }
     for (k, l) in [

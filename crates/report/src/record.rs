@@ -22,7 +22,7 @@ pub type Metrics = BTreeMap<String, f64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub schema_version: u32,
-    /// What ran: `migration`, `kafka-produce`, `kafka-consume`, `postgres`, `cassandra`,
+    /// What ran: `migration`, `kafka-produce`, `kafka-consume`, `postgres`, `cassandra`, `trino`,
     /// `baseline`.
     pub kind: String,
     /// The probe's name within a suite (defaults to the kind).
@@ -44,8 +44,9 @@ pub struct RunRecord {
     /// The headline numbers. For repeated runs, the median over repetitions.
     #[serde(default)]
     pub summary: Metrics,
-    /// What one entry of `samples` is: `"window"` (a slice of one run) or `"repetition"` (a
-    /// whole run). Statistics in `compare` are taken over the samples.
+    /// What one entry of `samples` is: `"window"` (a slice of one run), `"repetition"` (a
+    /// whole run) or `"round"` (Trino: each of the probe's queries once). Statistics in
+    /// `compare` are taken over the samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_unit: Option<String>,
     /// Raw samples, oldest first.

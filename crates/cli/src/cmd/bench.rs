@@ -1,4 +1,4 @@
-//! `ferry bench kafka|postgres|cassandra`: one probe against one service → a run record, a
+//! `ferry bench kafka|postgres|cassandra|trino`: one probe against one service → a run record, a
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ferry_bench::{cassandra, kafka, postgres, Probe};
+use ferry_bench::{cassandra, kafka, postgres, trino, Probe};
 use ferry_report::RunRecord;
 
 #[derive(Args, Debug)]
@@ -24,6 +24,9 @@ pub enum BenchProbe {
     Postgres(PgArgs),
     /// Cassandra write and read throughput and latency, in a keyspace of the probe's own.
     Cassandra(CassandraArgs),
+    /// Trino query times from Trino's own statistics (elapsed, queued, CPU, rows and bytes
+    /// processed, peak memory), each query repeated: given queries or the built-in tpch set.
+    Trino(TrinoArgs),
 }
 
 /// Where the record goes and how often to run.
@@ -150,6 +153,48 @@ pub enum WorkloadArg {
     Both,
 }
 
+#[derive(Args, Debug)]
+pub struct TrinoArgs {
+    /// The coordinator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub server: String,
+    /// Sent as X-Trino-User.
+    #[arg(long, default_value = "ferry")]
+    pub user: String,
+    /// Session catalog, for queries that do not qualify their tables.
+    #[arg(long)]
+    pub catalog: Option<String>,
+    /// Session schema.
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// A statement to time (repeatable; each runs once per round, in order). Without it: the
+    /// built-in --suite.
+    #[arg(long = "query", value_name = "SQL", conflicts_with = "suite")]
+    pub queries: Vec<String>,
+    /// The built-in set: tpch = the seed's count / aggregate / join over tpch.<--tpch-schema>.
+    #[arg(long, value_enum, default_value_t = TrinoSuiteArg::Tpch)]
+    pub suite: TrinoSuiteArg,
+    /// The tpch schema the built-in set reads: tiny, sf1 (6M lineitem rows), sf10, …
+    #[arg(long, default_value = "tiny")]
+    pub tpch_schema: String,
+    /// Timed runs of every query (the record's samples are the rounds).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub repetitions: u32,
+    /// Untimed runs of every query first.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub warmup: u32,
+    /// Give up on a query after this long, e.g. 10m.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum TrinoSuiteArg {
+    Tpch,
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -244,11 +289,31 @@ impl CassandraArgs {
     }
 }
 
+impl TrinoArgs {
+    fn spec(&self) -> trino::TrinoSpec {
+        trino::TrinoSpec {
+            server: self.server.clone(),
+            user: self.user.clone(),
+            catalog: self.catalog.clone(),
+            schema: self.schema.clone(),
+            queries: self.queries.clone(),
+            builtin: match self.suite {
+                TrinoSuiteArg::Tpch => trino::Builtin::Tpch,
+            },
+            tpch_schema: self.tpch_schema.clone(),
+            repetitions: self.repetitions,
+            warmup: self.warmup,
+            timeout_s: self.timeout.as_secs_f64(),
+        }
+    }
+}
+
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let (probe, out) = match args.probe {
         BenchProbe::Kafka(a) => (Probe::Kafka(a.spec()), a.out),
         BenchProbe::Postgres(a) => (Probe::Postgres(a.spec()), a.out),
         BenchProbe::Cassandra(a) => (Probe::Cassandra(a.spec()), a.out),
+        BenchProbe::Trino(a) => (Probe::Trino(a.spec()), a.out),
     };
     if out.repeat == 0 {
         bail!("--repeat must be at least 1");
@@ -341,6 +406,37 @@ pub fn summary_line(r: &RunRecord) -> String {
                 }
             }
             format!("{}{rep}", parts.join("; "))
+        }
+        "trino" => {
+            let names: Vec<String> = r
+                .result
+                .as_ref()
+                .and_then(|v| v.pointer("/queries"))
+                .and_then(|v| v.as_array())
+                .map(|q| {
+                    q.iter()
+                        .filter_map(|x| x["name"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let one = |p: &str| {
+                format!(
+                    "elapsed {:.0} ms (p95 {:.0} ms), queued {:.0} ms, CPU {:.0} ms, {:.0} rows ({:.2} MB) processed, peak memory {:.2} MB",
+                    g(&format!("{p}elapsed_ms")), g(&format!("{p}elapsed_p95_ms")),
+                    g(&format!("{p}queued_ms")), g(&format!("{p}cpu_ms")),
+                    g(&format!("{p}processed_rows")), g(&format!("{p}processed_bytes")) / 1e6,
+                    g(&format!("{p}peak_memory_bytes")) / 1e6
+                )
+            };
+            if names.len() <= 1 {
+                format!("{:.0} executions: {}{rep}", g("records"), one(""))
+            } else {
+                let parts: Vec<String> = names
+                    .iter()
+                    .map(|n| format!("{n}: {}", one(&format!("{n}_"))))
+                    .collect();
+                format!("{:.0} executions; {}{rep}", g("records"), parts.join("; "))
+            }
         }
         _ => ferry_report::model::headline(r).replace("**", ""),
     }
