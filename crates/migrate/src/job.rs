@@ -86,8 +86,14 @@ pub struct Prepared {
 
 /// Connects, reads schemas, checks targets and plans. Writes nothing.
 pub async fn prepare(job: &Job) -> Result<Prepared> {
-    let session = cassandra::connect(&job.source).await?;
-    let facts = sink::discover(&job.target).await?;
+    // Both sides at once: across a WAN each handshake is several round trips.
+    let t0 = std::time::Instant::now();
+    let (session, facts) =
+        tokio::try_join!(cassandra::connect(&job.source), sink::discover(&job.target))?;
+    tracing::info!(
+        ms = t0.elapsed().as_millis() as u64,
+        "connected to both sides"
+    );
     job.yb.check(&facts)?;
     let admin = job
         .target
@@ -169,6 +175,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             }
         };
         let plan = plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks).await?;
+        tracing::info!(ms = t0.elapsed().as_millis() as u64, table = %t, "checked and planned");
         tables.push(PreparedTable {
             mapping,
             plan,
@@ -201,6 +208,7 @@ pub async fn run(
     stop: &AtomicBool,
     on_start: &OnTableStart<'_>,
 ) -> Result<Vec<TableReport>> {
+    let t0 = std::time::Instant::now();
     let mut admin = job
         .target
         .connect(&prepared.facts.nodes[0].0, prepared.facts.nodes[0].1)
@@ -305,6 +313,7 @@ pub async fn run(
             prepared.facts.kind,
         );
         let counters = Arc::new(Counters::default());
+        tracing::info!(ms = t0.elapsed().as_millis() as u64, %target, "table ready to copy");
         on_start(t, &counters, done_before);
         let report = pipeline::run_table(
             &prepared.session,
