@@ -4,6 +4,10 @@
 //! * [`postgres`]: latency percentiles and throughput of queries at a concurrency
 //!   (pgbench-like), plus a server snapshot; PostgreSQL and YugabyteDB.
 //! * [`cassandra`]: write and read throughput and latency in a keyspace of its own.
+//! * [`redis`]: SET/GET throughput and latency at a concurrency and pipeline depth, plus the
+//!   server's INFO (memory, eviction policy, keyspace hits).
+//! * [`ray`]: the seed's CPU- and I/O-bound task benchmarks as a Ray job (Jobs REST API), in
+//!   tasks/s on a given number of the cluster's CPUs.
 //! * [`host`]: host facts, and /proc sampled during every probe.
 //! * [`suite`]: a TOML suite of probes with expectations → one baseline record.
 //!
@@ -14,7 +18,9 @@ pub mod cassandra;
 pub mod host;
 pub mod kafka;
 pub mod postgres;
+pub mod ray;
 pub mod recorder;
+pub mod redis;
 pub mod suite;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +38,10 @@ pub enum Error {
     Postgres(String),
     #[error("Cassandra: {0}")]
     Cassandra(String),
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("Ray: {0}")]
+    Ray(String),
     #[error("{0}")]
     Spec(String),
     #[error("{0}")]
@@ -54,6 +64,8 @@ pub enum Probe {
     Kafka(kafka::KafkaSpec),
     Postgres(postgres::PgSpec),
     Cassandra(cassandra::CassandraSpec),
+    Redis(redis::RedisSpec),
+    Ray(ray::RaySpec),
 }
 
 /// Runs a probe (blocking probes on a blocking thread) and returns its record.
@@ -67,6 +79,8 @@ pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
         }
         Probe::Postgres(spec) => postgres::run(spec).await,
         Probe::Cassandra(spec) => cassandra::run(spec).await,
+        Probe::Redis(spec) => redis::run(spec).await,
+        Probe::Ray(spec) => ray::run(spec).await,
     }
 }
 

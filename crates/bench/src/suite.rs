@@ -5,7 +5,7 @@
 //! name = "platform baseline"
 //!
 //! [[probe]]
-//! type = "kafka"                       # kafka | postgres | cassandra
+//! type = "kafka"                       # kafka | postgres | cassandra | redis | ray
 //! name = "kafka-producer"              # defaults to the type
 //! expect = ["records_per_sec >= 100k"] # METRIC OP VALUE
 //! topic = "perf-test-topic"            # …then the probe's own settings, as its flags name them
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             Some(toml::Value::String(s)) => s,
             _ => {
                 return Err(Error::Spec(format!(
-                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\"",
+                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"redis\" | \"ray\"",
                     i + 1
                 )))
             }
@@ -97,9 +97,11 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "kafka" => Probe::Kafka(value.try_into().map_err(bad)?),
             "postgres" | "yugabytedb" => Probe::Postgres(value.try_into().map_err(bad)?),
             "cassandra" => Probe::Cassandra(value.try_into().map_err(bad)?),
+            "redis" => Probe::Redis(value.try_into().map_err(bad)?),
+            "ray" => Probe::Ray(value.try_into().map_err(bad)?),
             other => {
                 return Err(Error::Spec(format!(
-                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra)"
+                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, redis, ray)"
                 )))
             }
         };
@@ -166,6 +168,8 @@ fn probe_kind(p: &Probe) -> &'static str {
         Probe::Kafka(_) => "kafka-produce",
         Probe::Postgres(_) => "postgres",
         Probe::Cassandra(_) => "cassandra",
+        Probe::Redis(_) => "redis",
+        Probe::Ray(_) => "ray",
     }
 }
 
@@ -190,17 +194,33 @@ mod tests {
             dbname = "ferry"
             duration_s = 2.0
             expect = ["p99_ms < 10ms"]
+            [[probe]]
+            type = "redis"
+            host = "127.0.0.1:6390"
+            pipeline = 32
+            [[probe]]
+            type = "ray"
+            num_cpus = 1
+            tasks = 20
             "#,
         )
         .unwrap();
         assert_eq!(s.name, "day 5");
-        assert_eq!(s.probes.len(), 2);
+        assert_eq!(s.probes.len(), 4);
         assert_eq!(s.probes[0].expect.len(), 2);
         assert_eq!(s.probes[1].name, "postgres");
         let Probe::Kafka(k) = &s.probes[0].probe else {
             panic!()
         };
         assert_eq!((k.num_records, k.acks.as_str()), (1000, "all"));
+        let Probe::Redis(r) = &s.probes[2].probe else {
+            panic!()
+        };
+        assert_eq!((r.pipeline, r.host.as_str()), (32, "127.0.0.1:6390"));
+        let Probe::Ray(r) = &s.probes[3].probe else {
+            panic!()
+        };
+        assert_eq!((r.num_cpus, r.tasks, r.rounds), (Some(1), 20, 3));
     }
 
     #[test]
@@ -212,7 +232,7 @@ mod tests {
             e.contains("probe kafka") && e.contains("num_recrods"),
             "{e}"
         );
-        let e = parse("[[probe]]\ntype = \"redis\"\n")
+        let e = parse("[[probe]]\ntype = \"memcached\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown type"), "{e}");
