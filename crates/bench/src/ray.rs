@@ -197,6 +197,15 @@ fn per_sec(n: f64, secs: f64) -> f64 {
     n / secs.max(1e-9)
 }
 
+/// How long one task ran (inside its worker): avg, p50, p99 and max. A round holds tens of
+/// tasks, too few for p95 / p99.9 to say more.
+fn task_times(m: &mut Metrics, kind: &str, us: impl Iterator<Item = u32>) {
+    let prefix = format!("{kind}_task_");
+    latency_metrics(m, &prefix, us);
+    m.remove(&format!("{prefix}p95_ms"));
+    m.remove(&format!("{prefix}p999_ms"));
+}
+
 /// The summary and per-round samples from the job's result line.
 fn measurements(result: &Value, started_at: f64) -> (Metrics, Vec<Sample>) {
     let rounds = result["rounds"].as_array().cloned().unwrap_or_default();
@@ -223,11 +232,7 @@ fn measurements(result: &Value, started_at: f64) -> (Metrics, Vec<Sample>) {
         if tasks > 0.0 {
             summary.insert(format!("{kind}_tasks_per_sec"), per_sec(tasks, secs));
             summary.insert(format!("{kind}_seconds"), secs);
-            latency_metrics(
-                &mut summary,
-                &format!("{kind}_task_"),
-                durations.into_iter(),
-            );
+            task_times(&mut summary, kind, durations.into_iter());
             all_tasks += tasks;
             all_secs += secs;
         }
@@ -247,9 +252,9 @@ fn measurements(result: &Value, started_at: f64) -> (Metrics, Vec<Sample>) {
                     format!("{kind}_tasks_per_sec"),
                     per_sec(d.len() as f64, secs),
                 );
-                latency_metrics(
+                task_times(
                     &mut m,
-                    &format!("{kind}_task_"),
+                    kind,
                     d.iter()
                         .filter_map(|x| x.as_f64())
                         .map(|x| (x * 1e6) as u32),

@@ -1,5 +1,5 @@
-//! The Redis probe: `operations` SETs of `value_size` bytes, then as many GETs of random keys
-//! among those written, each phase over `concurrency` connections with `pipeline` commands in
+//! The Redis probe: `operations` SETs of `value_size` bytes (or as many as fit in `duration_s`),
+//! then as many GETs (or `duration_s` of them) of random keys among those written, each phase over `concurrency` connections with `pipeline` commands in
 //! flight per connection (1 = request/response; more = one write of that many commands, then
 //! their replies). Per-phase throughput and latency (a pipelined command's latency runs from its
 //! batch's write to its own reply), and the server's INFO before and after: memory
@@ -47,9 +47,12 @@ pub struct RedisSpec {
     pub password: Option<String>,
     #[serde(default)]
     pub db: u32,
-    /// SETs, and then as many GETs.
+    /// SETs, and then as many GETs…
     #[serde(default = "default_ops")]
     pub operations: u64,
+    /// …or, when set, each phase for this long (`operations` is then ignored).
+    #[serde(default)]
+    pub duration_s: Option<f64>,
     /// Distinct keys the SETs cycle through (and the GETs pick from).
     #[serde(default = "default_keys")]
     pub keys: u64,
@@ -98,7 +101,8 @@ impl RedisSpec {
             "host": self.host,
             "user": self.user,
             "db": self.db,
-            "operations": self.operations,
+            "operations": if self.duration_s.is_some() { Value::Null } else { json!(self.operations) },
+            "duration_s": self.duration_s,
             "keys": self.keys,
             "value_size": self.value_size,
             "concurrency": self.concurrency,
@@ -114,6 +118,9 @@ impl RedisSpec {
             return Err(Error::Spec(
                 "give concurrency ≥ 1, pipeline ≥ 1, operations ≥ 1 and keys ≥ 1".into(),
             ));
+        }
+        if self.duration_s.is_some_and(|d| !(d > 0.0)) {
+            return Err(Error::Spec("the duration must be positive".into()));
         }
         Ok(())
     }
@@ -356,7 +363,7 @@ fn snapshot(i: &Map<String, Value>) -> Value {
             "expired_keys": n("expired_keys"),
             "total_commands_processed": n("total_commands_processed"),
         },
-        "connections": g("connected_clients"),
+        "clients": g("connected_clients"),
         "settings": {
             "maxclients": g("maxclients"),
             "maxmemory": g("maxmemory"),
@@ -380,6 +387,8 @@ struct Phase {
     origin: Instant,
     /// Commands left to issue.
     budget: AtomicU64,
+    /// When to stop, for a phase by duration.
+    deadline: Option<Instant>,
     /// The next key a SET writes.
     next_key: AtomicU64,
     /// GETs pick keys in 0..key_range.
@@ -399,6 +408,9 @@ async fn worker(mut c: Conn, ph: Arc<Phase>) -> Result<(Recorder, u64), Error> {
         Cmd::Get => "GET",
     };
     loop {
+        if ph.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
         let want = spec.pipeline as u64;
         let Ok(before) = ph
             .budget
@@ -453,7 +465,12 @@ async fn phase(
         cmd,
         value: value.clone(),
         origin: t0,
-        budget: AtomicU64::new(spec.operations),
+        budget: AtomicU64::new(if spec.duration_s.is_some() {
+            u64::MAX
+        } else {
+            spec.operations
+        }),
+        deadline: spec.duration_s.map(|s| t0 + Duration::from_secs_f64(s)),
         next_key: AtomicU64::new(0),
         key_range,
     });
@@ -506,16 +523,12 @@ pub async fn run(spec: &RedisSpec) -> Result<RunRecord, Error> {
     let mut value = vec![0u8; spec.value_size];
     rand::rng().fill_bytes(&mut value);
     let value = Arc::new(value);
-    // Keys the SETs touch: the GETs pick among these, so every GET should hit.
-    let written = spec.keys.min(spec.operations);
+    // The GETs pick among the keys written (by the SET phase, or here for a GET-only run), so
+    // every GET should hit.
+    let mut key_range = spec.keys;
     if spec.workload == Workload::Get {
         preload(&mut admin, &spec, &value, spec.keys).await?;
     }
-    let key_range = if spec.workload == Workload::Get {
-        spec.keys
-    } else {
-        written
-    };
 
     let before = info(&mut admin).await?;
     let sampler = crate::host::Sampler::start(origin, crate::SAMPLE_INTERVAL);
@@ -531,6 +544,9 @@ pub async fn run(spec: &RedisSpec) -> Result<RunRecord, Error> {
         let start = Instant::now();
         let (rec, elapsed, hits) = phase(&spec, cmd, &value, key_range).await?;
         get_hits += hits;
+        if let Cmd::Set = cmd {
+            key_range = spec.keys.min(rec.ops.len() as u64).max(1);
+        }
         let (s, w) = summarize(&rec.ops, elapsed, spec.value_size as f64, prefix, true);
         summary.extend(s);
         let off = (start - origin).as_secs_f64();
@@ -600,5 +616,7 @@ mod tests {
         let s: RedisSpec = toml::from_str("pipeline = 0").unwrap();
         assert!(s.validate().is_err());
         assert!(toml::from_str::<RedisSpec>("pipelines = 2").is_err());
+        let s: RedisSpec = toml::from_str("duration_s = 0.0").unwrap();
+        assert!(s.validate().is_err());
     }
 }

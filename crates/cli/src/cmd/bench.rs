@@ -163,6 +163,9 @@ pub struct RedisArgs {
     /// SETs (and then as many GETs).
     #[arg(long, default_value_t = 100_000)]
     pub operations: u64,
+    /// Run each phase (SET, GET) this long instead of --operations, e.g. 2s, 500ms.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "operations")]
+    pub duration: Option<Duration>,
     /// Distinct keys the SETs cycle through and the GETs pick from.
     #[arg(long, default_value_t = 10_000)]
     pub keys: u64,
@@ -336,6 +339,7 @@ impl RedisArgs {
             password: self.password.clone(),
             db: self.db,
             operations: self.operations,
+            duration_s: self.duration.map(|d| d.as_secs_f64()),
             keys: self.keys,
             value_size: self.value_size,
             concurrency: self.concurrency,
