@@ -103,7 +103,8 @@ impl RaySpec {
                 "give tasks ≥ 1, rounds ≥ 1 and num_cpus ≥ 1".into(),
             ));
         }
-        if !(self.io_sleep_s >= 0.0 && self.timeout_s > 0.0) {
+        let bad = |x: f64| x.is_nan() || x < 0.0;
+        if bad(self.io_sleep_s) || bad(self.timeout_s) || self.timeout_s == 0.0 {
             return Err(Error::Spec(
                 "io_sleep_s must be ≥ 0 and timeout_s > 0".into(),
             ));

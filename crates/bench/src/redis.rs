@@ -119,7 +119,7 @@ impl RedisSpec {
                 "give concurrency ≥ 1, pipeline ≥ 1, operations ≥ 1 and keys ≥ 1".into(),
             ));
         }
-        if self.duration_s.is_some_and(|d| !(d > 0.0)) {
+        if self.duration_s.is_some_and(|d| d.is_nan() || d <= 0.0) {
             return Err(Error::Spec("the duration must be positive".into()));
         }
         Ok(())
