@@ -253,7 +253,7 @@ fn compare_pipelined_against_request_response() {
 }
 
 #[test]
-fn redis_down_is_one_line_naming_redis() {
+fn redis_down_or_refusing_is_one_line_naming_redis() {
     let _g = redis();
     let d = dir();
     // Nothing listens on port 1.
@@ -273,4 +273,21 @@ fn redis_down_is_one_line_naming_redis() {
             && err.contains("scripts/testbed up redis"),
         "{err}"
     );
+
+    // A password the server does not expect: the server's own refusal, named.
+    let out = run(&[
+        "bench",
+        "redis",
+        "--host",
+        REDIS,
+        "--password",
+        "not-the-password",
+        "--out",
+        d.join("y.json").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("Redis: AUTH failed: ERR"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
 }
