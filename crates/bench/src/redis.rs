@@ -492,8 +492,9 @@ async fn phase(
 
 /// Writes every key once, untimed (a GET-only run reads what this wrote).
 async fn preload(c: &mut Conn, spec: &RedisSpec, value: &[u8], n: u64) -> Result<(), Error> {
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        for &i in chunk {
+    for start in (0..n).step_by(1000) {
+        let chunk = start..(start + 1000).min(n);
+        for i in chunk.clone() {
             c.push(&[b"SET", &spec.key(i), value]);
         }
         c.flush().await?;
@@ -505,8 +506,8 @@ async fn preload(c: &mut Conn, spec: &RedisSpec, value: &[u8], n: u64) -> Result
 }
 
 async fn cleanup(c: &mut Conn, spec: &RedisSpec, n: u64) -> Result<(), Error> {
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let keys: Vec<Vec<u8>> = chunk.iter().map(|&i| spec.key(i)).collect();
+    for start in (0..n).step_by(1000) {
+        let keys: Vec<Vec<u8>> = (start..(start + 1000).min(n)).map(|i| spec.key(i)).collect();
         let mut args: Vec<&[u8]> = vec![b"DEL"];
         args.extend(keys.iter().map(|k| k.as_slice()));
         ok_or(c.call(&args).await?, "DEL")?;
