@@ -507,7 +507,9 @@ async fn preload(c: &mut Conn, spec: &RedisSpec, value: &[u8], n: u64) -> Result
 
 async fn cleanup(c: &mut Conn, spec: &RedisSpec, n: u64) -> Result<(), Error> {
     for start in (0..n).step_by(1000) {
-        let keys: Vec<Vec<u8>> = (start..(start + 1000).min(n)).map(|i| spec.key(i)).collect();
+        let keys: Vec<Vec<u8>> = (start..(start + 1000).min(n))
+            .map(|i| spec.key(i))
+            .collect();
         let mut args: Vec<&[u8]> = vec![b"DEL"];
         args.extend(keys.iter().map(|k| k.as_slice()));
         ok_or(c.call(&args).await?, "DEL")?;
