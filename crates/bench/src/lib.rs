@@ -6,6 +6,10 @@
 //! * [`cassandra`]: write and read throughput and latency in a keyspace of its own.
 //! * [`trino`]: per-query elapsed, queued and CPU time, processed rows and bytes and peak memory,
 //!   as Trino's own statement protocol reports them, over repetitions.
+//! * [`redis`]: SET/GET throughput and latency at a concurrency and pipeline depth, plus the
+//!   server's INFO (memory, eviction policy, keyspace hits).
+//! * [`ray`]: the seed's CPU- and I/O-bound task benchmarks as a Ray job (Jobs REST API), in
+//!   tasks/s on a given number of the cluster's CPUs.
 //! * [`host`]: host facts, and /proc sampled during every probe.
 //! * [`suite`]: a TOML suite of probes with expectations → one baseline record.
 //!
@@ -16,7 +20,9 @@ pub mod cassandra;
 pub mod host;
 pub mod kafka;
 pub mod postgres;
+pub mod ray;
 pub mod recorder;
+pub mod redis;
 pub mod suite;
 pub mod trino;
 
@@ -37,6 +43,10 @@ pub enum Error {
     Cassandra(String),
     #[error("Trino: {0}")]
     Trino(String),
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("Ray: {0}")]
+    Ray(String),
     #[error("{0}")]
     Spec(String),
     #[error("{0}")]
@@ -60,6 +70,8 @@ pub enum Probe {
     Postgres(postgres::PgSpec),
     Cassandra(cassandra::CassandraSpec),
     Trino(trino::TrinoSpec),
+    Redis(redis::RedisSpec),
+    Ray(ray::RaySpec),
 }
 
 /// Runs a probe (blocking probes on a blocking thread) and returns its record.
@@ -74,6 +86,8 @@ pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
         Probe::Postgres(spec) => postgres::run(spec).await,
         Probe::Cassandra(spec) => cassandra::run(spec).await,
         Probe::Trino(spec) => trino::run(spec).await,
+        Probe::Redis(spec) => redis::run(spec).await,
+        Probe::Ray(spec) => ray::run(spec).await,
     }
 }
 

@@ -5,7 +5,7 @@
 //! name = "platform baseline"
 //!
 //! [[probe]]
-//! type = "kafka"                       # kafka | postgres | cassandra | trino
+//! type = "kafka"                       # kafka | postgres | cassandra | trino | redis | ray
 //! name = "kafka-producer"              # defaults to the type
 //! expect = ["records_per_sec >= 100k"] # METRIC OP VALUE
 //! topic = "perf-test-topic"            # …then the probe's own settings, as its flags name them
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             Some(toml::Value::String(s)) => s,
             _ => {
                 return Err(Error::Spec(format!(
-                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\"",
+                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\" | \"redis\" | \"ray\"",
                     i + 1
                 )))
             }
@@ -98,10 +98,12 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "postgres" | "yugabytedb" => Probe::Postgres(value.try_into().map_err(bad)?),
             "cassandra" => Probe::Cassandra(value.try_into().map_err(bad)?),
             "trino" => Probe::Trino(value.try_into().map_err(bad)?),
+            "redis" => Probe::Redis(value.try_into().map_err(bad)?),
+            "ray" => Probe::Ray(value.try_into().map_err(bad)?),
             other => {
                 return Err(Error::Spec(format!(
-                "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino)"
-            )))
+                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino, redis, ray)"
+                )))
             }
         };
         out.push(SuiteProbe {
@@ -168,6 +170,8 @@ fn probe_kind(p: &Probe) -> &'static str {
         Probe::Postgres(_) => "postgres",
         Probe::Cassandra(_) => "cassandra",
         Probe::Trino(_) => "trino",
+        Probe::Redis(_) => "redis",
+        Probe::Ray(_) => "ray",
     }
 }
 
@@ -192,17 +196,33 @@ mod tests {
             dbname = "ferry"
             duration_s = 2.0
             expect = ["p99_ms < 10ms"]
+            [[probe]]
+            type = "redis"
+            host = "127.0.0.1:6390"
+            pipeline = 32
+            [[probe]]
+            type = "ray"
+            num_cpus = 1
+            tasks = 20
             "#,
         )
         .unwrap();
         assert_eq!(s.name, "day 5");
-        assert_eq!(s.probes.len(), 2);
+        assert_eq!(s.probes.len(), 4);
         assert_eq!(s.probes[0].expect.len(), 2);
         assert_eq!(s.probes[1].name, "postgres");
         let Probe::Kafka(k) = &s.probes[0].probe else {
             panic!()
         };
         assert_eq!((k.num_records, k.acks.as_str()), (1000, "all"));
+        let Probe::Redis(r) = &s.probes[2].probe else {
+            panic!()
+        };
+        assert_eq!((r.pipeline, r.host.as_str()), (32, "127.0.0.1:6390"));
+        let Probe::Ray(r) = &s.probes[3].probe else {
+            panic!()
+        };
+        assert_eq!((r.num_cpus, r.tasks, r.rounds), (Some(1), 20, 3));
     }
 
     #[test]
@@ -214,7 +234,7 @@ mod tests {
             e.contains("probe kafka") && e.contains("num_recrods"),
             "{e}"
         );
-        let e = parse("[[probe]]\ntype = \"redis\"\n")
+        let e = parse("[[probe]]\ntype = \"memcached\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown type"), "{e}");

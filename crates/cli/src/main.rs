@@ -30,7 +30,7 @@ enum Command {
     /// Prove the target equals the source: counts and digests per key-hash bucket, then the
     /// rows and columns that differ. Exit code 0 only when equal.
     Validate(cmd::validate::ValidateArgs),
-    /// Measure one service (Kafka, PostgreSQL/YugabyteDB, Cassandra, Trino) into a run record.
+    /// Measure one service (Kafka, PostgreSQL/YugabyteDB, Cassandra, Trino, Redis, Ray) into a run record.
     Bench(cmd::bench::BenchArgs),
     /// Run a suite of probes (TOML) into one baseline record, checking its expectations.
     Baseline(cmd::baseline::BaselineArgs),

@@ -530,6 +530,31 @@ fn server_table(server: &serde_json::Value) -> Block {
             "cache hit ratio since stats reset",
             "/database/cache_hit_ratio",
         ),
+        // Redis
+        ("connected clients", "/clients"),
+        ("used_memory", "/memory/used_memory_human"),
+        ("used_memory_peak", "/memory/used_memory_peak"),
+        ("keyspace hits during the run", "/during/keyspace_hits"),
+        ("keyspace misses during the run", "/during/keyspace_misses"),
+        (
+            "keyspace hit ratio during the run",
+            "/during/keyspace_hit_ratio",
+        ),
+        (
+            "keyspace hit ratio since start",
+            "/stats/keyspace_hit_ratio",
+        ),
+        ("keys evicted during the run", "/during/evicted_keys"),
+        // Ray
+        ("nodes", "/nodes"),
+        ("cluster CPUs", "/cluster_resources/CPU"),
+        ("CPUs reserved by the job", "/reserved_cpus"),
+        ("cluster memory (bytes)", "/cluster_resources/memory"),
+        (
+            "object store memory (bytes)",
+            "/cluster_resources/object_store_memory",
+        ),
+        ("job's Python", "/python"),
     ] {
         if let Some(v) = server.pointer(p) {
             rows.push(vec![label.to_string(), json_str(p, v)]);

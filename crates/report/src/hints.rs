@@ -123,7 +123,35 @@ fn measurement_hints(rec: &RunRecord) -> Vec<Hint> {
             }
         }
     }
-    for prefix in ["", "read_", "write_"] {
+    if let Some(server) = rec.server.as_ref().filter(|_| rec.kind == "redis") {
+        let during = |k: &str| {
+            server
+                .pointer(&format!("/during/{k}"))
+                .and_then(|v| v.as_f64())
+        };
+        if let Some(n) = during("evicted_keys").filter(|n| *n > 0.0) {
+            hint(
+                "memory",
+                format!(
+                    "Redis evicted {n:.0} keys during the run: the data outgrew maxmemory {} (policy {})",
+                    server.pointer("/memory/maxmemory_human").and_then(|v| v.as_str()).unwrap_or("?"),
+                    server.pointer("/memory/maxmemory_policy").and_then(|v| v.as_str()).unwrap_or("?"),
+                ),
+            );
+        }
+        if let Some(r) = during("keyspace_hit_ratio").filter(|r| *r < CACHE_HIT_RATIO) {
+            hint(
+                "cache",
+                format!(
+                    "Redis keyspace hit ratio {:.2}% during the run (below {:.0}%): {:.0} GETs found no key",
+                    r * 100.0,
+                    CACHE_HIT_RATIO * 100.0,
+                    during("keyspace_misses").unwrap_or(0.0)
+                ),
+            );
+        }
+    }
+    for prefix in ["", "read_", "write_", "set_", "get_"] {
         let p50 = rec.summary.get(&format!("{prefix}p50_ms"));
         let p99 = rec.summary.get(&format!("{prefix}p99_ms"));
         if let (Some(&p50), Some(&p99)) = (p50, p99) {

@@ -47,7 +47,7 @@ pub fn label(metric: &str) -> String {
 /// Sort key so tables show throughput, then latency, then the rest; a phase prefix (`read_`,
 /// `write_`) groups a phase's metrics together in the same order.
 pub fn rank(metric: &str) -> (u8, String, u8, String) {
-    let (prefix, base) = ["read_", "write_"]
+    let (prefix, base) = ["read_", "write_", "set_", "get_"]
         .iter()
         .find_map(|p| metric.strip_prefix(p).map(|b| (*p, b)))
         .unwrap_or(("", metric));

@@ -62,6 +62,8 @@ pub fn service_of(rec: &RunRecord) -> String {
         "postgres" => "PostgreSQL".into(),
         "cassandra" => "Cassandra".into(),
         "trino" => "Trino".into(),
+        "redis" => "Redis".into(),
+        "ray" => "Ray".into(),
         "migration" => "Migration (Cassandra → PostgreSQL/YugabyteDB)".into(),
         other => other.to_string(),
     }
@@ -187,8 +189,9 @@ pub fn headline(rec: &RunRecord) -> String {
     let mut parts = Vec::new();
     let unit = match rec.kind.as_str() {
         "postgres" => "transactions/s",
-        "cassandra" => "operations/s",
+        "cassandra" | "redis" => "operations/s",
         "trino" => "queries/s",
+        "ray" => "tasks/s",
         "migration" => "rows/s",
         _ => "records/s",
     };
@@ -214,6 +217,10 @@ pub fn headline(rec: &RunRecord) -> String {
     for (k, l) in [
         ("write_ops_per_sec", "writes/s"),
         ("read_ops_per_sec", "reads/s"),
+        ("set_ops_per_sec", "SETs/s"),
+        ("get_ops_per_sec", "GETs/s"),
+        ("cpu_tasks_per_sec", "CPU-bound tasks/s"),
+        ("io_tasks_per_sec", "I/O-bound tasks/s"),
     ] {
         if let Some(v) = s.get(k) {
             parts.push(format!("{} {l}", fmt_value(*v)));
@@ -226,6 +233,25 @@ pub fn headline(rec: &RunRecord) -> String {
         .and_then(|v| v.as_f64())
     {
         parts.push(format!("cache hit ratio {:.2}%", r * 100.0));
+    }
+    if let Some(r) = rec
+        .server
+        .as_ref()
+        .and_then(|s| s.pointer("/during/keyspace_hit_ratio"))
+        .and_then(|v| v.as_f64())
+    {
+        parts.push(format!("keyspace hit ratio {:.2}%", r * 100.0));
+    }
+    if let Some(c) = rec
+        .server
+        .as_ref()
+        .and_then(|s| s.pointer("/reserved_cpus"))
+        .and_then(|v| v.as_f64())
+    {
+        parts.push(format!(
+            "on {c:.0} reserved CPU{}",
+            if c == 1.0 { "" } else { "s" }
+        ));
     }
     if parts.is_empty() {
         "no summary figures".into()

@@ -1,4 +1,4 @@
-//! `ferry bench kafka|postgres|cassandra|trino`: one probe against one service → a run record, a
+//! `ferry bench kafka|postgres|cassandra|trino|redis|ray`: one probe against one service → a run record, a
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ferry_bench::{cassandra, kafka, postgres, trino, Probe};
+use ferry_bench::{cassandra, kafka, postgres, ray, redis, trino, Probe};
 use ferry_report::RunRecord;
 
 #[derive(Args, Debug)]
@@ -27,6 +27,11 @@ pub enum BenchProbe {
     /// Trino query times from Trino's own statistics (elapsed, queued, CPU, rows and bytes
     /// processed, peak memory), each query repeated: given queries or the built-in tpch set.
     Trino(TrinoArgs),
+    /// Redis SET/GET throughput and latency (optionally pipelined), plus the server's INFO:
+    /// memory, maxmemory policy, keyspace hits.
+    Redis(RedisArgs),
+    /// Ray task throughput: the seed's CPU- and I/O-bound tasks as a job through the Jobs API.
+    Ray(RayArgs),
 }
 
 /// Where the record goes and how often to run.
@@ -144,6 +149,88 @@ pub struct CassandraArgs {
     pub workload: WorkloadArg,
     #[command(flatten)]
     pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RedisArgs {
+    #[arg(long, default_value = "127.0.0.1:6379", value_name = "HOST:PORT")]
+    pub host: String,
+    /// ACL user (Redis 6+); without it AUTH sends the password alone.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Never written to the run record.
+    #[arg(long, env = "FERRY_REDIS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub db: u32,
+    /// SETs (and then as many GETs).
+    #[arg(long, default_value_t = 100_000)]
+    pub operations: u64,
+    /// Run each phase (SET, GET) this long instead of --operations, e.g. 2s, 500ms.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "operations")]
+    pub duration: Option<Duration>,
+    /// Distinct keys the SETs cycle through and the GETs pick from.
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Connections.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Commands in flight per connection (1 = no pipelining).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    #[arg(long, value_enum, default_value_t = RedisWorkloadArg::Both)]
+    pub workload: RedisWorkloadArg,
+    /// The probe's keys are PREFIX:N (deleted at the end).
+    #[arg(long, default_value = "ferry_bench", value_name = "PREFIX")]
+    pub key_prefix: String,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum RedisWorkloadArg {
+    Set,
+    Get,
+    Both,
+}
+
+#[derive(Args, Debug)]
+pub struct RayArgs {
+    /// The Ray dashboard, which serves the Jobs API.
+    #[arg(long, default_value = "http://127.0.0.1:8265", value_name = "URL")]
+    pub address: String,
+    /// CPUs the job reserves (a placement group) and runs its tasks on (default: all).
+    #[arg(long, value_name = "N")]
+    pub num_cpus: Option<u32>,
+    /// Tasks of each kind per round (the seed: 100).
+    #[arg(long, default_value_t = 100)]
+    pub tasks: u32,
+    /// Loop iterations of one CPU-bound task (the seed: 100000).
+    #[arg(long, default_value_t = 100_000)]
+    pub cpu_iterations: u64,
+    /// Sleep of one I/O-bound task (the seed: 100ms).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub io_sleep: Duration,
+    #[arg(long, value_enum, default_value_t = RayWorkloadArg::Both)]
+    pub workload: RayWorkloadArg,
+    /// Rounds of the benchmark in the job; each round is a sample for `ferry compare`.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Stop the job and fail after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum RayWorkloadArg {
+    Cpu,
+    Io,
+    Both,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -308,12 +395,56 @@ impl TrinoArgs {
     }
 }
 
+impl RedisArgs {
+    fn spec(&self) -> redis::RedisSpec {
+        redis::RedisSpec {
+            host: self.host.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            db: self.db,
+            operations: self.operations,
+            duration_s: self.duration.map(|d| d.as_secs_f64()),
+            keys: self.keys,
+            value_size: self.value_size,
+            concurrency: self.concurrency,
+            pipeline: self.pipeline,
+            workload: match self.workload {
+                RedisWorkloadArg::Set => redis::Workload::Set,
+                RedisWorkloadArg::Get => redis::Workload::Get,
+                RedisWorkloadArg::Both => redis::Workload::Both,
+            },
+            key_prefix: self.key_prefix.clone(),
+        }
+    }
+}
+
+impl RayArgs {
+    fn spec(&self) -> ray::RaySpec {
+        ray::RaySpec {
+            address: self.address.clone(),
+            num_cpus: self.num_cpus,
+            tasks: self.tasks,
+            cpu_iterations: self.cpu_iterations,
+            io_sleep_s: self.io_sleep.as_secs_f64(),
+            workload: match self.workload {
+                RayWorkloadArg::Cpu => ray::Workload::Cpu,
+                RayWorkloadArg::Io => ray::Workload::Io,
+                RayWorkloadArg::Both => ray::Workload::Both,
+            },
+            rounds: self.rounds,
+            timeout_s: self.timeout.as_secs_f64(),
+        }
+    }
+}
+
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let (probe, out) = match args.probe {
         BenchProbe::Kafka(a) => (Probe::Kafka(a.spec()), a.out),
         BenchProbe::Postgres(a) => (Probe::Postgres(a.spec()), a.out),
         BenchProbe::Cassandra(a) => (Probe::Cassandra(a.spec()), a.out),
         BenchProbe::Trino(a) => (Probe::Trino(a.spec()), a.out),
+        BenchProbe::Redis(a) => (Probe::Redis(a.spec()), a.out),
+        BenchProbe::Ray(a) => (Probe::Ray(a.spec()), a.out),
     };
     if out.repeat == 0 {
         bail!("--repeat must be at least 1");
@@ -437,6 +568,63 @@ pub fn summary_line(r: &RunRecord) -> String {
                     .collect();
                 format!("{:.0} executions; {}{rep}", g("records"), parts.join("; "))
             }
+        }
+        "redis" => {
+            let mut parts = Vec::new();
+            for (p, name) in [("set", "SET"), ("get", "GET")] {
+                if s.contains_key(&format!("{p}_ops_per_sec")) {
+                    parts.push(format!(
+                        "{name}: {:.0} requests, {:.2} requests per second, p50={:.3} msec, p99={:.3} msec, max={:.3} msec",
+                        g(&format!("{p}_records")),
+                        g(&format!("{p}_ops_per_sec")),
+                        g(&format!("{p}_p50_ms")),
+                        g(&format!("{p}_p99_ms")),
+                        g(&format!("{p}_max_ms"))
+                    ));
+                }
+            }
+            let server = r.server.as_ref();
+            let at = |p: &str| server.and_then(|v| v.pointer(p)).cloned().unwrap_or_default();
+            let hit = at("/during/keyspace_hit_ratio")
+                .as_f64()
+                .map(|h| format!(", keyspace hit ratio {:.2}%", h * 100.0))
+                .unwrap_or_default();
+            format!(
+                "{}; used_memory {}, maxmemory {} ({}){hit}{rep}",
+                parts.join("; "),
+                at("/memory/used_memory_human").as_str().unwrap_or("?"),
+                at("/memory/maxmemory_human").as_str().unwrap_or("?"),
+                at("/memory/maxmemory_policy").as_str().unwrap_or("?"),
+            )
+        }
+        "ray" => {
+            let mut parts = Vec::new();
+            for (p, name) in [("cpu", "CPU"), ("io", "I/O")] {
+                if s.contains_key(&format!("{p}_tasks_per_sec")) {
+                    parts.push(format!(
+                        "{name} tasks: {:.2} tasks/sec (task p50 {:.1} ms)",
+                        g(&format!("{p}_tasks_per_sec")),
+                        g(&format!("{p}_task_p50_ms"))
+                    ));
+                }
+            }
+            let res = r
+                .server
+                .as_ref()
+                .and_then(|v| v.get("cluster_resources"))
+                .and_then(|v| v.get("CPU"))
+                .and_then(|v| v.as_f64());
+            let reserved = r
+                .server
+                .as_ref()
+                .and_then(|v| v.get("reserved_cpus"))
+                .and_then(|v| v.as_f64());
+            format!(
+                "{} on {} of the cluster's {} CPUs{rep}",
+                parts.join("; "),
+                reserved.map(|c| format!("{c:.0}")).unwrap_or("?".into()),
+                res.map(|c| format!("{c:.0}")).unwrap_or("?".into()),
+            )
         }
         _ => ferry_report::model::headline(r).replace("**", ""),
     }
