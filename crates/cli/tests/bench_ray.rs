@@ -238,19 +238,28 @@ fn ray_failures_are_one_line_naming_ray_and_the_cause() {
     assert_eq!(ray_api(&format!("/api/jobs/{id}"))["status"], "FAILED");
 }
 
-/// A baseline suite of Redis and Ray (the issue's other services join the same file) runs both
-/// probes into one record, with expectations, and feeds one report in Markdown and HTML.
+/// One baseline suite of Trino, Redis and Ray runs the three probes into one record, with
+/// expectations, and feeds one report in Markdown and HTML.
 #[test]
-fn baseline_suite_with_redis_and_ray_makes_one_report() {
+fn baseline_suite_with_trino_redis_and_ray_makes_one_report() {
     let _g = ray();
     testbed_cmd(&["up", "redis"]);
+    testbed_cmd(&["up", "trino"]);
     let d = dir();
     let suite = d.join("suite.toml");
     std::fs::write(
         &suite,
         format!(
             r#"
-name = "platform baseline: cache and compute"
+name = "platform baseline: query, cache and compute"
+
+[[probe]]
+type = "trino"
+name = "trino-count"
+expect = ["processed_rows >= 60000"]
+server = "http://127.0.0.1:8080"
+queries = ["SELECT count(*) FROM tpch.tiny.lineitem"]
+repetitions = 2
 
 [[probe]]
 type = "redis"
@@ -292,18 +301,16 @@ rounds = 2
     let r = record(&out);
     assert_eq!(r["kind"], "baseline");
     let probes = r["probes"].as_array().unwrap();
-    assert_eq!(probes.len(), 2);
-    assert_eq!(
-        (probes[0]["kind"].as_str(), probes[1]["kind"].as_str()),
-        (Some("redis"), Some("ray"))
-    );
+    assert_eq!(probes.len(), 3);
+    let kinds: Vec<_> = probes.iter().map(|p| p["kind"].as_str()).collect();
+    assert_eq!(kinds, [Some("trino"), Some("redis"), Some("ray")]);
     for p in probes {
         assert!(p["error"].is_null(), "{p}");
     }
     let met = |i: usize, j: usize| probes[i]["expectations"][j]["met"].as_bool();
     assert_eq!(
-        (met(0, 0), met(0, 1), met(1, 0), met(1, 1)),
-        (Some(true), Some(true), Some(true), Some(false))
+        (met(0, 0), met(1, 0), met(1, 1), met(2, 0), met(2, 1)),
+        (Some(true), Some(true), Some(true), Some(true), Some(false))
     );
     assert_eq!(r["summary"]["probes_failed"], 0.0);
 
@@ -319,6 +326,7 @@ rounds = 2
     let md = std::fs::read_to_string(md).unwrap();
     for s in [
         "## Executive summary",
+        "### Trino",
         "### Redis",
         "### Ray",
         "## Expectations",
@@ -333,5 +341,5 @@ rounds = 2
     assert!(!md.contains("[INSERT"));
     let html = std::fs::read_to_string(html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("</html>"));
-    assert!(html.contains("Redis") && html.contains("Ray"));
+    assert!(html.contains("Trino") && html.contains("Redis") && html.contains("Ray"));
 }
