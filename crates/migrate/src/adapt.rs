@@ -25,6 +25,8 @@ pub enum Decision {
     Settling,
     /// The last step paid: one more.
     Raise,
+    /// Probing whether fewer do as well.
+    Lower,
     /// The last step did not pay: back to the level before it.
     Revert,
     /// At the best level found; hold.
@@ -39,16 +41,25 @@ pub struct Controller {
     min: usize,
     max: usize,
     level: usize,
-    /// The rate measured at the level before the last raise, and that level.
-    before: Option<(usize, f64)>,
+    /// The level before the last probe, its rate, and whether the probe went up.
+    before: Option<(usize, f64, bool)>,
+    /// The next probe goes down (probes alternate, so noise cannot only ratchet upwards).
+    down_next: bool,
     /// Windows to hold before probing upwards again.
     hold: u32,
     /// The first window after a change is discarded (workers are still starting).
     settling: bool,
+    /// Rates of the windows measured at this level since it was set (after settling).
+    rates: Vec<f64>,
+    /// How much one window's rate differs from the previous at a steady level, relative
+    /// (an exponentially weighted mean): a raise must gain clearly more than this noise.
+    noise: f64,
 }
 
-/// A raise must gain at least this much to count.
-const GAIN: f64 = 1.05;
+/// A raise must gain at least this much to count (more when the rate is noisy).
+const GAIN: f64 = 0.05;
+/// Windows averaged at a level before a raise is judged.
+const MEASURE_WINDOWS: usize = 2;
 /// Windows held at the best level before probing upwards again.
 const HOLD_WINDOWS: u32 = 5;
 
@@ -64,6 +75,9 @@ impl Controller {
             before: None,
             hold: 0,
             settling: true,
+            rates: Vec::new(),
+            noise: 0.0,
+            down_next: false,
         }
     }
 
@@ -79,40 +93,80 @@ impl Controller {
             self.level = (self.level * 3 / 4).max(self.min);
             self.before = None;
             self.hold = HOLD_WINDOWS * 2;
-            self.settling = true;
+            self.changed();
             return (Decision::BackOff, self.level);
         }
         if self.settling {
             self.settling = false;
             return (Decision::Settling, self.level);
         }
-        if let Some((prev_level, prev_rate)) = self.before.take() {
-            if w.rate >= prev_rate * GAIN {
-                return self.raise(w.rate);
+        if let Some(&last) = self.rates.last() {
+            let mean = (last + w.rate) / 2.0;
+            if mean > 0.0 {
+                let d = (w.rate - last).abs() / mean;
+                self.noise = if self.noise == 0.0 {
+                    d
+                } else {
+                    0.8 * self.noise + 0.2 * d
+                };
             }
-            // No gain: the level before was as good for less.
+        }
+        self.rates.push(w.rate);
+        if self.rates.len() < MEASURE_WINDOWS {
+            return (Decision::Settling, self.level);
+        }
+        let rate = self.rates.iter().sum::<f64>() / self.rates.len() as f64;
+        // Averages of MEASURE_WINDOWS windows: their noise is about noise / √2 each.
+        let need = GAIN.max(2.0 * self.noise / std::f64::consts::SQRT_2);
+        if let Some((prev_level, prev_rate, up)) = self.before.take() {
+            if up && rate >= prev_rate * (1.0 + need) {
+                return self.raise(rate);
+            }
+            if !up && rate >= prev_rate * (1.0 - GAIN) {
+                // As good with fewer: stay down, and keep looking down next time.
+                self.hold = HOLD_WINDOWS;
+                self.down_next = true;
+                self.rates.clear();
+                return (Decision::Hold, self.level);
+            }
+            // The probe did not pay: back to the level before it.
             self.level = prev_level;
             self.hold = HOLD_WINDOWS;
-            self.settling = true;
+            self.changed();
             return (Decision::Revert, self.level);
         }
         if self.hold > 0 {
             self.hold -= 1;
             return (Decision::Hold, self.level);
         }
-        self.raise(w.rate)
+        if self.down_next && self.level > self.min {
+            self.down_next = false;
+            let step = (self.level / 3).max(1);
+            self.before = Some((self.level, rate, false));
+            self.level = (self.level - step).max(self.min);
+            self.changed();
+            return (Decision::Lower, self.level);
+        }
+        self.down_next = true;
+        self.raise(rate)
+    }
+
+    fn changed(&mut self) {
+        self.settling = true;
+        self.rates.clear();
     }
 
     fn raise(&mut self, rate: f64) -> (Decision, usize) {
         if self.level >= self.max {
             self.hold = HOLD_WINDOWS;
+            self.rates.clear();
             return (Decision::Hold, self.level);
         }
-        // Steps of half the level: a 16-worker start reaches 48 in three steps (about 12 s).
+        // Steps of half the level: a 16-worker start reaches 48 in three steps.
         let step = (self.level / 2).max(2);
-        self.before = Some((self.level, rate));
+        self.before = Some((self.level, rate, true));
         self.level = (self.level + step).min(self.max);
-        self.settling = true;
+        self.changed();
         (Decision::Raise, self.level)
     }
 }
@@ -151,14 +205,35 @@ mod tests {
     }
 
     #[test]
-    fn does_not_grow_when_more_workers_do_not_pay() {
-        // Saturated already (loopback on a busy machine): every raise is reverted.
+    fn comes_down_to_a_knee_below_the_start() {
+        // Saturated at 8 (a busy machine): raises are reverted, fewer do as well, so it settles
+        // near 8 and never runs away upwards.
         let mut c = Controller::new(16, 4, 64);
-        let levels = run(&mut c, &curve(8, 1000.0), 40);
-        // Probes one step up now and then, and comes straight back.
+        let levels = run(&mut c, &curve(8, 1000.0), 60);
         assert!(levels.iter().all(|&l| l <= 24), "{levels:?}");
-        let at_start = levels[20..].iter().filter(|&&l| l == 16).count();
-        assert!(at_start >= 14, "{levels:?}");
+        let near = levels[40..]
+            .iter()
+            .filter(|&&l| (6..=12).contains(&l))
+            .count();
+        assert!(near >= 15, "{levels:?}");
+    }
+
+    #[test]
+    fn noise_alone_does_not_ratchet_the_level_up() {
+        // A flat curve measured with ±15 % noise per window (deterministic pseudo-random).
+        let mut c = Controller::new(16, 4, 64);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut levels = Vec::new();
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let jitter = (x % 3001) as f64 / 10_000.0 - 0.15;
+            let rate = 80_000.0 * (1.0 + jitter);
+            levels.push(c.observe(Window { rate, errors: 0 }).1);
+        }
+        let high = levels[150..].iter().filter(|&&l| l > 24).count();
+        assert!(high <= 15, "{levels:?}");
     }
 
     #[test]

@@ -854,7 +854,8 @@ async fn copy_chunk(
     let mut rows_total = 0u64;
     let mut rows_in_copy = 0u64;
     let mut rejected: Vec<serde_json::Value> = Vec::new();
-    let mut buf = BytesMut::with_capacity(1 << 20);
+    // Grows to a page's encoding; starts small, as a worker may hold it while idle.
+    let mut buf = BytesMut::with_capacity(64 << 10);
     let mut bytes_total = 0u64;
     encode::copy_header(&mut buf);
     for (lo, hi) in ranges {
