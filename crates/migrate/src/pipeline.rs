@@ -1007,7 +1007,7 @@ async fn replay_chunk(
         .await
         .map_err(|e| classify_pg(e, "preparing the transaction"))?;
     let mut copy = CopyStream::start(conn).await?;
-    const PIECE: usize = 1 << 20;
+    const PIECE: usize = 64 << 10;
     let mut at = 0;
     while at < payload.len() {
         let end = (at + PIECE).min(payload.len());
@@ -1066,7 +1066,7 @@ impl CopyStream {
         let _in_flight = InFlight::new(&counters.writes_in_flight);
         // tokio-postgres copies each CopyData message into the connection's write buffer, which
         // keeps its largest size: small pieces keep that buffer (per connection) small.
-        const PIECE: usize = 256 << 10;
+        const PIECE: usize = 64 << 10;
         let mut r = Ok(());
         let mut at = 0;
         while at < bytes.len() && r.is_ok() {
