@@ -321,21 +321,6 @@ struct Ctx<'a> {
     active: std::sync::atomic::AtomicUsize,
     /// Set by the first worker that finds every chunk done.
     finished: AtomicBool,
-    /// Encoded bytes per row, as last measured (0 until the first page).
-    row_bytes: AtomicU64,
-}
-
-/// Rows per page: the fetch size (`ceiling`), within this worker's share of the page budget once
-/// the row size is known. A page is held twice (the one encoded, the one fetched) plus its
-/// encoding.
-fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
-    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed);
-    if row_bytes == 0 {
-        return ceiling;
-    }
-    let share = ctx.settings.page_budget_bytes / ctx.active.load(Ordering::Relaxed).max(1) as u64;
-    let fit = share / (3 * row_bytes);
-    (fit.min(ceiling as u64) as i32).max(100)
 }
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
@@ -427,7 +412,6 @@ pub async fn run_table(
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
-        row_bytes: AtomicU64::new(0),
     };
     let ctx = &ctx;
     let start_level = settings.writers.max(1);
@@ -809,8 +793,7 @@ async fn copy_chunk(
     // worker's share of the memory budget once the row size is known, and shrink after read
     // timeouts (`split`).
     let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
-    // Sized from the first chunk's rows on, so a chunk's first page respects the budget too.
-    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling));
+    let page_rows = std::cell::Cell::new(ceiling);
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
         let mut stmt = base.clone();
         stmt.set_page_size(page_rows.get());
@@ -889,9 +872,13 @@ async fn copy_chunk(
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
+            // A page is held twice (the one encoded, the one fetched) plus its encoding.
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
-                ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
-                page_rows.set(page_rows_for(ctx, ceiling));
+                let row_bytes = row_bytes.max(16);
+                let share = ctx.settings.page_budget_bytes
+                    / ctx.active.load(Ordering::Relaxed).max(1) as u64;
+                let fit = share / (3 * row_bytes);
+                page_rows.set((fit.min(ceiling as u64) as i32).max(100));
             }
             rows_total += n.written;
             rows_in_copy += n.written;
