@@ -878,7 +878,10 @@ async fn copy_chunk(
                 let share = ctx.settings.page_budget_bytes
                     / ctx.active.load(Ordering::Relaxed).max(1) as u64;
                 let fit = share / (3 * row_bytes);
-                page_rows.set((fit.min(ceiling as u64) as i32).max(100));
+                // A power of two: as the adaptive level moves the share, pages take a few sizes
+                // the allocator can reuse, not a new size every time.
+                let rows = fit.min(ceiling as u64).max(128);
+                page_rows.set((1u64 << (63 - rows.leading_zeros())).min(ceiling as u64) as i32);
             }
             rows_total += n.written;
             rows_in_copy += n.written;
