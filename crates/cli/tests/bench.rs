@@ -4,45 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name("ferry_bench_test"));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = ferry().args(args).output().expect("running ferry");
-    eprintln!(
-        "ferry {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "ferry {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn record(path: &Path) -> Value {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
-    assert_eq!(v["schema_version"], 1);
-    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
-    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
-    assert!(!v["host"]["cpu_model"].as_str().unwrap().is_empty());
-    assert!(v["host"]["memory_mb"].as_u64().unwrap() > 0);
-    v
-}
 
 fn kafka(topic: &str, acks: &str, out: &Path, extra: &[&str]) -> Value {
     let o = out.to_str().unwrap();
@@ -63,15 +28,15 @@ fn kafka(topic: &str, acks: &str, out: &Path, extra: &[&str]) -> Value {
         o,
     ];
     args.extend_from_slice(extra);
-    let stdout = ok(&args);
+    let stdout = ferry_ok(&args);
     assert!(stdout.contains("records sent"), "{stdout}");
-    record(out)
+    read_record(out)
 }
 
 #[test]
 fn kafka_probe_compare_gate_and_report() {
     testbed();
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let topic = unique_name("ferry_bench");
     let (all, zero, consume) = (
         d.join("all.json"),
@@ -106,7 +71,7 @@ fn kafka_probe_compare_gate_and_report() {
     let z = kafka(&topic, "0", &zero, &["--repeat", "5"]);
     assert_eq!(z["parameters"]["acks"], "0");
 
-    let c = ok(&[
+    let c = ferry_ok(&[
         "bench",
         "kafka",
         "--bootstrap",
@@ -121,7 +86,7 @@ fn kafka_probe_compare_gate_and_report() {
         consume.to_str().unwrap(),
     ]);
     assert!(c.contains("20000 records consumed"), "{c}");
-    let cr = record(&consume);
+    let cr = read_record(&consume);
     assert_eq!(cr["kind"], "kafka-consume");
     assert!(cr["summary"]["records_per_sec"].as_f64().unwrap() > 0.0);
 
@@ -129,21 +94,21 @@ fn kafka_probe_compare_gate_and_report() {
     // stable test (the PostgreSQL index test below gates on a 10×+ effect); here compare must
     // report the acks=0 gain in latency and refuse to call a run against itself an improvement.
     let (all_s, zero_s) = (all.to_str().unwrap(), zero.to_str().unwrap());
-    let out = run(&["compare", all_s, zero_s]);
+    let out = run_ferry(&["compare", all_s, zero_s]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(
         text.contains("records_per_sec") && text.contains("p99_ms"),
         "{text}"
     );
-    let out = run(&["compare", all_s, all_s, "--min-improvement", "30%"]);
+    let out = run_ferry(&["compare", all_s, all_s, "--min-improvement", "30%"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("noise") && text.contains("FAILED"), "{text}");
     assert_eq!(out.status.code(), Some(1));
 
     // The report: Markdown and HTML from the records, the template's sections filled.
     let (md, html) = (d.join("report.md"), d.join("report.html"));
-    ok(&[
+    ferry_ok(&[
         "report",
         all_s,
         zero_s,
@@ -181,11 +146,11 @@ fn kafka_probe_compare_gate_and_report() {
 #[test]
 fn postgres_probe_builtin_and_queries_with_server_snapshot() {
     testbed();
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let schema = unique_name("ferry_bench_pg");
     let host = format!("127.0.0.1:{}", PG_PORTS[0]);
     let out = d.join("pg.json");
-    let text = ok(&[
+    let text = ferry_ok(&[
         "bench",
         "postgres",
         "--host",
@@ -207,7 +172,7 @@ fn postgres_probe_builtin_and_queries_with_server_snapshot() {
         text.contains("operations") && text.contains("cache hit ratio"),
         "{text}"
     );
-    let r = record(&out);
+    let r = read_record(&out);
     assert_eq!(r["kind"], "postgres");
     assert!(r["summary"]["records_per_sec"].as_f64().unwrap() > 0.0);
     assert!(r["summary"]["p99_ms"].as_f64().unwrap() > 0.0);
@@ -232,7 +197,7 @@ fn postgres_probe_builtin_and_queries_with_server_snapshot() {
     // Given queries, by transaction count, with per-query statistics.
     let out2 = d.join("pgq.json");
     let q = format!("SELECT count(*) FROM \"{schema}\".pgbench_branches");
-    ok(&[
+    ferry_ok(&[
         "bench",
         "postgres",
         "--host",
@@ -250,7 +215,7 @@ fn postgres_probe_builtin_and_queries_with_server_snapshot() {
         "--out",
         out2.to_str().unwrap(),
     ]);
-    let r = record(&out2);
+    let r = read_record(&out2);
     assert_eq!(r["summary"]["records"], 400.0);
     let qs = r["result"]["queries"].as_array().unwrap();
     assert_eq!(qs.len(), 2);
@@ -270,10 +235,10 @@ fn postgres_probe_builtin_and_queries_with_server_snapshot() {
 #[test]
 fn cassandra_probe_in_its_own_keyspace() {
     testbed();
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let ks = unique_name("ferry_bench_cs");
     let out = d.join("c.json");
-    let text = ok(&[
+    let text = ferry_ok(&[
         "bench",
         "cassandra",
         "--host",
@@ -295,7 +260,7 @@ fn cassandra_probe_in_its_own_keyspace() {
         text.contains("writes: 3000 ops") && text.contains("reads: 3000 ops"),
         "{text}"
     );
-    let r = record(&out);
+    let r = read_record(&out);
     assert_eq!(r["kind"], "cassandra");
     for k in [
         "write_ops_per_sec",
@@ -318,7 +283,7 @@ fn cassandra_probe_in_its_own_keyspace() {
 #[test]
 fn baseline_suite_marks_expectations_and_feeds_report() {
     testbed();
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let topic = unique_name("ferry_baseline");
     let schema = unique_name("ferry_baseline_pg");
     let suite = d.join("suite.toml");
@@ -352,7 +317,7 @@ duration_s = 1.0
     )
     .unwrap();
     let out = d.join("baseline.json");
-    let o = run(&[
+    let o = run_ferry(&[
         "baseline",
         suite.to_str().unwrap(),
         "--out",
@@ -365,7 +330,7 @@ duration_s = 1.0
         "one expectation is missed on purpose:\n{text}"
     );
     assert!(text.contains("MISSED") && text.contains("met"), "{text}");
-    let r = record(&out);
+    let r = read_record(&out);
     assert_eq!(r["kind"], "baseline");
     let probes = r["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 2);
@@ -380,7 +345,7 @@ duration_s = 1.0
     assert_eq!(r["summary"]["expectations_missed"], 1.0);
 
     let md = d.join("b.md");
-    ok(&[
+    ferry_ok(&[
         "report",
         out.to_str().unwrap(),
         "--md",
@@ -408,7 +373,7 @@ duration_s = 1.0
 #[test]
 fn compare_gate_on_a_postgres_index() {
     testbed();
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let schema = unique_name("ferry_bench_idx");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(pg_connect(PG_PORTS[0]));
@@ -421,7 +386,7 @@ fn compare_gate_on_a_postgres_index() {
     let host = format!("127.0.0.1:{}", PG_PORTS[0]);
     let query = format!("SELECT count(*) FROM \"{schema}\".t WHERE v = 4242");
     let probe = |out: &Path| {
-        ok(&[
+        ferry_ok(&[
             "bench",
             "postgres",
             "--host",
@@ -437,7 +402,7 @@ fn compare_gate_on_a_postgres_index() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        record(out)
+        read_record(out)
     };
     let (before, after) = (d.join("no-index.json"), d.join("index.json"));
     let b = probe(&before);
@@ -450,7 +415,7 @@ fn compare_gate_on_a_postgres_index() {
     probe(&after);
     let (bs, as_) = (before.to_str().unwrap(), after.to_str().unwrap());
 
-    let out = run(&["compare", bs, as_, "--min-improvement", "30%"]);
+    let out = run_ferry(&["compare", bs, as_, "--min-improvement", "30%"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -458,7 +423,7 @@ fn compare_gate_on_a_postgres_index() {
         "an index should pass a 30% gate:\n{text}"
     );
     assert!(text.contains("gate: PASS"), "{text}");
-    let out = run(&[
+    let out = run_ferry(&[
         "compare",
         bs,
         as_,
@@ -474,7 +439,7 @@ fn compare_gate_on_a_postgres_index() {
         String::from_utf8_lossy(&out.stdout)
     );
     for (x, y) in [(bs, bs), (as_, bs)] {
-        let out = run(&["compare", x, y, "--min-improvement", "30%"]);
+        let out = run_ferry(&["compare", x, y, "--min-improvement", "30%"]);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -491,7 +456,7 @@ fn compare_gate_on_a_postgres_index() {
 /// the servers: without it this test fails, it does not skip.
 #[test]
 fn html_report_renders_in_headless_chromium() {
-    let d = dir();
+    let d = bench_dir("ferry_bench_test");
     let data = repo_root().join("crates/report/tests/data");
     let html = d.join("report.html");
     let mut args: Vec<String> = vec!["report".into()];
@@ -506,7 +471,7 @@ fn html_report_renders_in_headless_chromium() {
         args.push(data.join(f).display().to_string());
     }
     args.extend(["--html".into(), html.display().to_string()]);
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    ferry_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let png = d.join("report.png");
     let out = std::process::Command::new("chromium")
         .args([

@@ -7,8 +7,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use common::*;
@@ -21,38 +21,6 @@ fn ray() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     UP.get_or_init(|| testbed_cmd(&["up", "ray"]));
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name("ferry_bench_ray"));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = ferry().args(args).output().expect("running ferry");
-    eprintln!(
-        "ferry {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "ferry {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn record(path: &Path) -> Value {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
-    assert_eq!(v["schema_version"], 1);
-    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
-    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
-    v
 }
 
 /// GET on Ray's own API (not through ferry).
@@ -70,7 +38,7 @@ fn ray_api(path: &str) -> Value {
 }
 
 fn bench(cpus: &str, out: &Path) -> Value {
-    let text = ok(&[
+    let text = ferry_ok(&[
         "bench",
         "ray",
         "--address",
@@ -96,13 +64,13 @@ fn bench(cpus: &str, out: &Path) -> Value {
         text.contains(&format!("on {cpus} of the cluster's 2 CPUs")),
         "{text}"
     );
-    record(out)
+    read_record(out)
 }
 
 #[test]
 fn ray_one_vs_two_cpus_through_the_jobs_api() {
     let _g = ray();
-    let d = dir();
+    let d = bench_dir("ferry_bench_ray");
     let (one, two) = (d.join("ray-1cpu.json"), d.join("ray-2cpu.json"));
     let a = bench("1", &one);
     let b = bench("2", &two);
@@ -152,7 +120,7 @@ fn ray_one_vs_two_cpus_through_the_jobs_api() {
     // Two CPUs against one: the I/O-bound tasks (a sleep each, one per CPU at a time) run
     // twice as many at once; compare must call it better, and pass a 30% gate.
     let (os, ts) = (one.to_str().unwrap(), two.to_str().unwrap());
-    let out = run(&[
+    let out = run_ferry(&[
         "compare",
         os,
         ts,
@@ -176,7 +144,7 @@ fn ray_one_vs_two_cpus_through_the_jobs_api() {
     line("cpu_tasks_per_sec");
     line("records_per_sec");
     // The other way round is a loss, not a gain.
-    let out = run(&[
+    let out = run_ferry(&[
         "compare",
         ts,
         os,
@@ -191,9 +159,9 @@ fn ray_one_vs_two_cpus_through_the_jobs_api() {
 #[test]
 fn ray_failures_are_one_line_naming_ray_and_the_cause() {
     let _g = ray();
-    let d = dir();
+    let d = bench_dir("ferry_bench_ray");
     // Nothing listens on port 1.
-    let out = run(&[
+    let out = run_ferry(&[
         "bench",
         "ray",
         "--address",
@@ -211,7 +179,7 @@ fn ray_failures_are_one_line_naming_ray_and_the_cause() {
     );
 
     // A job that fails in Ray: more CPUs than the cluster has.
-    let out = run(&[
+    let out = run_ferry(&[
         "bench",
         "ray",
         "--address",
@@ -245,7 +213,7 @@ fn baseline_suite_with_trino_redis_and_ray_makes_one_report() {
     let _g = ray();
     testbed_cmd(&["up", "redis"]);
     testbed_cmd(&["up", "trino"]);
-    let d = dir();
+    let d = bench_dir("ferry_bench_ray");
     let suite = d.join("suite.toml");
     std::fs::write(
         &suite,
@@ -285,7 +253,7 @@ rounds = 2
     )
     .unwrap();
     let out = d.join("baseline.json");
-    let o = run(&[
+    let o = run_ferry(&[
         "baseline",
         suite.to_str().unwrap(),
         "--out",
@@ -298,7 +266,7 @@ rounds = 2
         Some(1),
         "one expectation is missed:\n{text}"
     );
-    let r = record(&out);
+    let r = read_record(&out);
     assert_eq!(r["kind"], "baseline");
     let probes = r["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 3);
@@ -315,7 +283,7 @@ rounds = 2
     assert_eq!(r["summary"]["probes_failed"], 0.0);
 
     let (md, html) = (d.join("report.md"), d.join("report.html"));
-    ok(&[
+    ferry_ok(&[
         "report",
         out.to_str().unwrap(),
         "--md",

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use common::*;
-use serde_json::Value;
 
 const REDIS: &str = "127.0.0.1:6390";
 
@@ -22,38 +21,6 @@ fn redis() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     UP.get_or_init(|| testbed_cmd(&["up", "redis"]));
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name("ferry_bench_redis"));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = ferry().args(args).output().expect("running ferry");
-    eprintln!(
-        "ferry {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "ferry {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn record(path: &Path) -> Value {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
-    assert_eq!(v["schema_version"], 1);
-    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
-    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
-    v
 }
 
 /// One field of the server's INFO, read with redis-cli (not through ferry).
@@ -87,11 +54,11 @@ fn redis_cli(args: &[&str]) -> String {
 #[test]
 fn redis_probe_measures_set_get_and_reads_the_servers_facts() {
     let _g = redis();
-    let d = dir();
+    let d = bench_dir("ferry_bench_redis");
     let out = d.join("redis.json");
     let prefix = unique_name("ferry_test");
     let (hits0, cmds0) = (info_n("keyspace_hits"), info_n("total_commands_processed"));
-    let text = ok(&[
+    let text = ferry_ok(&[
         "bench",
         "redis",
         "--host",
@@ -115,7 +82,7 @@ fn redis_probe_measures_set_get_and_reads_the_servers_facts() {
         "{text}"
     );
     assert!(text.contains("maxmemory 512.00M (allkeys-lru)"), "{text}");
-    let r = record(&out);
+    let r = read_record(&out);
     assert_eq!(r["kind"], "redis");
     assert!(r["target"]
         .as_str()
@@ -168,7 +135,7 @@ fn redis_probe_measures_set_get_and_reads_the_servers_facts() {
 
     // GET-only: the probe writes the keys first (untimed), then times the GETs.
     let out2 = d.join("get.json");
-    ok(&[
+    ferry_ok(&[
         "bench",
         "redis",
         "--host",
@@ -186,7 +153,7 @@ fn redis_probe_measures_set_get_and_reads_the_servers_facts() {
         "--out",
         out2.to_str().unwrap(),
     ]);
-    let g = record(&out2);
+    let g = read_record(&out2);
     assert_eq!(g["summary"]["get_records"], 2000.0);
     assert!(g["summary"].get("set_records").is_none());
     assert_eq!(g["server"]["during"]["probe_get_hits"], 2000);
@@ -199,10 +166,10 @@ fn redis_probe_measures_set_get_and_reads_the_servers_facts() {
 #[test]
 fn compare_pipelined_against_request_response() {
     let _g = redis();
-    let d = dir();
+    let d = bench_dir("ferry_bench_redis");
     let prefix = unique_name("ferry_test_pipe");
     let probe = |pipeline: &str, out: &Path| {
-        ok(&[
+        ferry_ok(&[
             "bench",
             "redis",
             "--host",
@@ -218,7 +185,7 @@ fn compare_pipelined_against_request_response() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        record(out)
+        read_record(out)
     };
     let (plain, piped) = (d.join("plain.json"), d.join("pipelined.json"));
     let a = probe("1", &plain);
@@ -231,7 +198,7 @@ fn compare_pipelined_against_request_response() {
     );
     assert_eq!(b["parameters"]["pipeline"], 32);
     let (ps, qs) = (plain.to_str().unwrap(), piped.to_str().unwrap());
-    let out = run(&["compare", ps, qs, "--min-improvement", "30%"]);
+    let out = run_ferry(&["compare", ps, qs, "--min-improvement", "30%"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -248,16 +215,16 @@ fn compare_pipelined_against_request_response() {
     for m in ["records_per_sec", "set_ops_per_sec", "get_ops_per_sec"] {
         assert!(line(m).ends_with("better"), "{}", line(m));
     }
-    let out = run(&["compare", ps, ps, "--min-improvement", "30%"]);
+    let out = run_ferry(&["compare", ps, ps, "--min-improvement", "30%"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn redis_down_or_refusing_is_one_line_naming_redis() {
     let _g = redis();
-    let d = dir();
+    let d = bench_dir("ferry_bench_redis");
     // Nothing listens on port 1.
-    let out = run(&[
+    let out = run_ferry(&[
         "bench",
         "redis",
         "--host",
@@ -275,7 +242,7 @@ fn redis_down_or_refusing_is_one_line_naming_redis() {
     );
 
     // A password the server does not expect: the server's own refusal, named.
-    let out = run(&[
+    let out = run_ferry(&[
         "bench",
         "redis",
         "--host",

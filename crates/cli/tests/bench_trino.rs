@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use common::*;
@@ -21,41 +20,9 @@ fn trino() {
     UP.get_or_init(|| testbed_cmd(&["up", "trino"]));
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name("ferry_bench_trino"));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = ferry().args(args).output().expect("running ferry");
-    eprintln!(
-        "ferry {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "ferry {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn record(path: &Path) -> Value {
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
-    assert_eq!(v["schema_version"], 1);
-    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
-    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
-    v
-}
-
 /// `ferry bench trino --query SQL --repetitions N --out FILE` → the record.
 fn bench(sql: &str, repetitions: u32, out: &Path) -> Value {
-    let stdout = ok(&[
+    let stdout = ferry_ok(&[
         "bench",
         "trino",
         "--server",
@@ -68,7 +35,7 @@ fn bench(sql: &str, repetitions: u32, out: &Path) -> Value {
         out.to_str().unwrap(),
     ]);
     assert!(stdout.contains("executions"), "{stdout}");
-    record(out)
+    read_record(out)
 }
 
 /// A loopback port nothing listens on.
@@ -80,7 +47,7 @@ fn dead_port() -> u16 {
 #[test]
 fn trino_probe_records_trinos_own_statistics() {
     trino();
-    let d = dir();
+    let d = bench_dir("ferry_bench_trino");
     let out = d.join("nation.json");
     let r = bench("SELECT count(*) FROM tpch.tiny.nation", 3, &out);
     assert_eq!(r["kind"], "trino");
@@ -151,9 +118,9 @@ fn host_samples_empty(r: &Value) -> bool {
 #[test]
 fn trino_builtin_tpch_set() {
     trino();
-    let d = dir();
+    let d = bench_dir("ferry_bench_trino");
     let out = d.join("tpch.json");
-    let stdout = ok(&[
+    let stdout = ferry_ok(&[
         "bench",
         "trino",
         "--suite",
@@ -169,7 +136,7 @@ fn trino_builtin_tpch_set() {
         stdout.contains("count:") && stdout.contains("aggregate:") && stdout.contains("join:"),
         "{stdout}"
     );
-    let r = record(&out);
+    let r = read_record(&out);
     let s = &r["summary"];
     // tpch tiny: 60,175 lineitem rows; the aggregate's 4 (returnflag, linestatus) groups; the
     // join's 25 nations.
@@ -202,8 +169,8 @@ fn trino_builtin_tpch_set() {
 #[test]
 fn trino_errors_are_one_line_naming_trino_and_the_cause() {
     trino();
-    let d = dir();
-    let out = run(&[
+    let d = bench_dir("ferry_bench_trino");
+    let out = run_ferry(&[
         "bench",
         "trino",
         "--server",
@@ -223,7 +190,7 @@ fn trino_errors_are_one_line_naming_trino_and_the_cause() {
     );
 
     let down = format!("http://127.0.0.1:{}", dead_port());
-    let out = run(&[
+    let out = run_ferry(&[
         "bench",
         "trino",
         "--server",
@@ -249,7 +216,7 @@ fn trino_errors_are_one_line_naming_trino_and_the_cause() {
 #[test]
 fn trino_in_a_baseline_suite_and_the_report() {
     trino();
-    let d = dir();
+    let d = bench_dir("ferry_bench_trino");
     let shipped = std::fs::read_to_string(repo_root().join("bench/suites/trino-tpch.toml"))
         .expect("bench/suites/trino-tpch.toml");
     let suite = d.join("suite.toml");
@@ -265,7 +232,7 @@ fn trino_in_a_baseline_suite_and_the_report() {
     )
     .unwrap();
     let out = d.join("baseline.json");
-    let o = run(&[
+    let o = run_ferry(&[
         "baseline",
         suite.to_str().unwrap(),
         "--out",
@@ -281,7 +248,7 @@ fn trino_in_a_baseline_suite_and_the_report() {
         text.contains("trino-down: FAILED: Trino: cannot reach"),
         "{text}"
     );
-    let r = record(&out);
+    let r = read_record(&out);
     let probes = r["probes"].as_array().unwrap();
     let names: Vec<&str> = probes.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(
@@ -299,7 +266,7 @@ fn trino_in_a_baseline_suite_and_the_report() {
         .starts_with("Trino: cannot reach"));
 
     let md = d.join("report.md");
-    ok(&[
+    ferry_ok(&[
         "report",
         out.to_str().unwrap(),
         "--md",
@@ -320,7 +287,7 @@ fn trino_in_a_baseline_suite_and_the_report() {
 #[test]
 fn trino_compare_tells_a_selective_query_from_a_full_scan() {
     trino();
-    let d = dir();
+    let d = bench_dir("ferry_bench_trino");
     let (full, sel) = (d.join("full.json"), d.join("selective.json"));
     let f = bench(
         "SELECT returnflag, linestatus, count(*), sum(extendedprice * (1 - discount)) \
@@ -338,7 +305,7 @@ fn trino_compare_tells_a_selective_query_from_a_full_scan() {
     assert_eq!(s["result"]["queries"][0]["result_rows"], 1);
 
     let (fs, ss) = (full.to_str().unwrap(), sel.to_str().unwrap());
-    let out = run(&[
+    let out = run_ferry(&[
         "compare",
         fs,
         ss,
@@ -361,7 +328,7 @@ fn trino_compare_tells_a_selective_query_from_a_full_scan() {
     }
     // The other way round it is a regression, and a run against itself is noise: both fail.
     for (x, y) in [(ss, fs), (fs, fs)] {
-        let out = run(&[
+        let out = run_ferry(&[
             "compare",
             x,
             y,

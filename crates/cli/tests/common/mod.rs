@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -191,4 +191,43 @@ pub fn run_migrate(cfg: &Path, args: &[&str]) -> String {
     );
     assert!(out.status.success(), "ferry migrate failed:\n{text}");
     text
+}
+
+/// A fresh temporary folder for one test's records and reports.
+pub fn bench_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Runs `ferry ARGS`, echoing its output (shown when the test fails).
+pub fn run_ferry(args: &[&str]) -> Output {
+    let out = ferry().args(args).output().expect("running ferry");
+    eprintln!(
+        "ferry {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `ferry ARGS`, which must succeed; its stdout.
+pub fn ferry_ok(args: &[&str]) -> String {
+    let out = run_ferry(args);
+    assert!(out.status.success(), "ferry {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads a run record and checks what every record holds: the schema version, a time span,
+/// and the host's facts.
+pub fn read_record(path: &Path) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("record file")).expect("record is JSON");
+    assert_eq!(v["schema_version"], 1);
+    assert!(v["started_at"].as_f64().unwrap() <= v["ended_at"].as_f64().unwrap());
+    assert!(v["host"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(!v["host"]["cpu_model"].as_str().unwrap().is_empty());
+    assert!(v["host"]["memory_mb"].as_u64().unwrap() > 0);
+    v
 }
