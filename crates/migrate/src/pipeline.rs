@@ -321,6 +321,55 @@ struct Ctx<'a> {
     active: std::sync::atomic::AtomicUsize,
     /// Set by the first worker that finds every chunk done.
     finished: AtomicBool,
+    /// Encoded (binary COPY) bytes per row, as last measured; 0 until the first page.
+    row_bytes: AtomicU64,
+    /// Bytes all workers' pages may take at once.
+    page_budget: u64,
+}
+
+/// The page memory for a source `rtt` away, out of at most `max`. Pages in flight are what hides
+/// the round trip, and the memory that takes grows with it (the bandwidth-delay product); close
+/// by, a third of `max` reads as fast (measured on loopback), so the rest comes in step with the
+/// round trip, all of it from 50 ms on (25 ms each way). An unmeasured round trip gets all of `max`.
+pub fn page_budget(max: u64, rtt: Option<Duration>) -> u64 {
+    const FULL_AT: Duration = Duration::from_millis(50);
+    let Some(rtt) = rtt else { return max };
+    let floor = max / 3;
+    let f = (rtt.as_secs_f64() / FULL_AT.as_secs_f64()).min(1.0);
+    floor + ((max - floor) as f64 * f) as u64
+}
+
+/// The source's round trip: the fastest of three small queries sent at once.
+async fn source_rtt(session: &Session) -> Option<Duration> {
+    let ping = || async {
+        let t = Instant::now();
+        session
+            .query_unpaged("SELECT release_version FROM system.local", &[])
+            .await
+            .ok()
+            .map(|_| t.elapsed())
+    };
+    let (a, b, c) = tokio::join!(ping(), ping(), ping());
+    [a, b, c].into_iter().flatten().min()
+}
+
+/// Rows per page: the fetch size (`ceiling`), kept within this worker's share of the page
+/// budget once the row size is known. A worker holds a page fetched, and at the same time the
+/// previous page's encoding being sent and the current one being built; all three are counted.
+/// A power of two: as the adaptive level moves the share, pages take a few sizes the allocator
+/// can reuse, not a new size every time.
+fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
+    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed);
+    if row_bytes == 0 {
+        return ceiling;
+    }
+    // Workers the controller has just stood down finish their chunks first: they count too.
+    let holders = (ctx.active.load(Ordering::Relaxed) as u64)
+        .max(ctx.counters.chunks_in_flight.load(Ordering::Relaxed))
+        .max(1);
+    let share = ctx.page_budget / holders;
+    let rows = (share / (3 * row_bytes)).min(ceiling as u64).max(128);
+    (1u64 << (63 - rows.leading_zeros())).min(ceiling as u64) as i32
 }
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
@@ -344,10 +393,20 @@ pub async fn run_table(
     stop: &AtomicBool,
 ) -> Result<TableReport> {
     let start = Instant::now();
-    let mut base = session
-        .prepare(mapping.source.range_select())
-        .await
+    // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
+    // page memory (see [`page_budget`]).
+    let (prepared, rtt) = tokio::join!(
+        session.prepare(mapping.source.range_select()),
+        source_rtt(session)
+    );
+    let mut base = prepared
         .with_context(|| format!("preparing the scan of {}", mapping.source.qualified()))?;
+    let page_budget = page_budget(settings.page_budget_bytes, rtt);
+    tracing::info!(
+        rtt_us = rtt.map(|d| d.as_micros() as u64),
+        page_budget_mib = page_budget >> 20,
+        "page memory"
+    );
     base.set_page_size(settings.fetch_size_rows.max(1));
     base.set_consistency(settings.consistency);
     base.set_is_idempotent(true);
@@ -412,6 +471,8 @@ pub async fn run_table(
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
+        row_bytes: AtomicU64::new(0),
+        page_budget,
     };
     let ctx = &ctx;
     let start_level = settings.writers.max(1);
@@ -790,10 +851,10 @@ async fn copy_chunk(
     let client = &conn.client;
     let base = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
     // Page size: the configured fetch size is a ceiling; pages are also kept within this
-    // worker's share of the memory budget once the row size is known, and shrink after read
-    // timeouts (`split`).
+    // worker's share of the memory budget once the row size is known (from any chunk, so a
+    // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
     let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
-    let page_rows = std::cell::Cell::new(ceiling);
+    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling));
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
         let mut stmt = base.clone();
         stmt.set_page_size(page_rows.get());
@@ -872,16 +933,9 @@ async fn copy_chunk(
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
-            // A page is held twice (the one encoded, the one fetched) plus its encoding.
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
-                let row_bytes = row_bytes.max(16);
-                let share = ctx.settings.page_budget_bytes
-                    / ctx.active.load(Ordering::Relaxed).max(1) as u64;
-                let fit = share / (3 * row_bytes);
-                // A power of two: as the adaptive level moves the share, pages take a few sizes
-                // the allocator can reuse, not a new size every time.
-                let rows = fit.min(ceiling as u64).max(128);
-                page_rows.set((1u64 << (63 - rows.leading_zeros())).min(ceiling as u64) as i32);
+                ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
+                page_rows.set(page_rows_for(ctx, ceiling));
             }
             rows_total += n.written;
             rows_in_copy += n.written;
@@ -1124,6 +1178,12 @@ fn encode_page(
         written: 0,
     };
     let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ctx.types.len());
+    // Room for the whole page at once, from the row size measured so far: growing by doubling
+    // would copy the page several times and leave up to half of the buffer unused.
+    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed) as usize;
+    if row_bytes > 0 {
+        buf.reserve(rows.rows_num() * (row_bytes + row_bytes / 16) + 64);
+    }
     for row in rows.rows::<ColumnIterator>()? {
         let row = row?;
         let row_start = buf.len();
@@ -1220,4 +1280,29 @@ impl RateLimiter {
 /// Column renames as a map, for [`TableMapping::new`].
 pub fn renames(pairs: &[(String, String)]) -> HashMap<String, String> {
     pairs.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: u64 = 48 << 20;
+
+    #[test]
+    fn page_budget_follows_the_round_trip() {
+        let ms = |n| Some(Duration::from_millis(n));
+        // Close by: a third; far: all of it; unknown: all of it.
+        assert_eq!(page_budget(MAX, Some(Duration::ZERO)), MAX / 3);
+        assert_eq!(page_budget(MAX, ms(50)), MAX);
+        assert_eq!(page_budget(MAX, ms(200)), MAX);
+        assert_eq!(page_budget(MAX, None), MAX);
+        // In between it grows with the round trip, never past the maximum.
+        let mut last = 0;
+        for n in 0..=60 {
+            let b = page_budget(MAX, ms(n));
+            assert!(b >= last && b <= MAX, "{n} ms: {b} after {last}");
+            last = b;
+        }
+        assert_eq!(page_budget(MAX, ms(25)), MAX / 3 + (MAX - MAX / 3) / 2);
+    }
 }

@@ -206,9 +206,9 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             lease: std::time::Duration::from_secs(s.run.lease_secs),
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
             mode: ferry_migrate::pipeline::Mode::Migrate,
-            // 48 MiB for pages in flight over all workers, whatever the row size and however many
-            // work (16 workers at the default fetch size of 5,000 rows fit it at ~200 B a row).
-            page_budget_bytes: 48u64 << 20,
+            // `ferry.pageMemoryMb` (48 MiB): 16 workers at the default fetch size of 5,000 rows
+            // fit it at ~200 B a row; the pipeline takes less of it for a nearby source.
+            page_budget_bytes: s.run.page_memory_bytes,
         },
         split_size_mb,
         min_chunks,

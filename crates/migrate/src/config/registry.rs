@@ -1007,6 +1007,17 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.pageMemoryMb",
+        kind: Kind::Int {
+            min: 4,
+            max: 65_536,
+            unit: "MiB",
+        },
+        default: Dflt::Int(48),
+        meaning: "Most memory the pages in flight may take, over all workers (a page is sized to its worker's share: fetched, being encoded and being sent). Across a WAN the pages hide the round trip and all of it is used; with a source under 50 ms away a share in step with the round trip is (a third of it on loopback), as more reads no faster there.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.leaseSecs",
         kind: Kind::Int {
             min: 2,

@@ -181,6 +181,8 @@ pub struct RunSpec {
     pub lease_secs: u64,
     /// Adapt the chunks in flight to the measured rate (`ferry.adaptiveConcurrency`).
     pub adaptive_concurrency: bool,
+    /// Most bytes the pages in flight may take (`ferry.pageMemoryMb`).
+    pub page_memory_bytes: u64,
     pub runs_dir: PathBuf,
     /// `None`: `<run id>.rejects.jsonl` in `runs_dir`.
     pub reject_file: Option<PathBuf>,
@@ -694,6 +696,7 @@ fn build_run(s: &Settings) -> RunSpec {
         outage_deadline_secs: s.u64("ferry.outageDeadlineSecs"),
         lease_secs: s.u64("ferry.leaseSecs"),
         adaptive_concurrency: s.bool("ferry.adaptiveConcurrency"),
+        page_memory_bytes: s.u64("ferry.pageMemoryMb") << 20,
         runs_dir: PathBuf::from(s.text("ferry.runsDir")),
         reject_file: s.opt_text("ferry.rejectFile").map(PathBuf::from),
     }
