@@ -51,7 +51,11 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
         .pool_size(PoolSize::PerHost(
             NonZeroUsize::new(ep.connections_per_host.max(1)).expect("max(1) is non-zero"),
         ))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // ferry reads table schemas from system_schema itself and column types from prepared
+        // statements; the driver needs only keyspaces and tables for routing. Skipping the
+        // columns, UDTs and views saves several sequential round trips at connect.
+        .fetch_full_schema_metadata(false);
     if let Some(user) = &ep.username {
         b = b.user(user, ep.password.as_deref().unwrap_or(""));
     }

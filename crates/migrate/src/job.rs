@@ -82,23 +82,23 @@ pub struct Prepared {
     pub session: Session,
     pub facts: TargetFacts,
     pub tables: Vec<PreparedTable>,
+    /// The connection `prepare` read the target with; `run` keeps using it.
+    admin: tokio::sync::Mutex<tokio_postgres::Client>,
 }
 
 /// Connects, reads schemas, checks targets and plans. Writes nothing.
 pub async fn prepare(job: &Job) -> Result<Prepared> {
     // Both sides at once: across a WAN each handshake is several round trips.
     let t0 = std::time::Instant::now();
-    let (session, facts) =
-        tokio::try_join!(cassandra::connect(&job.source), sink::discover(&job.target))?;
+    let (session, (facts, admin)) = tokio::try_join!(
+        cassandra::connect(&job.source),
+        sink::discover_connected(&job.target)
+    )?;
     tracing::info!(
         ms = t0.elapsed().as_millis() as u64,
         "connected to both sides"
     );
     job.yb.check(&facts)?;
-    let admin = job
-        .target
-        .connect(&facts.nodes[0].0, facts.nodes[0].1)
-        .await?;
 
     let pairs: Vec<(String, String, String, String)> = match &job.tables {
         TableSelection::One {
@@ -133,7 +133,12 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     let mut tables = Vec::new();
     let mut problems = Vec::new();
     for (ks, t, tschema, ttable) in pairs {
-        let source = schema::read_source_table(&session, &ks, &t).await?;
+        // Three independent reads, at once: across a WAN each is a round trip or more.
+        let (source, existing, plan) = tokio::try_join!(
+            schema::read_source_table(&session, &ks, &t),
+            sink::existing_columns(&admin, &tschema, &ttable),
+            plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks),
+        )?;
         let mapping = TableMapping::new(
             source,
             &tschema,
@@ -158,7 +163,6 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             })
             .collect();
         let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
-        let existing = sink::existing_columns(&admin, &tschema, &ttable).await?;
         let create = match existing {
             Some(cols) => {
                 for p in mapping.check_existing(&cols, &constant_names) {
@@ -174,7 +178,6 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
                 None
             }
         };
-        let plan = plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks).await?;
         tracing::info!(ms = t0.elapsed().as_millis() as u64, table = %t, "checked and planned");
         tables.push(PreparedTable {
             mapping,
@@ -193,6 +196,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         session,
         facts,
         tables,
+        admin: tokio::sync::Mutex::new(admin),
     })
 }
 
@@ -209,37 +213,25 @@ pub async fn run(
     on_start: &OnTableStart<'_>,
 ) -> Result<Vec<TableReport>> {
     let t0 = std::time::Instant::now();
-    let mut admin = job
-        .target
-        .connect(&prepared.facts.nodes[0].0, prepared.facts.nodes[0].1)
-        .await?;
+    let admin = prepared.admin.lock().await;
     let progress = Progress::new(&job.progress_schema);
-    progress.ensure(&mut admin).await?;
+    progress.ensure(&admin).await?;
     let rejects = RejectLog::new(job.settings.reject_file.clone());
     let mut reports = Vec::new();
     for t in &prepared.tables {
         let target = t.mapping.qualified_target();
         if let Some(ddl) = &t.create {
-            // Several workers may start at once: one creates, the others find it made.
-            let tx = admin.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('ferry ddl'))", &[])
-                .await?;
-            tx.batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                pg_ident(&t.mapping.target_schema)
-            ))
-            .await
-            .context("creating the target schema")?;
-            let exists =
-                sink::existing_columns(&tx, &t.mapping.target_schema, &t.mapping.target_table)
-                    .await?
-                    .is_some();
-            if !exists {
-                tx.batch_execute(ddl)
-                    .await
-                    .with_context(|| format!("creating {target}"))?;
-            }
-            tx.commit().await?;
+            // Several workers may start at once: one creates, the others find it made. Sent
+            // together, the statements run as one transaction that holds the lock to its end.
+            admin
+                .batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock(hashtext('ferry ddl'));\n\
+                     CREATE SCHEMA IF NOT EXISTS {};\n{}",
+                    pg_ident(&t.mapping.target_schema),
+                    ddl.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+                ))
+                .await
+                .with_context(|| format!("creating {target}"))?;
         }
         let mut key = job_key(&t.mapping.source.qualified(), &target);
         // Measurement modes keep their own progress and always start over.
@@ -263,7 +255,7 @@ pub async fn run(
         }
         if job.fresh {
             let has_rows = admin
-                .query_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+                .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
                 .await?
                 .is_some();
             if has_rows && !job.truncate {
@@ -278,7 +270,7 @@ pub async fn run(
         }
         let resumed = progress
             .store_plan(
-                &mut admin,
+                &admin,
                 &key,
                 &job.run_id,
                 &t.mapping.source.qualified(),

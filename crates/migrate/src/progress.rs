@@ -4,6 +4,7 @@
 //! its rows. The target database is the coordinator; there is no ferry server.
 
 use anyhow::{Context, Result};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::plan::Chunk;
@@ -54,13 +55,13 @@ impl Progress {
         format!("{}.{}", pg_ident(&self.schema), pg_ident(name))
     }
 
-    /// Creates the progress schema and tables when missing.
-    pub async fn ensure(&self, client: &mut Client) -> Result<()> {
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext('ferry ddl'))", &[])
-            .await?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema};
+    /// Creates the progress schema and tables when missing, in one round trip: statements sent
+    /// together run as one transaction, which holds the DDL lock to its end.
+    pub async fn ensure(&self, client: &Client) -> Result<()> {
+        client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock(hashtext('ferry ddl'));
+                 CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS {runs} (
                    job text PRIMARY KEY,
                    run_id text NOT NULL,
@@ -85,13 +86,12 @@ impl Progress {
                    done_at timestamptz,
                    PRIMARY KEY (job, chunk_id)
                  );",
-            schema = pg_ident(&self.schema),
-            runs = self.t("ferry_runs"),
-            chunks = self.t("ferry_chunks"),
-        ))
-        .await
-        .with_context(|| format!("creating the progress tables in schema {}", self.schema))?;
-        tx.commit().await?;
+                schema = pg_ident(&self.schema),
+                runs = self.t("ferry_runs"),
+                chunks = self.t("ferry_chunks"),
+            ))
+            .await
+            .with_context(|| format!("creating the progress tables in schema {}", self.schema))?;
         Ok(())
     }
 
@@ -99,67 +99,93 @@ impl Progress {
     /// rerun or a second worker sees the same chunks). Returns whether a stored plan was found.
     pub async fn store_plan(
         &self,
-        client: &mut Client,
+        client: &Client,
         job: &str,
         run_id: &str,
         source: &str,
         target: &str,
         chunks: &[Chunk],
     ) -> Result<bool> {
-        let tx = client.transaction().await?;
-        // Serialize concurrent first runs of the same job.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&job])
-            .await?;
-        let exists = tx
-            .query_opt(
-                &format!("SELECT 1 FROM {} WHERE job = $1", self.t("ferry_runs")),
-                &[&job],
-            )
-            .await?
-            .is_some();
-        if exists {
-            tx.commit().await?;
+        let r = self
+            .store_plan_tx(client, job, run_id, source, target, chunks)
+            .await;
+        if r.is_err() {
+            // The transaction may be left open after a failed statement.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    /// Two round trips: BEGIN, the job's lock and the lookup go out together, then the inserts
+    /// and COMMIT (which rolls back if an insert failed).
+    async fn store_plan_tx(
+        &self,
+        client: &Client,
+        job: &str,
+        run_id: &str,
+        source: &str,
+        target: &str,
+        chunks: &[Chunk],
+    ) -> Result<bool> {
+        // The advisory lock serializes concurrent first runs of the same job.
+        let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&job, Type::TEXT)];
+        let lookup = format!("SELECT 1 FROM {} WHERE job = $1", self.t("ferry_runs"));
+        let (_, _, found) = tokio::try_join!(
+            client.batch_execute("BEGIN"),
+            client.execute_typed("SELECT pg_advisory_xact_lock(hashtext($1))", &by_job),
+            client.query_typed_opt(&lookup, &by_job),
+        )?;
+        if found.is_some() {
+            client.batch_execute("COMMIT").await?;
             return Ok(true);
         }
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (job, run_id, source, target, chunks) VALUES ($1, $2, $3, $4, $5)",
-                self.t("ferry_runs")
-            ),
-            &[&job, &run_id, &source, &target, &(chunks.len() as i32)],
-        )
-        .await?;
-        let stmt = tx
-            .prepare(&format!(
-                "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set) \
-                 SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[])",
-                self.t("ferry_chunks")
-            ))
-            .await?;
+        let n = chunks.len() as i32;
         let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
         let starts: Vec<i64> = chunks.iter().map(|c| c.start).collect();
         let ends: Vec<i64> = chunks.iter().map(|c| c.end).collect();
         let sets: Vec<i32> = chunks.iter().map(|c| c.replica_set as i32).collect();
-        tx.execute(&stmt, &[&job, &ids, &starts, &ends, &sets])
-            .await?;
-        tx.commit().await?;
+        let runs_sql = format!(
+            "INSERT INTO {} (job, run_id, source, target, chunks) VALUES ($1, $2, $3, $4, $5)",
+            self.t("ferry_runs")
+        );
+        let chunks_sql = format!(
+            "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set) \
+             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[])",
+            self.t("ferry_chunks")
+        );
+        let run_row: [(&(dyn ToSql + Sync), Type); 5] = [
+            (&job, Type::TEXT),
+            (&run_id, Type::TEXT),
+            (&source, Type::TEXT),
+            (&target, Type::TEXT),
+            (&n, Type::INT4),
+        ];
+        let chunk_rows: [(&(dyn ToSql + Sync), Type); 5] = [
+            (&job, Type::TEXT),
+            (&ids, Type::INT4_ARRAY),
+            (&starts, Type::INT8_ARRAY),
+            (&ends, Type::INT8_ARRAY),
+            (&sets, Type::INT4_ARRAY),
+        ];
+        tokio::try_join!(
+            client.execute_typed(&runs_sql, &run_row),
+            client.execute_typed(&chunks_sql, &chunk_rows),
+            client.batch_execute("COMMIT"),
+        )?;
         Ok(false)
     }
 
     /// Forgets a job's plan and progress (`--fresh`).
     pub async fn forget(&self, client: &Client, job: &str) -> Result<()> {
-        client
-            .execute(
-                &format!("DELETE FROM {} WHERE job = $1", self.t("ferry_chunks")),
-                &[&job],
-            )
-            .await?;
-        client
-            .execute(
-                &format!("DELETE FROM {} WHERE job = $1", self.t("ferry_runs")),
-                &[&job],
-            )
-            .await?;
+        // Both in one round trip; each statement is its own transaction, and a rerun repeats
+        // whichever did not happen.
+        let chunks = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_chunks"));
+        let runs = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_runs"));
+        let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&job, Type::TEXT)];
+        tokio::try_join!(
+            client.execute_typed(&chunks, &by_job),
+            client.execute_typed(&runs, &by_job),
+        )?;
         Ok(())
     }
 
@@ -258,14 +284,14 @@ impl Progress {
     /// Marks the job finished when no chunk is left.
     pub async fn finish_if_done(&self, client: &Client, job: &str) -> Result<bool> {
         let n = client
-            .execute(
+            .execute_typed(
                 &format!(
                     "UPDATE {r} SET finished_at = now() WHERE job = $1 AND finished_at IS NULL \
                      AND NOT EXISTS (SELECT 1 FROM {c} WHERE job = $1 AND state <> 'done')",
                     r = self.t("ferry_runs"),
                     c = self.t("ferry_chunks")
                 ),
-                &[&job],
+                &[(&job, Type::TEXT)],
             )
             .await?;
         Ok(n == 1)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 use crate::schema::{pg_ident, TableMapping, TargetKind};
@@ -99,46 +100,47 @@ pub struct TargetFacts {
 /// Connects to the first reachable host, reads `version()` and, with load balancing on, the
 /// nodes `yb_servers()` lists.
 pub async fn discover(ep: &TargetEndpoint) -> Result<TargetFacts> {
+    Ok(discover_connected(ep).await?.0)
+}
+
+/// [`discover`], also handing back the connection it opened (a connection across a WAN costs
+/// several round trips). Each query is sent with its types, in one round trip.
+pub async fn discover_connected(ep: &TargetEndpoint) -> Result<(TargetFacts, Client)> {
     let mut last_err = None;
     for (host, port) in &ep.hosts {
         match ep.connect(host, *port).await {
             Ok(client) => {
-                let version: String = client
-                    .query_one("SELECT version()", &[])
+                let row = client
+                    .query_typed_one(
+                        "SELECT version(), EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'yb_servers')",
+                        &[],
+                    )
                     .await
-                    .context("reading version() from the target")?
-                    .get(0);
+                    .context("reading version() from the target")?;
+                let (version, has_fn): (String, bool) = (row.get(0), row.get(1));
                 let mut nodes = ep.hosts.clone();
-                if ep.load_balance {
-                    // YugabyteDB (and the test bed's emulation) list the cluster's nodes.
-                    let has_fn: bool = client
-                        .query_one(
-                            "SELECT count(*) > 0 FROM pg_proc WHERE proname = 'yb_servers'",
+                // YugabyteDB (and the test bed's emulation) list the cluster's nodes.
+                if ep.load_balance && has_fn {
+                    for r in client
+                        .query_typed(
+                            "SELECT host, port FROM yb_servers() ORDER BY host, port",
                             &[],
                         )
-                        .await?
-                        .get(0);
-                    if has_fn {
-                        for r in client
-                            .query(
-                                "SELECT host, port FROM yb_servers() ORDER BY host, port",
-                                &[],
-                            )
-                            .await
-                            .context("reading yb_servers()")?
-                        {
-                            let node = (r.get::<_, String>(0), r.get::<_, i64>(1) as u16);
-                            if !nodes.contains(&node) {
-                                nodes.push(node);
-                            }
+                        .await
+                        .context("reading yb_servers()")?
+                    {
+                        let node = (r.get::<_, String>(0), r.get::<_, i64>(1) as u16);
+                        if !nodes.contains(&node) {
+                            nodes.push(node);
                         }
                     }
                 }
-                return Ok(TargetFacts {
+                let facts = TargetFacts {
                     kind: TargetKind::from_version(&version),
                     version,
                     nodes,
-                });
+                };
+                return Ok((facts, client));
             }
             Err(e) => last_err = Some(e),
         }
@@ -153,14 +155,14 @@ pub async fn existing_columns(
     table: &str,
 ) -> Result<Option<Vec<(String, String, bool)>>> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
                     a.attnotnull AND NOT a.atthasdef \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
-            &[&schema, &table],
+            &[(&schema, Type::TEXT), (&table, Type::TEXT)],
         )
         .await
         .context("reading the target table's columns")?;
