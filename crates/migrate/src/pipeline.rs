@@ -976,42 +976,56 @@ async fn copy_chunk(
     encode::copy_trailer(&mut buf);
     copy.send(buf.split().freeze(), ctx.counters).await?;
     copy.finish(ctx.counters).await?;
+    commit_chunk(
+        ctx,
+        conn,
+        lease,
+        copying,
+        (rows_total, rejected.len() as u64, bytes_total),
+    )
+    .await?;
+    for r in rejected {
+        ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
+    }
+    Ok(())
+}
+
+/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), marks the
+/// chunk done and commits in one round trip, then counts `(rows, rejected, bytes)`: only now
+/// has the target acknowledged them.
+async fn commit_chunk(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    lease: &Lease,
+    merge: bool,
+    (rows, rejected, bytes): (u64, u64, u64),
+) -> Result<(), ChunkError> {
     let t = Instant::now();
-    if copying {
+    if merge {
         ctx.writer
-            .finish_tx(client)
+            .finish_tx(&conn.client)
             .await
             .map_err(|e| classify_pg(e, "merging staged rows"))?;
     }
     ctx.progress
         .complete_commit(
-            client,
+            &conn.client,
             &conn.st,
             ctx.job,
             ctx.owner,
             lease.chunk_id,
-            rows_total,
-            rejected.len() as u64,
+            rows,
+            rejected,
         )
         .await
         .map_err(classify_commit)?;
-    ctx.counters
-        .target_wait_ns
+    let c = ctx.counters;
+    c.target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    // Counted only now: the target acknowledged the chunk.
-    ctx.counters
-        .bytes_written
-        .fetch_add(bytes_total, Ordering::Relaxed);
-    ctx.counters
-        .rows_written
-        .fetch_add(rows_total, Ordering::Relaxed);
-    ctx.counters
-        .rows_rejected
-        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
-    ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
-    for r in rejected {
-        ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
-    }
+    c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    c.rows_written.fetch_add(rows, Ordering::Relaxed);
+    c.rows_rejected.fetch_add(rejected, Ordering::Relaxed);
+    c.chunks_done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -1072,28 +1086,8 @@ async fn replay_chunk(
         at = end;
     }
     let rows = copy.finish(ctx.counters).await?;
-    ctx.writer
-        .finish_tx(client)
-        .await
-        .map_err(|e| classify_pg(e, "merging staged rows"))?;
-    ctx.progress
-        .complete_commit(
-            client,
-            &conn.st,
-            ctx.job,
-            ctx.owner,
-            lease.chunk_id,
-            rows,
-            0,
-        )
-        .await
-        .map_err(classify_commit)?;
+    commit_chunk(ctx, conn, lease, true, (rows, 0, payload.len() as u64)).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
-    ctx.counters.rows_written.fetch_add(rows, Ordering::Relaxed);
-    ctx.counters
-        .bytes_written
-        .fetch_add(payload.len() as u64, Ordering::Relaxed);
-    ctx.counters.chunks_done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

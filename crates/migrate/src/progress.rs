@@ -97,6 +97,8 @@ impl Progress {
 
     /// Stores the plan for `job` unless one is stored already (then the stored plan wins, so a
     /// rerun or a second worker sees the same chunks). Returns whether a stored plan was found.
+    /// Two round trips: BEGIN, the job's lock and the lookup go out together, then the inserts
+    /// and COMMIT (which rolls back if an insert failed).
     pub async fn store_plan(
         &self,
         client: &Client,
@@ -106,73 +108,60 @@ impl Progress {
         target: &str,
         chunks: &[Chunk],
     ) -> Result<bool> {
-        let r = self
-            .store_plan_tx(client, job, run_id, source, target, chunks)
-            .await;
-        if r.is_err() {
+        let stored: Result<bool> = async {
+            // The advisory lock serializes concurrent first runs of the same job.
+            let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&job, Type::TEXT)];
+            let lookup = format!("SELECT 1 FROM {} WHERE job = $1", self.t("ferry_runs"));
+            let (_, _, found) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.execute_typed("SELECT pg_advisory_xact_lock(hashtext($1))", &by_job),
+                client.query_typed_opt(&lookup, &by_job),
+            )?;
+            if found.is_some() {
+                client.batch_execute("COMMIT").await?;
+                return Ok(true);
+            }
+            let n = chunks.len() as i32;
+            let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
+            let starts: Vec<i64> = chunks.iter().map(|c| c.start).collect();
+            let ends: Vec<i64> = chunks.iter().map(|c| c.end).collect();
+            let sets: Vec<i32> = chunks.iter().map(|c| c.replica_set as i32).collect();
+            let runs_sql = format!(
+                "INSERT INTO {} (job, run_id, source, target, chunks) VALUES ($1, $2, $3, $4, $5)",
+                self.t("ferry_runs")
+            );
+            let chunks_sql = format!(
+                "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set) \
+                 SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[])",
+                self.t("ferry_chunks")
+            );
+            let run_row: [(&(dyn ToSql + Sync), Type); 5] = [
+                (&job, Type::TEXT),
+                (&run_id, Type::TEXT),
+                (&source, Type::TEXT),
+                (&target, Type::TEXT),
+                (&n, Type::INT4),
+            ];
+            let chunk_rows: [(&(dyn ToSql + Sync), Type); 5] = [
+                (&job, Type::TEXT),
+                (&ids, Type::INT4_ARRAY),
+                (&starts, Type::INT8_ARRAY),
+                (&ends, Type::INT8_ARRAY),
+                (&sets, Type::INT4_ARRAY),
+            ];
+            tokio::try_join!(
+                client.execute_typed(&runs_sql, &run_row),
+                client.execute_typed(&chunks_sql, &chunk_rows),
+                client.batch_execute("COMMIT"),
+            )?;
+            Ok(false)
+        }
+        .await;
+        if stored.is_err() {
             // The transaction may be left open after a failed statement.
             let _ = client.batch_execute("ROLLBACK").await;
         }
-        r
-    }
-
-    /// Two round trips: BEGIN, the job's lock and the lookup go out together, then the inserts
-    /// and COMMIT (which rolls back if an insert failed).
-    async fn store_plan_tx(
-        &self,
-        client: &Client,
-        job: &str,
-        run_id: &str,
-        source: &str,
-        target: &str,
-        chunks: &[Chunk],
-    ) -> Result<bool> {
-        // The advisory lock serializes concurrent first runs of the same job.
-        let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&job, Type::TEXT)];
-        let lookup = format!("SELECT 1 FROM {} WHERE job = $1", self.t("ferry_runs"));
-        let (_, _, found) = tokio::try_join!(
-            client.batch_execute("BEGIN"),
-            client.execute_typed("SELECT pg_advisory_xact_lock(hashtext($1))", &by_job),
-            client.query_typed_opt(&lookup, &by_job),
-        )?;
-        if found.is_some() {
-            client.batch_execute("COMMIT").await?;
-            return Ok(true);
-        }
-        let n = chunks.len() as i32;
-        let ids: Vec<i32> = chunks.iter().map(|c| c.id as i32).collect();
-        let starts: Vec<i64> = chunks.iter().map(|c| c.start).collect();
-        let ends: Vec<i64> = chunks.iter().map(|c| c.end).collect();
-        let sets: Vec<i32> = chunks.iter().map(|c| c.replica_set as i32).collect();
-        let runs_sql = format!(
-            "INSERT INTO {} (job, run_id, source, target, chunks) VALUES ($1, $2, $3, $4, $5)",
-            self.t("ferry_runs")
-        );
-        let chunks_sql = format!(
-            "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set) \
-             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[])",
-            self.t("ferry_chunks")
-        );
-        let run_row: [(&(dyn ToSql + Sync), Type); 5] = [
-            (&job, Type::TEXT),
-            (&run_id, Type::TEXT),
-            (&source, Type::TEXT),
-            (&target, Type::TEXT),
-            (&n, Type::INT4),
-        ];
-        let chunk_rows: [(&(dyn ToSql + Sync), Type); 5] = [
-            (&job, Type::TEXT),
-            (&ids, Type::INT4_ARRAY),
-            (&starts, Type::INT8_ARRAY),
-            (&ends, Type::INT8_ARRAY),
-            (&sets, Type::INT4_ARRAY),
-        ];
-        tokio::try_join!(
-            client.execute_typed(&runs_sql, &run_row),
-            client.execute_typed(&chunks_sql, &chunk_rows),
-            client.batch_execute("COMMIT"),
-        )?;
-        Ok(false)
+        stored
     }
 
     /// Forgets a job's plan and progress (`--fresh`).
