@@ -1078,15 +1078,11 @@ async fn replay_chunk(
         .await
         .map_err(|e| classify_pg(e, "preparing the transaction"))?;
     let mut copy = CopyStream::start(conn).await?;
-    const PIECE: usize = 64 << 10;
-    let mut at = 0;
-    while at < payload.len() {
-        let end = (at + PIECE).min(payload.len());
-        copy.send(payload.slice(at..end), ctx.counters).await?;
-        at = end;
-    }
+    let bytes = payload.len() as u64;
+    // `send` cuts the payload into the COPY pieces itself.
+    copy.send(payload, ctx.counters).await?;
     let rows = copy.finish(ctx.counters).await?;
-    commit_chunk(ctx, conn, lease, true, (rows, 0, payload.len() as u64)).await?;
+    commit_chunk(ctx, conn, lease, true, (rows, 0, bytes)).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
 }
