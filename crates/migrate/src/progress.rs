@@ -891,3 +891,184 @@ impl Progress {
 pub fn job_key(source: &str, target: &str) -> String {
     format!("{source} -> {target}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> StoredPlan {
+        StoredPlan {
+            source_id: Some("s1".into()),
+            target_oid: Some(10),
+            target_relfilenode: Some(20),
+            mapping: Some("m".into()),
+            chunks: 8,
+            done_chunks: 8,
+            rows_done: 1000,
+            rows_rejected: 0,
+        }
+    }
+
+    fn now() -> Binding {
+        Binding {
+            source_id: Some("s1".into()),
+            target_oid: 10,
+            target_relfilenode: 20,
+            mapping: "m".into(),
+        }
+    }
+
+    fn target(has_rows: bool, rows: Option<RowCount>) -> TargetNow {
+        TargetNow {
+            oid: 10,
+            relfilenode: 20,
+            has_rows,
+            rows,
+        }
+    }
+
+    #[test]
+    fn judge_tells_each_change() {
+        let full = target(true, None);
+        let resume = Verdict::Resume { adopt: false };
+        assert_eq!(judge(None, &now(), &full, false), Verdict::New);
+        assert_eq!(judge(Some(&stored()), &now(), &full, false), resume);
+        // A table this run created voids whatever was stored, whatever else changed.
+        assert_eq!(
+            judge(Some(&stored()), &now(), &target(false, None), true),
+            Verdict::Restart
+        );
+        let stale = |c: Vec<Change>| Verdict::Stale(c);
+        let recreated = Binding {
+            target_oid: 11,
+            target_relfilenode: 21,
+            ..now()
+        };
+        assert_eq!(
+            judge(Some(&stored()), &recreated, &full, false),
+            stale(vec![Change::TargetRecreated])
+        );
+        // Emptied with the same file (DELETE, or YugabyteDB's in-place TRUNCATE).
+        assert_eq!(
+            judge(Some(&stored()), &now(), &target(false, None), false),
+            stale(vec![Change::TargetEmptied])
+        );
+        // A new file: truncated and partly refilled vs a rewrite that kept every row.
+        let new_file = Binding {
+            target_relfilenode: 21,
+            ..now()
+        };
+        assert_eq!(
+            judge(
+                Some(&stored()),
+                &new_file,
+                &target(true, Some(RowCount::Exact(10))),
+                false
+            ),
+            stale(vec![Change::TargetEmptied])
+        );
+        assert_eq!(
+            judge(
+                Some(&stored()),
+                &new_file,
+                &target(true, Some(RowCount::Exact(1000))),
+                false
+            ),
+            Verdict::Resume { adopt: true }
+        );
+        let source = Binding {
+            source_id: Some("s2".into()),
+            mapping: "m2".into(),
+            ..now()
+        };
+        assert_eq!(
+            judge(Some(&stored()), &source, &full, false),
+            stale(vec![Change::SourceRecreated, Change::MappingChanged])
+        );
+    }
+
+    #[test]
+    fn plans_stored_before_binding_are_adopted_unless_emptied() {
+        let legacy = StoredPlan {
+            chunks: 8,
+            done_chunks: 3,
+            rows_done: 300,
+            ..StoredPlan::default()
+        };
+        assert_eq!(
+            judge(Some(&legacy), &now(), &target(true, None), false),
+            Verdict::Resume { adopt: true }
+        );
+        assert_eq!(
+            judge(Some(&legacy), &now(), &target(false, None), false),
+            Verdict::Stale(vec![Change::TargetEmptied])
+        );
+        // Nothing done yet: an empty target is what the plan describes.
+        let untouched = StoredPlan {
+            rows_done: 0,
+            done_chunks: 0,
+            ..stored()
+        };
+        assert_eq!(
+            judge(Some(&untouched), &now(), &target(false, None), false),
+            Verdict::Resume { adopt: false }
+        );
+    }
+
+    #[test]
+    fn only_a_new_file_under_rows_needs_an_exact_count() {
+        let t = target(true, None);
+        assert!(!needs_exact_count(&stored(), &t));
+        let moved = TargetNow {
+            relfilenode: 21,
+            ..t.clone()
+        };
+        assert!(needs_exact_count(&stored(), &moved));
+        let empty = TargetNow {
+            has_rows: false,
+            ..moved
+        };
+        assert!(!needs_exact_count(&stored(), &empty));
+    }
+
+    #[test]
+    fn a_resume_reports_counts_that_disagree() {
+        let bound = |rows| Bound {
+            verdict: Verdict::Resume { adopt: false },
+            stored: Some(stored()),
+            target: target(true, rows),
+        };
+        assert_eq!(bound(Some(RowCount::Exact(1000))).count_mismatch(), None);
+        assert_eq!(
+            bound(Some(RowCount::Exact(970))).count_mismatch(),
+            Some((970, true, 1000))
+        );
+        // Estimates run late after bulk loads: only a big shortfall speaks.
+        assert_eq!(bound(Some(RowCount::Estimate(700))).count_mismatch(), None);
+        assert_eq!(
+            bound(Some(RowCount::Estimate(400))).count_mismatch(),
+            Some((400, false, 1000))
+        );
+        assert_eq!(bound(None).count_mismatch(), None);
+    }
+
+    #[test]
+    fn the_refusal_is_one_line_naming_table_change_and_fix() {
+        let e = StaleProgress {
+            source_table: "ks.t".into(),
+            target_table: "s.t".into(),
+            changes: vec![Change::SourceRecreated],
+            done_chunks: 5,
+            rows_done: 500,
+            target_has_rows: true,
+        };
+        let msg = e.to_string();
+        assert_eq!(
+            msg,
+            "ks.t → s.t: stored progress no longer matches: the source table was dropped and \
+             recreated after 5 chunks (500 rows) were copied; nothing was written — rerun with \
+             --fresh --truncate to copy this table again"
+        );
+        assert!(!msg.contains('\n'));
+    }
+}
