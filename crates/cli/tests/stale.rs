@@ -263,7 +263,11 @@ async fn a_truncated_or_emptied_target_is_refused_a_rewrite_resumes() {
         )),
         "{err}"
     );
-    assert_eq!(out.status.code(), Some(1), "validate finds the deleted rows");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "validate finds the deleted rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

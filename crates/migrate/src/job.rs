@@ -217,7 +217,8 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
                 target_relfilenode: now.relfilenode,
                 mapping: binding.clone(),
             };
-            if let Verdict::Stale(changes) = progress::judge(Some(stored), &binding_now, &now, false)
+            if let Verdict::Stale(changes) =
+                progress::judge(Some(stored), &binding_now, &now, false)
             {
                 stale.push(progress::StaleProgress {
                     source_table: mapping.source.qualified(),
@@ -387,8 +388,10 @@ async fn bind_table(
     if let Some(ddl) = &t.create {
         // Several workers may start at once: one creates, the others find it made. The DDL
         // lock is held to the transaction's end, so "was it missing" is answered once.
-        let named: [(&(dyn tokio_postgres::types::ToSql + Sync), tokio_postgres::types::Type); 1] =
-            [(&target, tokio_postgres::types::Type::TEXT)];
+        let named: [(
+            &(dyn tokio_postgres::types::ToSql + Sync),
+            tokio_postgres::types::Type,
+        ); 1] = [(&target, tokio_postgres::types::Type::TEXT)];
         let create = format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n{}",
             pg_ident(&t.mapping.target_schema),

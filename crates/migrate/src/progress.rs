@@ -260,7 +260,10 @@ pub fn judge(
         changes.push(Change::TargetRecreated);
     } else if s.rows_done > 0 && !target.has_rows {
         changes.push(Change::TargetEmptied);
-    } else if s.target_relfilenode.is_some_and(|r| r != now.target_relfilenode) {
+    } else if s
+        .target_relfilenode
+        .is_some_and(|r| r != now.target_relfilenode)
+    {
         if let Some(RowCount::Exact(n)) = target.rows {
             if n < s.rows_done {
                 changes.push(Change::TargetEmptied);
@@ -488,7 +491,12 @@ impl Progress {
             let lookup = self.lookup_sql();
             // The advisory lock serializes concurrent first runs of the same job.
             let (_, _, found, target) = tokio::try_join!(
-                async { client.batch_execute("BEGIN").await.map_err(anyhow::Error::from) },
+                async {
+                    client
+                        .batch_execute("BEGIN")
+                        .await
+                        .map_err(anyhow::Error::from)
+                },
                 async {
                     client
                         .execute_typed("SELECT pg_advisory_xact_lock(hashtext($1))", &by_job)
@@ -510,7 +518,12 @@ impl Progress {
                     target.rows = Some(RowCount::Exact(count_rows(client, plan.target).await?));
                 }
             }
-            let verdict = judge(stored.as_ref(), &plan.binding_for(&target), &target, created_now);
+            let verdict = judge(
+                stored.as_ref(),
+                &plan.binding_for(&target),
+                &target,
+                created_now,
+            );
             match &verdict {
                 Verdict::Stale(changes) => {
                     client.batch_execute("ROLLBACK").await?;
@@ -529,16 +542,22 @@ impl Progress {
                     client.batch_execute("COMMIT").await?;
                 }
                 Verdict::Resume { adopt: true } => {
-                    let (_, ()) = tokio::try_join!(
-                        self.write_binding(client, plan, &target),
-                        async { client.batch_execute("COMMIT").await.map_err(anyhow::Error::from) },
-                    )?;
+                    let (_, ()) =
+                        tokio::try_join!(self.write_binding(client, plan, &target), async {
+                            client
+                                .batch_execute("COMMIT")
+                                .await
+                                .map_err(anyhow::Error::from)
+                        },)?;
                 }
                 Verdict::New | Verdict::Restart => {
-                    let ((), ()) = tokio::try_join!(
-                        self.insert_plan(client, plan, &target),
-                        async { client.batch_execute("COMMIT").await.map_err(anyhow::Error::from) },
-                    )?;
+                    let ((), ()) =
+                        tokio::try_join!(self.insert_plan(client, plan, &target), async {
+                            client
+                                .batch_execute("COMMIT")
+                                .await
+                                .map_err(anyhow::Error::from)
+                        },)?;
                 }
             }
             Ok(Bound {

@@ -61,8 +61,8 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
     job.truncate = args.truncate;
-    job.exact_counts = args.validate
-        || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
+    job.exact_counts =
+        args.validate || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
     job.settings.mode = if args.scan_only {
         Mode::ScanOnly
     } else if let Some(dir) = &args.capture {

@@ -48,8 +48,8 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<48} {:>7} {:>7} {:>7} {:>12} {:>9} {:>10} {:>9}  {}",
-        "migration", "done", "leased", "pending", "rows", "rejected", "rows/s", "eta", "progress"
+        "{:<48} {:>7} {:>7} {:>7} {:>12} {:>9} {:>10} {:>9}  progress",
+        "migration", "done", "leased", "pending", "rows", "rejected", "rows/s", "eta"
     );
     let mut unfinished = false;
     let mut stale = false;
