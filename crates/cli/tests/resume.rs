@@ -81,6 +81,10 @@ async fn kill_9_at_ten_random_moments_then_rerun_gives_exactly_the_source() {
     }
     let out = common::run_migrate(&cfg, &["--create-tables"]);
     assert!(out.contains("resuming"), "the rerun did not resume:\n{out}");
+    // Killed runs leave nothing stale behind (issue 23): no refusal, no restart, no warning.
+    for word in ["no longer matches", "is void", "warning:"] {
+        assert!(!out.contains(word), "a normal resume said '{word}':\n{out}");
+    }
     assert!(
         kills >= 8,
         "too few kills landed mid-run ({kills}, finished early: {finished_early})"

@@ -12,7 +12,7 @@ use scylla::client::session::Session;
 use crate::cassandra::{self, CassandraEndpoint};
 use crate::pipeline::{self, Counters, Mode, RejectLog, Settings, TableReport};
 use crate::plan::{self, Plan};
-use crate::progress::{job_key, Progress};
+use crate::progress::{self as progress, job_key, Bound, PlanToStore, Progress, Verdict};
 use crate::schema::{self, pg_ident, TableMapping};
 use crate::sink::{self, TableWriter, TargetEndpoint, TargetFacts, YbOptions};
 
@@ -62,6 +62,9 @@ pub struct Job {
     /// `truncate`).
     pub fresh: bool,
     pub truncate: bool,
+    /// Count the target's rows exactly when checking a resume (`--validate`); otherwise the
+    /// statistics' estimate is used.
+    pub exact_counts: bool,
     /// Names this run in the progress table (`migration.runId`).
     pub run_id: String,
     /// Identifies this worker in chunk leases.
@@ -75,6 +78,10 @@ pub struct PreparedTable {
     /// The target table must be created first (`--create-tables`).
     pub create: Option<String>,
     pub ddl: String,
+    /// Cassandra's id of the source table, bound to the stored plan.
+    pub source_id: Option<String>,
+    /// The target DDL and column mapping, bound to the stored plan.
+    pub binding: String,
 }
 
 /// Both sides connected, every table checked and planned; nothing written yet.
@@ -130,14 +137,31 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     };
 
     let constant_names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
+    let progress = Progress::new(&job.progress_schema);
+    // A resume is checked against what its plan describes before anything is written; `--fresh`
+    // forgets the plan and the measurement modes keep their own.
+    let check_stored = !job.fresh && matches!(job.settings.mode, Mode::Migrate);
     let mut tables = Vec::new();
     let mut problems = Vec::new();
+    let mut stale = Vec::new();
     for (ks, t, tschema, ttable) in pairs {
-        // Three independent reads, at once: across a WAN each is a round trip or more.
-        let (source, existing, plan) = tokio::try_join!(
+        let key = job_key(
+            &format!("{ks}.{t}"),
+            &format!("{}.{}", pg_ident(&tschema), pg_ident(&ttable)),
+        );
+        // Independent reads, at once: across a WAN each is a round trip or more.
+        let (source, existing, plan, source_id, stored) = tokio::try_join!(
             schema::read_source_table(&session, &ks, &t),
             sink::existing_columns(&admin, &tschema, &ttable),
             plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks),
+            schema::source_table_id(&session, &ks, &t),
+            async {
+                if check_stored {
+                    progress.stored_plan(&admin, &key).await
+                } else {
+                    Ok(None)
+                }
+            },
         )?;
         let mapping = TableMapping::new(
             source,
@@ -163,9 +187,9 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             })
             .collect();
         let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
-        let create = match existing {
+        let create = match &existing {
             Some(cols) => {
-                for p in mapping.check_existing(&cols, &constant_names) {
+                for p in mapping.check_existing(cols, &constant_names) {
                     problems.push(format!("{tschema}.{ttable}: {p}"));
                 }
                 None
@@ -178,12 +202,42 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
                 None
             }
         };
+        let binding = binding_text(&mapping, &ddl);
+        // A table this run creates voids its old progress (the run says so); an existing one
+        // must still be what its stored plan describes.
+        if let (Some(stored), Some(_)) = (&stored, &existing) {
+            let target = mapping.qualified_target();
+            let mut now = progress::target_now(&admin, &target, false).await?;
+            if progress::needs_exact_count(stored, &now) {
+                now = progress::target_now(&admin, &target, true).await?;
+            }
+            let binding_now = progress::Binding {
+                source_id: source_id.clone(),
+                target_oid: now.oid,
+                target_relfilenode: now.relfilenode,
+                mapping: binding.clone(),
+            };
+            if let Verdict::Stale(changes) =
+                progress::judge(Some(stored), &binding_now, &now, false)
+            {
+                stale.push(progress::StaleProgress {
+                    source_table: mapping.source.qualified(),
+                    target_table: target,
+                    changes,
+                    done_chunks: stored.done_chunks,
+                    rows_done: stored.rows_done,
+                    target_has_rows: now.has_rows,
+                });
+            }
+        }
         tracing::info!(ms = t0.elapsed().as_millis() as u64, table = %t, "checked and planned");
         tables.push(PreparedTable {
             mapping,
             plan,
             create,
             ddl,
+            source_id,
+            binding,
         });
     }
     if !problems.is_empty() {
@@ -191,6 +245,18 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             "the target does not match the source; nothing was written:\n  {}",
             problems.join("\n  ")
         );
+    }
+    match stale.len() {
+        0 => {}
+        1 => return Err(stale.remove(0).into()),
+        _ => bail!(
+            "{}",
+            stale
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
     Ok(Prepared {
         session,
@@ -200,9 +266,26 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     })
 }
 
-/// Called as each table starts: its plan, its live counters, and how many chunks an earlier run
-/// already finished (`None` for a new plan).
-pub type OnTableStart<'a> = dyn Fn(&PreparedTable, &Arc<Counters>, Option<u64>) + Sync + 'a;
+/// What a plan's binding is made of: the target DDL, and each source column with the target
+/// column it goes to. A stored plan made for another is stale.
+fn binding_text(mapping: &TableMapping, ddl: &str) -> String {
+    let columns: Vec<String> = mapping
+        .source
+        .columns
+        .iter()
+        .zip(&mapping.target_columns)
+        .map(|(s, t)| format!("{} -> {}", s.name, t.name))
+        .collect();
+    format!(
+        "{ddl}\n-- from {}: {}",
+        mapping.source.qualified(),
+        columns.join(", ")
+    )
+}
+
+/// Called as each table starts: its plan, its live counters, and how its plan was bound (new,
+/// resumed with what earlier runs did, or restarted because this run created the table).
+pub type OnTableStart<'a> = dyn Fn(&PreparedTable, &Arc<Counters>, &Bound) + Sync + 'a;
 
 /// Runs a prepared job: creates missing tables, stores (or finds) each table's plan in the
 /// progress tables, and runs the table. `on_start` sees each table's counters as it starts.
@@ -220,75 +303,29 @@ pub async fn run(
     let mut reports = Vec::new();
     for t in &prepared.tables {
         let target = t.mapping.qualified_target();
-        if let Some(ddl) = &t.create {
-            // Several workers may start at once: one creates, the others find it made. Sent
-            // together, the statements run as one transaction that holds the lock to its end.
-            admin
-                .batch_execute(&format!(
-                    "SELECT pg_advisory_xact_lock(hashtext('ferry ddl'));\n\
-                     CREATE SCHEMA IF NOT EXISTS {};\n{}",
-                    pg_ident(&t.mapping.target_schema),
-                    ddl.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
-                ))
-                .await
-                .with_context(|| format!("creating {target}"))?;
-        }
         let mut key = job_key(&t.mapping.source.qualified(), &target);
-        // Measurement modes keep their own progress and always start over.
-        let mut chunks = t.plan.chunks.clone();
-        match &job.settings.mode {
-            Mode::Migrate => {}
-            Mode::ScanOnly | Mode::Capture(_) => {
-                key.push_str(" [scan]");
-                progress.forget(&admin, &key).await?;
-            }
-            Mode::Replay(dir) => {
-                key.push_str(" [replay]");
-                progress.forget(&admin, &key).await?;
-                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
-                chunks = captured_chunks(dir)?;
-            }
+        let lock_key = key.clone();
+        // While one worker creates the table and binds its plan, another must not judge the
+        // old plan against the new table: the job's lock spans both (the plan's own
+        // transaction takes it again, which a session holding it may).
+        if t.create.is_some() {
+            admin
+                .execute_typed(
+                    "SELECT pg_advisory_lock(hashtext($1))",
+                    &[(&lock_key, tokio_postgres::types::Type::TEXT)],
+                )
+                .await?;
         }
-        if let Mode::Capture(dir) = &job.settings.mode {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the capture folder {}", dir.display()))?;
+        let bound = bind_table(job, &admin, &progress, t, &mut key).await;
+        if t.create.is_some() {
+            admin
+                .execute_typed(
+                    "SELECT pg_advisory_unlock(hashtext($1))",
+                    &[(&lock_key, tokio_postgres::types::Type::TEXT)],
+                )
+                .await?;
         }
-        if job.fresh {
-            let has_rows = admin
-                .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
-                .await?
-                .is_some();
-            if has_rows && !job.truncate {
-                bail!(
-                    "--fresh refuses to start over: {target} already has rows — add --truncate to empty it first, or drop --fresh to resume"
-                );
-            }
-            if has_rows {
-                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
-            }
-            progress.forget(&admin, &key).await?;
-        }
-        let resumed = progress
-            .store_plan(
-                &admin,
-                &key,
-                &job.run_id,
-                &t.mapping.source.qualified(),
-                &target,
-                &chunks,
-            )
-            .await?;
-        let done_before = if resumed {
-            Some(
-                progress
-                    .status(&admin, &key)
-                    .await?
-                    .map(|s| s.done)
-                    .unwrap_or(0),
-            )
-        } else {
-            None
-        };
+        let bound = bound?;
         let constants = sink::encode_constants(
             &admin,
             &t.mapping.target_schema,
@@ -306,7 +343,7 @@ pub async fn run(
         );
         let counters = Arc::new(Counters::default());
         tracing::info!(ms = t0.elapsed().as_millis() as u64, %target, "table ready to copy");
-        on_start(t, &counters, done_before);
+        on_start(t, &counters, &bound);
         let report = pipeline::run_table(
             &prepared.session,
             &t.mapping,
@@ -325,12 +362,102 @@ pub async fn run(
         )
         .await?;
         progress.finish_if_done(&admin, &key).await?;
+        let mut report = report;
+        if matches!(bound.verdict, Verdict::Resume { .. }) {
+            report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
+        }
         reports.push(report);
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
     }
     Ok(reports)
+}
+
+/// Creates the table when this run must, applies `--fresh` and the measurement modes, and binds
+/// the table's plan in the progress tables. `key` gets the measurement mode's suffix.
+async fn bind_table(
+    job: &Job,
+    admin: &tokio_postgres::Client,
+    progress: &Progress,
+    t: &PreparedTable,
+    key: &mut String,
+) -> Result<Bound> {
+    let target = t.mapping.qualified_target();
+    let mut created_now = false;
+    if let Some(ddl) = &t.create {
+        // Several workers may start at once: one creates, the others find it made. The DDL
+        // lock is held to the transaction's end, so "was it missing" is answered once.
+        let named: [(
+            &(dyn tokio_postgres::types::ToSql + Sync),
+            tokio_postgres::types::Type,
+        ); 1] = [(&target, tokio_postgres::types::Type::TEXT)];
+        let create = format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n{}",
+            pg_ident(&t.mapping.target_schema),
+            ddl.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+        );
+        let (_, _, missing, _, _) = tokio::try_join!(
+            admin.batch_execute("BEGIN"),
+            admin.batch_execute("SELECT pg_advisory_xact_lock(hashtext('ferry ddl'))"),
+            admin.query_typed_one("SELECT to_regclass($1) IS NULL", &named),
+            admin.batch_execute(&create),
+            admin.batch_execute("COMMIT"),
+        )
+        .with_context(|| format!("creating {target}"))?;
+        created_now = missing.get(0);
+    }
+    // Measurement modes keep their own progress and always start over.
+    let mut chunks = t.plan.chunks.clone();
+    match &job.settings.mode {
+        Mode::Migrate => {}
+        Mode::ScanOnly | Mode::Capture(_) => {
+            key.push_str(" [scan]");
+            progress.forget(admin, key).await?;
+        }
+        Mode::Replay(dir) => {
+            key.push_str(" [replay]");
+            progress.forget(admin, key).await?;
+            admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            chunks = captured_chunks(dir)?;
+        }
+    }
+    if let Mode::Capture(dir) = &job.settings.mode {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the capture folder {}", dir.display()))?;
+    }
+    if job.fresh {
+        let has_rows = admin
+            .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+            .await?
+            .is_some();
+        if has_rows && !job.truncate {
+            bail!(
+                "--fresh refuses to start over: {target} already has rows — add --truncate to empty it first, or drop --fresh to resume"
+            );
+        }
+        if has_rows {
+            admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+        }
+        progress.forget(admin, key).await?;
+    }
+    let source = t.mapping.source.qualified();
+    progress
+        .bind_plan(
+            admin,
+            &PlanToStore {
+                job: key,
+                run_id: &job.run_id,
+                source: &source,
+                target: &target,
+                chunks: &chunks,
+                source_id: t.source_id.clone(),
+                mapping: &t.binding,
+            },
+            created_now,
+            job.exact_counts,
+        )
+        .await
 }
 
 /// The chunks a capture left in `dir` (`chunk-<id>_<start>_<end>.pgcopy`), as a plan.

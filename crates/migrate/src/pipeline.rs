@@ -211,6 +211,8 @@ pub struct TableReport {
     pub write_retries: u64,
     /// Workers at the start, at the end, and at most (adaptive concurrency).
     pub workers: (u64, u64, u64),
+    /// Rows earlier runs of a resumed plan wrote (already in the target).
+    pub rows_before: u64,
 }
 
 impl TableReport {
@@ -515,6 +517,7 @@ pub async fn run_table(
             counters.workers_active.load(Ordering::Relaxed),
             counters.workers_peak.load(Ordering::Relaxed),
         ),
+        rows_before: 0,
     })
 }
 

@@ -380,6 +380,25 @@ pub async fn read_source_table(
     })
 }
 
+/// The table's id in `system_schema.tables` (a DROP + CREATE under the same name gives a new
+/// one), as text; `None` when the table is not there.
+pub async fn source_table_id(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+) -> Result<Option<String>> {
+    let rows = session
+        .query_unpaged(
+            "SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await
+        .context("reading system_schema.tables")?
+        .into_rows_result()?;
+    let id = rows.maybe_first_row::<(uuid::Uuid,)>()?;
+    Ok(id.map(|(id,)| id.to_string()))
+}
+
 /// Lists a keyspace's tables, in name order.
 pub async fn list_tables(session: &Session, keyspace: &str) -> Result<Vec<String>> {
     let rows = session

@@ -215,6 +215,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
         progress_schema: s.run.checkpoint.progress_schema.clone(),
         fresh: false,
         truncate: false,
+        exact_counts: false,
         run_id,
         owner: format!(
             "{}:{}",

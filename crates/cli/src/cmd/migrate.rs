@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use ferry_migrate::job;
 use ferry_migrate::pipeline::Mode;
+use ferry_migrate::progress::Verdict;
 use serde_json::json;
 
 use super::job::ConfigArgs;
@@ -60,6 +61,8 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
     job.truncate = args.truncate;
+    job.exact_counts =
+        args.validate || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
     job.settings.mode = if args.scan_only {
         Mode::ScanOnly
     } else if let Some(dir) = &args.capture {
@@ -96,15 +99,36 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
         None => None,
     };
     let progress = output::Progress::new(args.json);
-    let reports = job::run(&job, &prepared, &stop, &|t, counters, done_before| {
+    let reports = job::run(&job, &prepared, &stop, &|t, counters, bound| {
+        let done_before = match (&bound.verdict, &bound.stored) {
+            (Verdict::Resume { .. }, Some(s)) => Some(s.done_chunks),
+            _ => None,
+        };
         if server.is_some() {
             live.add_table(t, counters, done_before);
         }
-        if let Some(done_before) = done_before {
+        let name = t.mapping.source.qualified();
+        match (&bound.verdict, &bound.stored) {
+            (Verdict::Resume { .. }, Some(s)) => eprintln!(
+                "ferry: resuming {name}: {} of {} chunks already done, {} rows copied by earlier runs",
+                s.done_chunks, s.chunks, s.rows_done
+            ),
+            (Verdict::Restart, Some(s)) => eprintln!(
+                "ferry: {} did not exist and this run created it: the stored progress of {name} \
+                 ({} of {} chunks, {} rows) is void; copying it from the start",
+                t.mapping.qualified_target(),
+                s.done_chunks,
+                s.chunks,
+                s.rows_done
+            ),
+            _ => {}
+        }
+        if let Some((there, exact, recorded)) = bound.count_mismatch() {
             eprintln!(
-                "ferry: resuming {}: {done_before} of {} chunks already done",
-                t.mapping.source.qualified(),
-                t.plan.chunks.len()
+                "ferry: warning: {} holds {}{there} rows but earlier runs recorded {recorded} as \
+                 copied: rows were deleted or added outside ferry — `ferry validate` shows which",
+                t.mapping.qualified_target(),
+                if exact { "" } else { "about " }
             );
         }
         progress.start(t, counters)

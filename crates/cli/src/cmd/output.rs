@@ -116,6 +116,15 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             bottleneck(r)
         ));
     }
+    for r in reports.iter().filter(|r| r.rows_before > 0) {
+        out.push_str(&format!(
+            "{}: resumed; {} rows were already in {} from earlier runs ({} in all)\n",
+            r.source,
+            r.rows_before,
+            r.target,
+            r.rows_before + r.rows_written
+        ));
+    }
     for r in reports.iter().filter(|r| r.workers.2 != r.workers.0) {
         out.push_str(&format!(
             "{}: chunks in flight adapted from {} to {} (peak {})\n",
@@ -131,6 +140,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "target": r.target,
         "rows_read": r.rows_read,
         "rows_written": r.rows_written,
+        "rows_before": r.rows_before,
         "rows_rejected": r.rows_rejected,
         "bytes": r.bytes,
         "chunks": r.chunks,
