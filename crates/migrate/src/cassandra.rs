@@ -1,12 +1,16 @@
 //! Cassandra sessions: how ferry connects to the source, with errors that name the side and the fix.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::client::PoolSize;
+use scylla::policies::host_filter::DcHostFilter;
+
+use crate::source::Routing;
 
 /// Where and how to reach Cassandra.
 #[derive(Clone)]
@@ -18,6 +22,8 @@ pub struct CassandraEndpoint {
     pub password: Option<String>,
     pub connect_timeout_ms: u64,
     pub connections_per_host: usize,
+    /// Which data centres reads may use; pools are opened only to nodes that may serve them.
+    pub routing: Routing,
 }
 
 impl std::fmt::Debug for CassandraEndpoint {
@@ -26,6 +32,7 @@ impl std::fmt::Debug for CassandraEndpoint {
             .field("contact_points", &self.contact_points)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("routing", &self.routing)
             .finish()
     }
 }
@@ -39,6 +46,7 @@ impl CassandraEndpoint {
             password: Some("cassandra".to_string()),
             connect_timeout_ms: 10_000,
             connections_per_host: 4,
+            routing: Routing::default(),
         }
     }
 }
@@ -56,6 +64,11 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
         // statements; the driver needs only keyspaces and tables for routing. Skipping the
         // columns, UDTs and views saves several sequential round trips at connect.
         .fetch_full_schema_metadata(false);
+    // Reads stay in the local data centre: no pool to the others (the control connection still
+    // reads the whole ring's metadata, through whichever contact point answers).
+    if let (Some(dc), false) = (&ep.routing.local_dc, ep.routing.remote_dc_reads) {
+        b = b.host_filter(Arc::new(DcHostFilter::new(dc.clone())));
+    }
     if let Some(user) = &ep.username {
         b = b.user(user, ep.password.as_deref().unwrap_or(""));
     }

@@ -51,6 +51,22 @@ pub struct GenArgs {
     /// row, for the migration benchmark).
     #[arg(long, default_value = "full", value_parser = ["full", "bench"])]
     pub shape: String,
+    /// Replicas per data centre when the keyspace is created, e.g. `dc1:2,dc2:1`
+    /// (NetworkTopologyStrategy); default: SimpleStrategy with one replica.
+    #[arg(long, value_delimiter = ',', value_parser = parse_replication)]
+    pub replication: Vec<(String, u32)>,
+}
+
+fn parse_replication(s: &str) -> Result<(String, u32), String> {
+    match s.split_once(':') {
+        Some((dc, n)) if !dc.is_empty() => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| (dc.to_string(), n))
+            .ok_or_else(|| format!("'{s}': the replica count must be a whole number above 0")),
+        _ => Err(format!("'{s}': expected DC:REPLICAS, e.g. dc1:2")),
+    }
 }
 
 pub async fn run(args: GenArgs) -> Result<ExitCode> {
@@ -78,6 +94,7 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         } else {
             gen::Shape::Full
         },
+        replication: args.replication,
     };
     let bar = ProgressBar::new(spec.rows);
     bar.set_style(

@@ -159,7 +159,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "cassandra.localDC",
         kind: Kind::Name,
         default: Dflt::None,
-        meaning: "Data center whose replicas serve the reads; unset lets the driver use every node.",
+        meaning: "Data center whose replicas serve every read (migrate, validate, diagnose): each token range is read from its replicas here, LOCAL_* consistency levels count here, and no connection pool is opened to other data centers unless ferry.remoteDcReads=true. A name the cluster does not have is an error listing its data centers. Unset: any replica of any data center.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -986,6 +986,13 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::None,
         meaning: "Chunks this process reads and writes at once (its workers; bounded by yugabyte.maxPoolSize per target host and cassandra.concurrentReads): fixed with ferry.adaptiveConcurrency=false, else where the adaptation starts; unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.remoteDcReads",
+        kind: Kind::Bool,
+        default: Dflt::Bool(false),
+        meaning: "With cassandra.localDC set: when all of a range's replicas in the local data center are down, read it from another data center's (every such page crosses the WAN). Off: such a range waits for a local replica.",
         disposition: Disposition::Used,
     },
     KeyDef {

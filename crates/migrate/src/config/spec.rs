@@ -42,6 +42,8 @@ impl std::fmt::Display for HostPort {
 pub struct SourceSpec {
     pub contact_points: Vec<HostPort>,
     pub local_dc: Option<String>,
+    /// `ferry.remoteDcReads`: other data centres' replicas after the local ones.
+    pub remote_dc_reads: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub read_timeout_ms: u64,
@@ -427,6 +429,7 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
     SourceSpec {
         contact_points: s.hosts("cassandra.host", s.int("cassandra.port") as u16),
         local_dc: s.opt_text("cassandra.localDC"),
+        remote_dc_reads: s.bool("ferry.remoteDcReads"),
         username: s.opt_text("cassandra.username"),
         password: s.secret("cassandra.password"),
         read_timeout_ms: s.u64("cassandra.readTimeoutMs"),
