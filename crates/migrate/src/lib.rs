@@ -14,4 +14,5 @@ pub mod progress;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod tls;
 pub mod validate;
