@@ -1,6 +1,7 @@
 //! Cassandra sessions: how ferry connects to the source, with errors that name the side and the fix.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use scylla::client::PoolSize;
 use scylla::policies::host_filter::DcHostFilter;
 
 use crate::source::Routing;
+use crate::tls;
 
 /// Where and how to reach Cassandra.
 #[derive(Clone)]
@@ -24,6 +26,62 @@ pub struct CassandraEndpoint {
     pub connections_per_host: usize,
     /// Which data centres reads may use; pools are opened only to nodes that may serve them.
     pub routing: Routing,
+    /// `cassandra.connection.ssl.*`; `None`: clear text.
+    pub tls: Option<CassandraTls>,
+}
+
+/// TLS to Cassandra: the trust store the nodes' certificates must lead to (checked with the IP
+/// address dialled: hostname verification is always on) and, for nodes that require one, the
+/// client identity.
+#[derive(Clone)]
+pub struct CassandraTls {
+    pub trust_store: PathBuf,
+    /// Never printed: see `Debug` below.
+    pub trust_store_password: Option<String>,
+    pub key_store: Option<PathBuf>,
+    pub key_store_password: Option<String>,
+}
+
+impl std::fmt::Debug for CassandraTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CassandraTls")
+            .field("trust_store", &self.trust_store)
+            .field("key_store", &self.key_store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CassandraTls {
+    /// The rustls configuration: the files read now, so a missing file, a JKS store or a wrong
+    /// password is reported before any connection is tried.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, tls::TlsError> {
+        let roots = tls::load_roots(
+            &tls::Named {
+                path: &self.trust_store,
+                key: "cassandra.connection.ssl.trustStore.path",
+            },
+            self.trust_store_password.as_deref(),
+        )?;
+        let identity = match &self.key_store {
+            Some(path) => Some(tls::load_identity(
+                &tls::Named {
+                    path,
+                    key: "cassandra.connection.ssl.keyStore.path",
+                },
+                None,
+                self.key_store_password.as_deref(),
+            )?),
+            None => None,
+        };
+        tls::client_config(tls::ServerCheck::Full(roots), identity).map_err(|e| {
+            tls::TlsError::Rejected {
+                what: "key store",
+                key: "cassandra.connection.ssl.keyStore.path".into(),
+                path: self.key_store.clone().unwrap_or_default(),
+                detail: e.to_string(),
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for CassandraEndpoint {
@@ -33,6 +91,7 @@ impl std::fmt::Debug for CassandraEndpoint {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("routing", &self.routing)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -47,6 +106,7 @@ impl CassandraEndpoint {
             connect_timeout_ms: 10_000,
             connections_per_host: 4,
             routing: Routing::default(),
+            tls: None,
         }
     }
 }
@@ -69,18 +129,80 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     if let (Some(dc), false) = (&ep.routing.local_dc, ep.routing.remote_dc_reads) {
         b = b.host_filter(Arc::new(DcHostFilter::new(dc.clone())));
     }
+    if let Some(t) = &ep.tls {
+        let config = t
+            .client_config()
+            .map_err(|e| anyhow!("the source (Cassandra): {e}"))?;
+        b = b.tls_context(Some(Arc::new(config)));
+    }
     if let Some(user) = &ep.username {
         b = b.user(user, ep.password.as_deref().unwrap_or(""));
     }
-    b.build().await.map_err(|e| {
-        let text = e.to_string();
-        let at = ep.contact_points.join(",");
-        if text.contains("Authentication") || text.contains("bad credentials") || text.contains("authenticator") {
+    let built = b.build().await;
+    let e = match built {
+        Ok(session) => return Ok(session),
+        Err(e) => e,
+    };
+    let text = e.to_string();
+    let at = ep.contact_points.join(",");
+    // TLS problems first: the driver reports them inside its connection errors.
+    if let Some(t) = &ep.tls {
+        // By type where the driver keeps the error chain; its pool errors keep only the
+        // rendered text of the last connection's failure, so rustls's own wording is the
+        // fallback.
+        let rustls = tls_failure(&e);
+        let untrusted = match &rustls {
+            Some(rustls::Error::InvalidCertificate(why)) => Some(format!("{why:?}")),
+            _ => text
+                .split("invalid peer certificate: ")
+                .nth(1)
+                .map(|r| r.split([' ', ';', ',']).next().unwrap_or("").to_string()),
+        };
+        let handshake = rustls.is_some()
+            || [
+                "received corrupt message",
+                "InvalidContentType",
+                "HandshakeFailure",
+                "peer is incompatible",
+            ]
+            .iter()
+            .any(|s| text.contains(s));
+        if let Some(why) = untrusted {
+            return Err(anyhow!(
+                "the source (Cassandra) at {at} presented a certificate ferry does not trust ({why}) — \
+                 cassandra.connection.ssl.trustStore.path ({}) must hold the CA that signed the nodes' \
+                 certificates, and each certificate must name the IP address dialled",
+                t.trust_store.display()
+            ));
+        }
+        if handshake {
+            return Err(anyhow!(
+                "the source (Cassandra) at {at} did not answer the TLS handshake as a TLS server — \
+                 if the nodes do not use client encryption, set cassandra.connection.ssl.enabled=false"
+            ));
+        }
+    } else if let Some(addr) = first_reachable(&ep.contact_points).await {
+        if speaks_tls(addr, Duration::from_millis(ep.connect_timeout_ms)).await {
+            return Err(anyhow!(
+                "the source (Cassandra) at {addr} requires TLS: set cassandra.connection.ssl.enabled=true \
+                 and cassandra.connection.ssl.trustStore.path to the CA that signed the nodes' certificates"
+            ));
+        }
+    }
+    Err({
+        if text.contains("Authentication")
+            || text.contains("bad credentials")
+            || text.contains("authenticator")
+        {
             anyhow!(
                 "Cassandra at {at} refused the credentials of user '{}' — check cassandra.username and the password (cassandra.password or FERRY_CASSANDRA_PASSWORD)",
                 ep.username.as_deref().unwrap_or("")
             )
-        } else if text.contains("refused") || text.contains("timed out") || text.contains("Timeout") || text.contains("unreachable") {
+        } else if text.contains("refused")
+            || text.contains("timed out")
+            || text.contains("Timeout")
+            || text.contains("unreachable")
+        {
             anyhow!(
                 "cannot reach Cassandra at {at} (connection refused or timed out) — check cassandra.host and cassandra.port, and that the node is up"
             )
@@ -88,4 +210,65 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
             anyhow!("cannot connect to Cassandra at {at}: {} — check cassandra.host, cassandra.port and the credentials", text.lines().next().unwrap_or(""))
         }
     })
+}
+
+/// The rustls error inside a failed session, if the failure was TLS's: found by walking the
+/// error chain (an I/O error may carry it), by type, not by message.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r.clone());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(r.clone());
+            }
+        }
+        if let Some(io) = err.downcast_ref::<Arc<std::io::Error>>() {
+            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(r.clone());
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The first contact point that accepts a TCP connection.
+async fn first_reachable(points: &[String]) -> Option<std::net::SocketAddr> {
+    for p in points {
+        let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await else {
+            continue;
+        };
+        for a in addrs {
+            let connect = tokio::net::TcpStream::connect(a);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
+                return Some(a);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `addr` completes a TLS handshake (any certificate accepted): after a clear-text
+/// session failed, this tells a node that requires client encryption from one that is broken.
+async fn speaks_tls(addr: std::net::SocketAddr, timeout: Duration) -> bool {
+    let probe = move || -> Option<()> {
+        let config = tls::client_config(tls::ServerCheck::None, None).ok()?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+        let mut sock = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+        sock.set_read_timeout(Some(timeout)).ok()?;
+        sock.set_write_timeout(Some(timeout)).ok()?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock).ok()?;
+        }
+        Some(())
+    };
+    tokio::task::spawn_blocking(probe)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use ferry_migrate::cassandra::{self, CassandraEndpoint};
+use ferry_migrate::cassandra::{self, CassandraEndpoint, CassandraTls};
 use ferry_migrate::gen::{self, GenSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,6 +55,10 @@ pub struct GenArgs {
     /// (NetworkTopologyStrategy); default: SimpleStrategy with one replica.
     #[arg(long, value_delimiter = ',', value_parser = parse_replication)]
     pub replication: Vec<(String, u32)>,
+    /// Connect over TLS, trusting the CA certificate(s) in this file (PEM or PKCS#12 without a
+    /// password), as `cassandra.connection.ssl.trustStore.path` does.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 fn parse_replication(s: &str) -> Result<(String, u32), String> {
@@ -74,6 +78,12 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         contact_points: args.cassandra.clone(),
         username: Some(args.user.clone()),
         password: Some(args.password.clone()),
+        tls: args.tls_ca.clone().map(|ca| CassandraTls {
+            trust_store: ca,
+            trust_store_password: None,
+            key_store: None,
+            key_store_password: None,
+        }),
         ..CassandraEndpoint::testbed()
     };
     let session = cassandra::connect(&endpoint).await?;

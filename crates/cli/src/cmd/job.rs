@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ferry_migrate::cassandra::CassandraEndpoint;
+use ferry_migrate::cassandra::{CassandraEndpoint, CassandraTls};
 use ferry_migrate::config;
 use ferry_migrate::config::{self as spec, Loaded};
 use ferry_migrate::job::{Job, TableSelection};
@@ -157,6 +157,18 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             connect_timeout_ms: s.source.connect_timeout_ms,
             connections_per_host: s.source.connections_per_node.max(1) as usize,
             routing: routing.clone(),
+            tls: s.source.tls.as_ref().map(|t| CassandraTls {
+                trust_store: t.trust_store.clone(),
+                trust_store_password: t
+                    .trust_store_password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+                key_store: t.key_store.clone(),
+                key_store_password: t
+                    .key_store_password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+            }),
         },
         target: TargetEndpoint {
             hosts: s
