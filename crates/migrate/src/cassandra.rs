@@ -129,11 +129,15 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     if let (Some(dc), false) = (&ep.routing.local_dc, ep.routing.remote_dc_reads) {
         b = b.host_filter(Arc::new(DcHostFilter::new(dc.clone())));
     }
-    if let Some(t) = &ep.tls {
-        let config = t
-            .client_config()
-            .map_err(|e| anyhow!("the source (Cassandra): {e}"))?;
-        b = b.tls_context(Some(Arc::new(config)));
+    let tls_config = match &ep.tls {
+        Some(t) => Some(Arc::new(
+            t.client_config()
+                .map_err(|e| anyhow!("the source (Cassandra): {e}"))?,
+        )),
+        None => None,
+    };
+    if let Some(config) = &tls_config {
+        b = b.tls_context(Some(config.clone()));
     }
     if let Some(user) = &ep.username {
         b = b.user(user, ep.password.as_deref().unwrap_or(""));
@@ -145,41 +149,36 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     };
     let text = e.to_string();
     let at = ep.contact_points.join(",");
-    // TLS problems first: the driver reports them inside its connection errors.
-    if let Some(t) = &ep.tls {
-        // By type where the driver keeps the error chain; its pool errors keep only the
-        // rendered text of the last connection's failure, so rustls's own wording is the
-        // fallback.
-        let rustls = tls_failure(&e);
-        let untrusted = match &rustls {
-            Some(rustls::Error::InvalidCertificate(why)) => Some(format!("{why:?}")),
-            _ => text
-                .split("invalid peer certificate: ")
-                .nth(1)
-                .map(|r| r.split([' ', ';', ',']).next().unwrap_or("").to_string()),
+    // TLS problems first. The driver's pool errors keep only the text of the last connection's
+    // failure (which may be another node's), so ferry repeats the handshake itself against the
+    // first reachable contact point with the same configuration and reads rustls's typed error.
+    if let (Some(t), Some(config)) = (&ep.tls, &tls_config) {
+        let probe = match first_reachable(&ep.contact_points).await {
+            Some(addr) => handshake(
+                addr,
+                config.clone(),
+                Duration::from_millis(ep.connect_timeout_ms),
+            )
+            .await
+            .map(|r| (addr, r)),
+            None => None,
         };
-        let handshake = rustls.is_some()
-            || [
-                "received corrupt message",
-                "InvalidContentType",
-                "HandshakeFailure",
-                "peer is incompatible",
-            ]
-            .iter()
-            .any(|s| text.contains(s));
-        if let Some(why) = untrusted {
-            return Err(anyhow!(
-                "the source (Cassandra) at {at} presented a certificate ferry does not trust ({why}) — \
-                 cassandra.connection.ssl.trustStore.path ({}) must hold the CA that signed the nodes' \
-                 certificates, and each certificate must name the IP address dialled",
-                t.trust_store.display()
-            ));
-        }
-        if handshake {
-            return Err(anyhow!(
-                "the source (Cassandra) at {at} did not answer the TLS handshake as a TLS server — \
-                 if the nodes do not use client encryption, set cassandra.connection.ssl.enabled=false"
-            ));
+        match probe {
+            Some((addr, Err(rustls::Error::InvalidCertificate(why)))) => {
+                return Err(anyhow!(
+                    "the source (Cassandra) at {addr} presented a certificate ferry does not trust ({why:?}) — \
+                     cassandra.connection.ssl.trustStore.path ({}) must hold the CA that signed the nodes' \
+                     certificates, and each certificate must name the IP address dialled",
+                    t.trust_store.display()
+                ));
+            }
+            Some((addr, Err(e))) => {
+                return Err(anyhow!(
+                    "the source (Cassandra) at {addr} did not answer the TLS handshake as a TLS server ({e}) — \
+                     if the nodes do not use client encryption, set cassandra.connection.ssl.enabled=false"
+                ));
+            }
+            _ => {}
         }
     } else if let Some(addr) = first_reachable(&ep.contact_points).await {
         if speaks_tls(addr, Duration::from_millis(ep.connect_timeout_ms)).await {
@@ -212,29 +211,6 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
     })
 }
 
-/// The rustls error inside a failed session, if the failure was TLS's: found by walking the
-/// error chain (an I/O error may carry it), by type, not by message.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(r) = err.downcast_ref::<rustls::Error>() {
-            return Some(r.clone());
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r.clone());
-            }
-        }
-        if let Some(io) = err.downcast_ref::<Arc<std::io::Error>>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r.clone());
-            }
-        }
-        cur = err.source();
-    }
-    None
-}
-
 /// The first contact point that accepts a TCP connection.
 async fn first_reachable(points: &[String]) -> Option<std::net::SocketAddr> {
     for p in points {
@@ -254,21 +230,42 @@ async fn first_reachable(points: &[String]) -> Option<std::net::SocketAddr> {
 /// Whether `addr` completes a TLS handshake (any certificate accepted): after a clear-text
 /// session failed, this tells a node that requires client encryption from one that is broken.
 async fn speaks_tls(addr: std::net::SocketAddr, timeout: Duration) -> bool {
-    let probe = move || -> Option<()> {
-        let config = tls::client_config(tls::ServerCheck::None, None).ok()?;
+    match tls::client_config(tls::ServerCheck::None, None) {
+        Ok(config) => matches!(
+            handshake(addr, Arc::new(config), timeout).await,
+            Some(Ok(()))
+        ),
+        Err(_) => false,
+    }
+}
+
+/// A TLS handshake with `addr` under `config`: `None` when the TCP connection itself failed,
+/// else rustls's verdict (an I/O error mid-handshake, e.g. a clear-text server hanging up, is
+/// reported as a handshake failure).
+async fn handshake(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Option<Result<(), rustls::Error>> {
+    let probe = move || -> Option<Result<(), rustls::Error>> {
         let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+        let mut conn = match rustls::ClientConnection::new(config, name) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
         let mut sock = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
         sock.set_read_timeout(Some(timeout)).ok()?;
         sock.set_write_timeout(Some(timeout)).ok()?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).ok()?;
+            if let Err(e) = conn.complete_io(&mut sock) {
+                let inner = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+                    .cloned();
+                return Some(Err(inner.unwrap_or(rustls::Error::General(e.to_string()))));
+            }
         }
-        Some(())
+        Some(Ok(()))
     };
-    tokio::task::spawn_blocking(probe)
-        .await
-        .ok()
-        .flatten()
-        .is_some()
+    tokio::task::spawn_blocking(probe).await.ok().flatten()
 }

@@ -250,7 +250,7 @@ async fn size_estimate(session: &Session, keyspace: &str, table: &str) -> Result
         match a {
             Ok(r) => ranges.extend(r),
             Err(e) => {
-                tracing::warn!("a node's size estimates could not be read: {e:#}");
+                tracing::debug!("a node's size estimates could not be read: {e:#}");
                 first_err.get_or_insert(e);
             }
         }

@@ -119,12 +119,21 @@ impl LoadBalancingPolicy for ReplicaList {
         self.first_up().map(|n| (n, None))
     }
 
+    /// The other replicas the driver holds connections to. A dead one is left out: the
+    /// driver's retry after a coordinator's "unavailable" would otherwise end on that node's
+    /// broken pool and hide the real error.
     fn fallback<'a>(&'a self, _: &'a RoutingInfo, _: &'a ClusterState) -> FallbackPlan<'a> {
         let first = self.first_up().map(|n| n.host_id);
+        let any_up = self
+            .replicas
+            .iter()
+            .any(|n| n.is_enabled() && n.is_connected());
         Box::new(
             self.replicas
                 .iter()
-                .filter(move |n| Some(n.host_id) != first && n.is_enabled())
+                .filter(move |n| {
+                    Some(n.host_id) != first && n.is_enabled() && (n.is_connected() || !any_up)
+                })
                 .map(|n| (n, None)),
         )
     }
