@@ -429,3 +429,51 @@ async fn the_type_mix_table_migrates_exactly_over_tls_with_pem_and_pkcs12() {
         assert_eq!(v["tables"][0]["source_rows"].as_u64(), Some(2000), "{v}");
     }
 }
+
+/// `ferry diagnose` shows the ring: every node with its data centre and round trip, and which
+/// nodes the migration reads (dc1's, not node 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_shows_the_ring_and_which_nodes_the_migration_reads() {
+    let ks = source();
+    let _turn = LOCK.lock().await;
+    let (_, cfg) = config(ks, "dc1", "cassandra.consistencyLevel=LOCAL_ONE\n");
+    let out = common::ferry()
+        .args(["diagnose", "-c"])
+        .arg(&cfg)
+        .args(["--samples", "5", "--json"])
+        .output()
+        .expect("ferry diagnose");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let ring = report["source_facts"]["ring"].as_str().unwrap_or("");
+    assert!(
+        ring.contains("dc1: ") && ring.contains("dc2: 127.0.0.13:9042"),
+        "{report:#}"
+    );
+    let eps = report["endpoints"].as_array().expect("endpoints");
+    for (addr, dc, reads) in [
+        ("127.0.0.11:9042", "dc1", "yes"),
+        ("127.0.0.12:9042", "dc1", "yes"),
+        ("127.0.0.13:9042", "dc2", "no"),
+    ] {
+        let e = eps
+            .iter()
+            .find(|e| e["address"] == addr)
+            .unwrap_or_else(|| panic!("{addr} missing: {report:#}"));
+        assert_eq!(e["facts"]["data_center"], dc, "{e}");
+        assert!(
+            e["facts"]["migration reads here"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(reads),
+            "{e}"
+        );
+        assert!(e["rtt_ms"]["p50"].as_f64().unwrap_or(0.0) > 0.0, "{e}");
+    }
+    // The sample scan read through the source module (dc1's replicas).
+    assert!(
+        eps.iter().any(|e| e["role"] == "source"
+            && e["throughput"]["mb_per_sec"].as_f64().unwrap_or(0.0) > 0.0),
+        "{report:#}"
+    );
+}

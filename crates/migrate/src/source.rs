@@ -6,7 +6,7 @@
 //! Architecture invariant: nothing else in ferry builds a range statement, picks a replica for
 //! a page or sleeps between source retries.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,15 +319,6 @@ impl<'a> RangeReader<'a> {
             table,
             consistency: settings.consistency,
         })
-    }
-
-    /// The nodes that serve reads for the plan's ranges (first choices and fallbacks).
-    pub fn nodes_read(&self) -> BTreeSet<String> {
-        self.routes
-            .iter()
-            .flatten()
-            .map(|n| n.address.to_string())
-            .collect()
     }
 
     /// Reads one page of `(start, end]` on replica set `set`, `page_rows` rows at most,
