@@ -226,7 +226,7 @@ pub enum ReadError {
         start: i64,
         end: i64,
         table: String,
-        source: ExecutionError,
+        source: Box<ExecutionError>,
     },
 }
 
@@ -425,7 +425,7 @@ impl<'a> RangeReader<'a> {
             start,
             end,
             table: self.table.clone(),
-            source: e,
+            source: Box::new(e),
         }
     }
 }
