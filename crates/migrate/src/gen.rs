@@ -144,6 +144,9 @@ pub struct GenSpec {
     pub recreate: bool,
     /// Which columns the table has.
     pub shape: Shape,
+    /// Replicas per data centre of a keyspace this creates (NetworkTopologyStrategy); empty:
+    /// SimpleStrategy with one replica.
+    pub replication: Vec<(String, u32)>,
 }
 
 /// What was written.
@@ -238,6 +241,23 @@ pub async fn generate(
                 .await
                 .with_context(|| format!("dropping {}.{t}", spec.keyspace))?;
         }
+    }
+    if !spec.replication.is_empty() {
+        let dcs: Vec<String> = spec
+            .replication
+            .iter()
+            .map(|(dc, n)| format!("'{}': {n}", dc.replace('\'', "''")))
+            .collect();
+        let cql = format!(
+            "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = \
+             {{'class': 'NetworkTopologyStrategy', {}}}",
+            spec.keyspace,
+            dcs.join(", ")
+        );
+        session
+            .query_unpaged(cql.as_str(), &[])
+            .await
+            .with_context(|| format!("creating the keyspace: {cql}"))?;
     }
     for stmt in ddl_shaped(&spec.keyspace, &spec.table, spec.shape) {
         session

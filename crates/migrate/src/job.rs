@@ -106,6 +106,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         "connected to both sides"
     );
     job.yb.check(&facts)?;
+    crate::source::check_routing(&session, &job.source.routing)?;
 
     let pairs: Vec<(String, String, String, String)> = match &job.tables {
         TableSelection::One {

@@ -13,5 +13,6 @@ pub mod plan;
 pub mod progress;
 pub mod schema;
 pub mod sink;
+pub mod source;
 pub mod tls;
 pub mod validate;

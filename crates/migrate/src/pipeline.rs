@@ -14,13 +14,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use scylla::client::session::Session;
-use scylla::cluster::Node;
 use scylla::deserialize::row::ColumnIterator;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::Consistency;
@@ -32,6 +31,7 @@ use crate::plan::Plan;
 use crate::progress::{ChunkStatements, Lease, Progress};
 use crate::schema::{ColumnKind, TableMapping};
 use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
+use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
 
 /// What a run does. Besides migrating, two measurement modes find each side's limit with the
 /// same machinery (chunks, leases, workers): reading to nothing, and loading payloads captured
@@ -67,6 +67,11 @@ pub struct Settings {
     pub reads_per_sec: u64,
     /// Retries of a failed page or batch before the run fails.
     pub retry_count: u32,
+    /// Backoff between source read retries (`cassandra.connection.reconnectionDelayMs.*`).
+    pub retry_delay_min: Duration,
+    pub retry_delay_max: Duration,
+    /// Which data centres serve the reads (`cassandra.localDC`, `ferry.remoteDcReads`).
+    pub routing: Routing,
     /// A COPY statement closes after this many rows (`yugabyte.copyFlushEvery`); a chunk's
     /// COPY statements share its transaction.
     pub batch_rows: usize,
@@ -112,6 +117,8 @@ pub struct Counters {
     pub workers_peak: AtomicU64,
     /// Failed page reads that were retried (write retries: `write_retries`).
     pub read_retries: AtomicU64,
+    /// Pages served by a replica other than their range's first choice (it was down or failed).
+    pub pages_failed_over: AtomicU64,
     /// Request latency per node, observed per page or lease, never per row (`ferry migrate --ui`).
     pub nodes: NodeLatencies,
     /// The last few errors that were retried, newest last.
@@ -209,6 +216,10 @@ pub struct TableReport {
     pub target_wait: Duration,
     pub encode: Duration,
     pub write_retries: u64,
+    /// Page reads retried (each page, and each chunk restarted after a failed read).
+    pub read_retries: u64,
+    /// Pages served by another replica than their range's first choice.
+    pub pages_failed_over: u64,
     /// Workers at the start, at the end, and at most (adaptive concurrency).
     pub workers: (u64, u64, u64),
     /// Rows earlier runs of a resumed plan wrote (already in the target).
@@ -265,42 +276,9 @@ impl RejectLog {
     }
 }
 
-/// Pins a statement to the replicas of its token range (token-aware routing for range scans,
-/// which the driver cannot route by itself), in order, falling back along the list.
-#[derive(Debug)]
-pub(crate) struct ReplicaList {
-    pub(crate) replicas: Vec<Arc<Node>>,
-}
-
-impl scylla::policies::load_balancing::LoadBalancingPolicy for ReplicaList {
-    fn pick<'a>(
-        &'a self,
-        _: &'a scylla::policies::load_balancing::RoutingInfo,
-        _: &'a scylla::cluster::ClusterState,
-    ) -> Option<(scylla::cluster::NodeRef<'a>, Option<scylla::routing::Shard>)> {
-        self.replicas
-            .iter()
-            .find(|n| n.is_enabled())
-            .map(|n| (n, None))
-    }
-
-    fn fallback<'a>(
-        &'a self,
-        _: &'a scylla::policies::load_balancing::RoutingInfo,
-        _: &'a scylla::cluster::ClusterState,
-    ) -> scylla::policies::load_balancing::FallbackPlan<'a> {
-        Box::new(self.replicas.iter().skip(1).map(|n| (n, None)))
-    }
-
-    fn name(&self) -> String {
-        "ferry::ReplicaList".to_string()
-    }
-}
-
 /// Everything the workers of one table share.
 struct Ctx<'a> {
-    session: &'a Session,
-    statements: Vec<scylla::statement::prepared::PreparedStatement>,
+    reader: source::RangeReader<'a>,
     types: Vec<CqlType>,
     key_columns: Vec<usize>,
     names: Vec<String>,
@@ -397,41 +375,26 @@ pub async fn run_table(
     let start = Instant::now();
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
     // page memory (see [`page_budget`]).
-    let (prepared, rtt) = tokio::join!(
-        session.prepare(mapping.source.range_select()),
+    let read = settings.read_settings();
+    let (reader, rtt) = tokio::join!(
+        source::RangeReader::new(
+            session,
+            mapping.source.range_select(),
+            mapping.source.qualified(),
+            plan,
+            &read,
+        ),
         source_rtt(session)
     );
-    let mut base = prepared
-        .with_context(|| format!("preparing the scan of {}", mapping.source.qualified()))?;
+    let reader = reader?;
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
     tracing::info!(
         rtt_us = rtt.map(|d| d.as_micros() as u64),
         page_budget_mib = page_budget >> 20,
         "page memory"
     );
-    base.set_page_size(settings.fetch_size_rows.max(1));
-    base.set_consistency(settings.consistency);
-    base.set_is_idempotent(true);
-    base.set_request_timeout(Some(Duration::from_millis(settings.read_timeout_ms)));
-    let mut statements: Vec<_> = plan
-        .replica_sets
-        .iter()
-        .map(|replicas| {
-            let mut s = base.clone();
-            if !replicas.is_empty() {
-                s.set_load_balancing_policy(Some(Arc::new(ReplicaList {
-                    replicas: replicas.clone(),
-                })));
-            }
-            s
-        })
-        .collect();
-    if statements.is_empty() {
-        statements.push(base);
-    }
     let ctx = Ctx {
-        session,
-        statements,
+        reader,
         types: mapping
             .source
             .columns
@@ -512,6 +475,8 @@ pub async fn run_table(
         target_wait: Duration::from_nanos(counters.target_wait_ns.load(Ordering::Relaxed)),
         encode: Duration::from_nanos(counters.encode_ns.load(Ordering::Relaxed)),
         write_retries: counters.write_retries.load(Ordering::Relaxed),
+        read_retries: counters.read_retries.load(Ordering::Relaxed),
+        pages_failed_over: counters.pages_failed_over.load(Ordering::Relaxed),
         workers: (
             start_level as u64,
             counters.workers_active.load(Ordering::Relaxed),
@@ -563,8 +528,9 @@ async fn adapt_loop(ctx: &Ctx<'_>, start: usize, min: usize, max: usize) {
 
 /// Why a chunk attempt failed, which decides what happens next.
 enum ChunkError {
-    /// Reading Cassandra failed: retry the chunk with backoff.
-    Source(anyhow::Error),
+    /// Reading Cassandra failed after the page's own retries: restart the chunk with backoff,
+    /// unless the failure is one no restart fixes.
+    Source(ReadError),
     /// Writing failed in a way another attempt (maybe on another node) can fix.
     TargetTransient(anyhow::Error),
     /// Nothing a retry fixes.
@@ -781,11 +747,15 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         let what = format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
         match err {
             ChunkError::Source(e) => {
+                // The page was retried under the source policy already: a consistency level
+                // that cannot be met, or an error no retry fixes, ends the run now.
+                if matches!(e.kind(), FailureKind::Unavailable | FailureKind::Fatal) {
+                    return Err(anyhow!(e).context(format!("chunk {}", lease.chunk_id)));
+                }
                 ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
-                let text = format!("{e:#}").to_ascii_lowercase();
                 let mut split = split;
-                if (text.contains("timeout") || text.contains("timed out")) && split < 6 {
+                if e.kind() == FailureKind::Timeout && split < 6 {
                     split += 1;
                     if let Ok(mut m) = ctx.splits.lock() {
                         m.insert(lease.chunk_id, split);
@@ -797,7 +767,9 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     split,
                     "source read failed, retrying the chunk: {e:#}"
                 );
-                source_down.failed("Cassandra", &what, e)?;
+                source_down.failed("Cassandra", &what, anyhow!(e))?;
+                tokio::time::sleep(ctx.settings.retry_policy().delay(failures)).await;
+                continue;
             }
             ChunkError::TargetTransient(e) => {
                 ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
@@ -823,6 +795,28 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     }
 }
 
+impl Settings {
+    /// The source's read settings, for [`source::RangeReader`].
+    pub fn read_settings(&self) -> ReadSettings {
+        ReadSettings {
+            page_rows: self.fetch_size_rows,
+            consistency: self.consistency,
+            read_timeout: Duration::from_millis(self.read_timeout_ms),
+            routing: self.routing.clone(),
+            retry: self.retry_policy(),
+        }
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retry_count,
+            min: self.retry_delay_min,
+            max: self.retry_delay_max,
+        }
+    }
+}
+
+/// The target side's backoff between chunk attempts.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
@@ -852,33 +846,32 @@ async fn copy_chunk(
     split: u32,
 ) -> Result<(), ChunkError> {
     let client = &conn.client;
-    let base = &ctx.statements[lease.replica_set.min(ctx.statements.len() - 1)];
     // Page size: the configured fetch size is a ceiling; pages are also kept within this
     // worker's share of the memory budget once the row size is known (from any chunk, so a
     // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
     let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
     let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling));
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
-        let mut stmt = base.clone();
-        stmt.set_page_size(page_rows.get());
+        let rows = page_rows.get();
         async move {
             let t = Instant::now();
             let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
             let r = ctx
-                .session
-                .execute_single_page(&stmt, (lo, hi), paging)
+                .reader
+                .page(lease.replica_set, Some(rows), (lo, hi), paging)
                 .await
-                .inspect(|(res, _)| {
-                    let at = res.request_coordinator().connection_address();
-                    ctx.counters
-                        .nodes
-                        .observe(Side::Source, &at.to_string(), t.elapsed());
+                .map(|p| {
+                    let c = ctx.counters;
+                    c.nodes
+                        .observe(Side::Source, &p.coordinator.to_string(), t.elapsed());
+                    c.read_retries
+                        .fetch_add(u64::from(p.retries), Ordering::Relaxed);
+                    if p.failed_over {
+                        c.pages_failed_over.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (p.result, p.next)
                 })
-                .map_err(|e| {
-                    ChunkError::Source(
-                        anyhow!(e).context(format!("reading {} from Cassandra", ctx.table)),
-                    )
-                });
+                .map_err(ChunkError::Source);
             ctx.counters
                 .source_wait_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -182,30 +182,121 @@ pub async fn plan_table(
     })
 }
 
-/// Sum of `partitions_count` and of `partitions_count × mean_partition_size` over the table's
-/// rows in `system.size_estimates`.
+/// One node's estimate for one of its ranges, from `system.size_estimates`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeEstimate {
+    pub start: i64,
+    pub end: i64,
+    pub partitions: u64,
+    pub mean_partition_bytes: u64,
+}
+
+/// `system.size_estimates` is per node: each node records its own primary ranges only, so one
+/// coordinator sees a third of a three-node ring. Every node is asked (pinned, all at once);
+/// the ranges are merged, a range two nodes report counted once, and when a node does not
+/// answer the total is scaled up from the share of the ring the answers cover.
 async fn size_estimate(session: &Session, keyspace: &str, table: &str) -> Result<(u64, u64)> {
-    let rows = session
-        .query_unpaged(
-            "SELECT partitions_count, mean_partition_size FROM system.size_estimates \
-             WHERE keyspace_name = ? AND table_name = ?",
-            (keyspace, table),
+    let mut stmt = session
+        .prepare(
+            "SELECT range_start, range_end, partitions_count, mean_partition_size \
+             FROM system.size_estimates WHERE keyspace_name = ? AND table_name = ?",
         )
         .await
-        .context("reading system.size_estimates")?
-        .into_rows_result()?;
+        .context("reading system.size_estimates")?;
+    stmt.set_request_timeout(Some(std::time::Duration::from_secs(10)));
+    let nodes: Vec<Arc<Node>> = session
+        .get_cluster_state()
+        .get_nodes_info()
+        .iter()
+        .filter(|n| n.is_enabled())
+        .cloned()
+        .collect();
+    let ask = |node: Option<Arc<Node>>| {
+        let mut stmt = stmt.clone();
+        if let Some(node) = node {
+            stmt.set_load_balancing_policy(Some(Arc::new(crate::source::ReplicaList {
+                replicas: vec![node],
+            })));
+        }
+        async move {
+            let rows = session
+                .execute_unpaged(&stmt, (keyspace, table))
+                .await?
+                .into_rows_result()?;
+            let mut out = Vec::new();
+            for r in rows.rows::<(String, String, Option<i64>, Option<i64>)>()? {
+                let (start, end, count, mean) = r?;
+                let (Ok(start), Ok(end)) = (start.parse::<i64>(), end.parse::<i64>()) else {
+                    continue;
+                };
+                out.push(RangeEstimate {
+                    start,
+                    end,
+                    partitions: count.unwrap_or(0).max(0) as u64,
+                    mean_partition_bytes: mean.unwrap_or(0).max(0) as u64,
+                });
+            }
+            anyhow::Ok(out)
+        }
+    };
+    let answers = if nodes.is_empty() {
+        vec![ask(None).await]
+    } else {
+        futures::future::join_all(nodes.into_iter().map(|n| ask(Some(n)))).await
+    };
+    let mut ranges = Vec::new();
+    let mut first_err = None;
+    for a in answers {
+        match a {
+            Ok(r) => ranges.extend(r),
+            Err(e) => {
+                tracing::debug!("a node's size estimates could not be read: {e:#}");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if ranges.is_empty() {
+        if let Some(e) = first_err {
+            return Err(e.context("reading system.size_estimates"));
+        }
+    }
+    Ok(merge_estimates(&ranges))
+}
+
+/// Total partitions and bytes from per-range estimates of several nodes: each distinct range
+/// once (the largest report wins), scaled up by the share of the ring they cover when some
+/// node's ranges are missing.
+pub fn merge_estimates(ranges: &[RangeEstimate]) -> (u64, u64) {
+    let mut distinct: std::collections::BTreeMap<(i64, i64), RangeEstimate> =
+        std::collections::BTreeMap::new();
+    for r in ranges {
+        let e = distinct.entry((r.start, r.end)).or_insert(*r);
+        if r.partitions > e.partitions {
+            *e = *r;
+        }
+    }
     let mut partitions = 0u64;
     let mut bytes = 0u64;
-    for r in rows.rows::<(Option<i64>, Option<i64>)>()? {
-        let (count, mean) = r?;
-        let (count, mean) = (
-            count.unwrap_or(0).max(0) as u64,
-            mean.unwrap_or(0).max(0) as u64,
-        );
-        partitions += count;
-        bytes += count * mean;
+    let mut covered = 0f64;
+    for r in distinct.values() {
+        partitions += r.partitions;
+        bytes += r.partitions * r.mean_partition_bytes;
+        // (start, end] wraps past i64::MAX when end <= start.
+        let w = if r.end > r.start {
+            width(r.start, r.end) as f64
+        } else {
+            RING - width(r.end, r.start) as f64
+        };
+        covered += w;
     }
-    Ok((partitions, bytes))
+    let share = (covered / RING).clamp(0.0, 1.0);
+    if share > 0.0 && share < 0.999 {
+        return (
+            (partitions as f64 / share).round() as u64,
+            (bytes as f64 / share).round() as u64,
+        );
+    }
+    (partitions, bytes)
 }
 
 #[cfg(test)]
@@ -242,6 +333,28 @@ mod tests {
             ]
         );
         assert_eq!(ring_ranges(&[]), vec![(i64::MIN, i64::MAX, i64::MAX)]);
+    }
+
+    #[test]
+    fn estimates_merge_per_range_and_scale_to_the_ring() {
+        let half = |start: i64, end: i64, partitions: u64| RangeEstimate {
+            start,
+            end,
+            partitions,
+            mean_partition_bytes: 100,
+        };
+        // Two nodes, each primary for half of the ring (one range wraps round).
+        let both = [
+            half(i64::MIN / 2, i64::MAX / 2, 50),
+            half(i64::MAX / 2, i64::MIN / 2, 50),
+        ];
+        assert_eq!(merge_estimates(&both), (100, 10_000));
+        // The same range reported twice counts once.
+        let twice = [both[0], both[0], both[1]];
+        assert_eq!(merge_estimates(&twice), (100, 10_000));
+        // One node missing: its half is extrapolated from the other's.
+        assert_eq!(merge_estimates(&both[..1]), (100, 10_000));
+        assert_eq!(merge_estimates(&[]), (0, 0));
     }
 
     #[test]

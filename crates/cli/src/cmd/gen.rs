@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use ferry_migrate::cassandra::{self, CassandraEndpoint};
+use ferry_migrate::cassandra::{self, CassandraEndpoint, CassandraTls};
 use ferry_migrate::gen::{self, GenSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -51,6 +51,26 @@ pub struct GenArgs {
     /// row, for the migration benchmark).
     #[arg(long, default_value = "full", value_parser = ["full", "bench"])]
     pub shape: String,
+    /// Replicas per data centre when the keyspace is created, e.g. `dc1:2,dc2:1`
+    /// (NetworkTopologyStrategy); default: SimpleStrategy with one replica.
+    #[arg(long, value_delimiter = ',', value_parser = parse_replication)]
+    pub replication: Vec<(String, u32)>,
+    /// Connect over TLS, trusting the CA certificate(s) in this file (PEM or PKCS#12 without a
+    /// password), as `cassandra.connection.ssl.trustStore.path` does.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+fn parse_replication(s: &str) -> Result<(String, u32), String> {
+    match s.split_once(':') {
+        Some((dc, n)) if !dc.is_empty() => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| (dc.to_string(), n))
+            .ok_or_else(|| format!("'{s}': the replica count must be a whole number above 0")),
+        _ => Err(format!("'{s}': expected DC:REPLICAS, e.g. dc1:2")),
+    }
 }
 
 pub async fn run(args: GenArgs) -> Result<ExitCode> {
@@ -58,6 +78,12 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         contact_points: args.cassandra.clone(),
         username: Some(args.user.clone()),
         password: Some(args.password.clone()),
+        tls: args.tls_ca.clone().map(|ca| CassandraTls {
+            trust_store: ca,
+            trust_store_password: None,
+            key_store: None,
+            key_store_password: None,
+        }),
         ..CassandraEndpoint::testbed()
     };
     let session = cassandra::connect(&endpoint).await?;
@@ -78,6 +104,7 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         } else {
             gen::Shape::Full
         },
+        replication: args.replication,
     };
     let bar = ProgressBar::new(spec.rows);
     bar.set_style(

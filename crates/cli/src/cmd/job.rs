@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ferry_migrate::cassandra::CassandraEndpoint;
+use ferry_migrate::cassandra::{CassandraEndpoint, CassandraTls};
 use ferry_migrate::config;
 use ferry_migrate::config::{self as spec, Loaded};
 use ferry_migrate::job::{Job, TableSelection};
 use ferry_migrate::pipeline::Settings;
 use ferry_migrate::sink::{InsertMode, TargetEndpoint, YbOptions};
+use ferry_migrate::source::Routing;
 use scylla::statement::Consistency;
 
 /// Flags every config-reading command shares.
@@ -139,6 +140,10 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             .runs_dir
             .join(format!("{}.rejects.jsonl", sanitize(&run_id)))
     });
+    let routing = Routing {
+        local_dc: s.source.local_dc.clone(),
+        remote_dc_reads: s.source.remote_dc_reads,
+    };
     Ok(Job {
         source: CassandraEndpoint {
             contact_points: s
@@ -151,6 +156,19 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             password: s.source.password.as_ref().map(|p| p.expose().to_string()),
             connect_timeout_ms: s.source.connect_timeout_ms,
             connections_per_host: s.source.connections_per_node.max(1) as usize,
+            routing: routing.clone(),
+            tls: s.source.tls.as_ref().map(|t| CassandraTls {
+                trust_store: t.trust_store.clone(),
+                trust_store_password: t
+                    .trust_store_password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+                key_store: t.key_store.clone(),
+                key_store_password: t
+                    .key_store_password
+                    .as_ref()
+                    .map(|p| p.expose().to_string()),
+            }),
         },
         target: TargetEndpoint {
             hosts: s
@@ -195,6 +213,9 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             concurrent_reads: s.source.concurrent_reads.max(1) as usize,
             reads_per_sec: s.source.max_rows_per_sec.unwrap_or(0),
             retry_count: s.source.retry_count,
+            retry_delay_min: std::time::Duration::from_millis(s.source.retry_delay_min_ms),
+            retry_delay_max: std::time::Duration::from_millis(s.source.retry_delay_max_ms),
+            routing,
             batch_rows: s.batch_rows().max(1) as usize,
             writers: workers,
             adaptive,

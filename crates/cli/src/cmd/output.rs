@@ -125,6 +125,15 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             r.rows_before + r.rows_written
         ));
     }
+    for r in reports
+        .iter()
+        .filter(|r| r.pages_failed_over > 0 || r.read_retries > 0)
+    {
+        out.push_str(&format!(
+            "{}: {} page(s) read from another replica than their first choice (failed over), {} read(s) retried\n",
+            r.source, r.pages_failed_over, r.read_retries
+        ));
+    }
     for r in reports.iter().filter(|r| r.workers.2 != r.workers.0) {
         out.push_str(&format!(
             "{}: chunks in flight adapted from {} to {} (peak {})\n",
@@ -148,6 +157,8 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "rows_per_sec": r.rows_per_sec(),
         "mb_per_sec": r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
         "write_retries": r.write_retries,
+        "read_retries": r.read_retries,
+        "pages_failed_over": r.pages_failed_over,
         "workers": {"start": r.workers.0, "end": r.workers.1, "peak": r.workers.2},
         "wait_seconds": {
             "source": r.source_wait.as_secs_f64(),

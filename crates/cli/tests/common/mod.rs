@@ -231,3 +231,60 @@ pub fn read_record(path: &Path) -> serde_json::Value {
     assert!(v["host"]["memory_mb"].as_u64().unwrap() > 0);
     v
 }
+
+/// `scripts/testbed env`: the test bed's fixed addresses and files, by name.
+pub fn testbed_env(name: &str) -> String {
+    let out = Command::new(repo_root().join("scripts/testbed"))
+        .arg("env")
+        .output()
+        .expect("scripts/testbed env");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_string))
+        .unwrap_or_else(|| panic!("scripts/testbed env prints no {name}"))
+}
+
+/// Brings the three-node, two-DC Cassandra cluster up beside the rest of the test bed (once per
+/// test binary; a no-op when it runs already).
+pub fn cluster() {
+    static UP: OnceLock<()> = OnceLock::new();
+    testbed();
+    UP.get_or_init(|| testbed_cmd(&["up", "cluster"]));
+}
+
+/// The cluster's connection properties (all three contact points, client encryption verified
+/// against the test bed's CA, its superuser) and the test bed's target, migrating `ks.table`
+/// into `schema.table` and reading in `local_dc`. The one place tests spell them.
+pub fn cluster_properties(ks: &str, table: &str, schema: &str, local_dc: &str) -> String {
+    format!(
+        "cassandra.host={hosts}\ncassandra.localDC={local_dc}\n\
+         cassandra.username=cassandra\ncassandra.password=cassandra\n\
+         cassandra.connection.ssl.enabled=true\ncassandra.connection.ssl.trustStore.path={ca}\n\
+         yugabyte.host=127.0.0.1:5433,127.0.0.1:5434,127.0.0.1:5435\nyugabyte.database=ferry\n\
+         yugabyte.username=postgres\nyugabyte.loadBalanceHosts=true\n\
+         table.source.keyspace={ks}\ntable.source.table={table}\n\
+         table.target.schema={schema}\ntable.target.table={table}\n\
+         ferry.runsDir={runs}\n",
+        hosts = testbed_env("FERRY_CASSANDRA_CLUSTER"),
+        ca = testbed_env("FERRY_TLS_CA"),
+        runs = std::env::temp_dir().join("ferry-tests/runs").display()
+    )
+}
+
+/// Bytes a toxiproxy endpoint passed from its server to clients so far. Toxiproxy adds a
+/// connection's bytes when it closes, so read this after the client has exited.
+pub fn proxy_downstream_bytes(proxy: &str) -> u64 {
+    let out = Command::new("curl")
+        .args(["-fsS", "http://127.0.0.1:8474/metrics"])
+        .output()
+        .expect("curl toxiproxy metrics");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| {
+            l.starts_with("toxiproxy_proxy_sent_bytes_total")
+                && l.contains("direction=\"downstream\"")
+                && l.contains(&format!("proxy=\"{proxy}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}

@@ -984,8 +984,23 @@ table.primaryKey=account_number, transaction_date
     fn cross_key_rules() {
         let errs = errors_of("cassandra.connection.ssl.enabled=true\n");
         assert!(
-            errs[0].contains("cannot connect to Cassandra over TLS yet"),
+            errs[0].contains("needs cassandra.connection.ssl.trustStore.path"),
             "{errs:?}"
+        );
+        let loaded = load_text(
+            "cassandra.connection.ssl.enabled=true\n\
+             cassandra.connection.ssl.trustStore.path=/etc/ca.pem\n\
+             cassandra.connection.ssl.keyStore.path=/etc/client.p12\n\
+             cassandra.connection.ssl.keyStore.password=hunter2\n",
+        )
+        .unwrap();
+        let tls = loaded.spec.source.tls.expect("TLS on");
+        assert_eq!(tls.trust_store, std::path::Path::new("/etc/ca.pem"));
+        assert_eq!(
+            tls.key_store_password
+                .map(|p| p.expose().to_string())
+                .as_deref(),
+            Some("hunter2")
         );
         let errs = errors_of(
             "cassandra.connection.reconnectionDelayMs.min=5000\n\

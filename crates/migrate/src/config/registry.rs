@@ -135,7 +135,6 @@ const NO_DYNAMIC_ALLOCATION: &str = "ferry has no executors to allocate; for mor
 const NO_REMOTE_DC: &str = "ferry reads only from replicas in the local data center (cassandra.localDC) and opens no pool to remote ones";
 const NO_POOL: &str = "ferry has no idle connection pool: it opens its COPY connections when a run starts and keeps them busy until it ends";
 const NO_CSV: &str = "ferry writes binary COPY, CSV options do not apply";
-const NO_JAVA_TLS: &str = "a Java key store; ferry does not connect to Cassandra over TLS yet (cassandra.connection.ssl.enabled=true is refused)";
 const NO_SPARK_SQL: &str = "ferry runs no Spark SQL plan: it reads token-range chunks and streams them into COPY, with a page always fetched while the previous one is sent";
 
 /// Every key ferry knows, grouped by prefix in the order the docs list them.
@@ -159,7 +158,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "cassandra.localDC",
         kind: Kind::Name,
         default: Dflt::None,
-        meaning: "Data center whose replicas serve the reads; unset lets the driver use every node.",
+        meaning: "Data center whose replicas serve every read (migrate, validate, diagnose): each token range is read from its replicas here, LOCAL_* consistency levels count here, and no connection pool is opened to other data centers unless ferry.remoteDcReads=true. A name the cluster does not have is an error listing its data centers. Unset: any replica of any data center.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -346,36 +345,36 @@ pub static KEYS: &[KeyDef] = &[
         key: "cassandra.connection.ssl.enabled",
         kind: Kind::Bool,
         default: Dflt::Bool(false),
-        meaning: "TLS to Cassandra; ferry does not support it yet, so true is refused rather than connecting in clear text.",
+        meaning: "TLS to Cassandra (client encryption). The nodes' certificates are checked against cassandra.connection.ssl.trustStore.path, and each must name the IP address ferry dials (hostname verification is always on).",
         disposition: Disposition::Used,
     },
     KeyDef {
         key: "cassandra.connection.ssl.trustStore.path",
         kind: Kind::Text,
         default: Dflt::None,
-        meaning: "Spark connector: Java trust store file.",
-        disposition: Disposition::DoesNotApply(NO_JAVA_TLS),
+        meaning: "With TLS: the CA certificates the nodes' certificates must lead to — a PEM file or a PKCS#12 trust store (Java's default type since Java 9, whatever its name). A legacy JKS file is refused with the keytool command that converts it. Required when cassandra.connection.ssl.enabled=true.",
+        disposition: Disposition::Used,
     },
     KeyDef {
         key: "cassandra.connection.ssl.trustStore.password",
         kind: Kind::Secret,
         default: Dflt::None,
-        meaning: "Spark connector: Java trust store password.",
-        disposition: Disposition::DoesNotApply(NO_JAVA_TLS),
+        meaning: "Password of a PKCS#12 trust store (a PEM file has none); never printed.",
+        disposition: Disposition::Used,
     },
     KeyDef {
         key: "cassandra.connection.ssl.keyStore.path",
         kind: Kind::Text,
         default: Dflt::None,
-        meaning: "Spark connector: Java key store file.",
-        disposition: Disposition::DoesNotApply(NO_JAVA_TLS),
+        meaning: "With TLS, for nodes that require a client certificate (require_client_auth): ferry's certificate and private key — a PKCS#12 key store, or one PEM file holding the certificate chain and the unencrypted PKCS#8 key. Unset: no client certificate.",
+        disposition: Disposition::Used,
     },
     KeyDef {
         key: "cassandra.connection.ssl.keyStore.password",
         kind: Kind::Secret,
         default: Dflt::None,
-        meaning: "Spark connector: Java key store password.",
-        disposition: Disposition::DoesNotApply(NO_JAVA_TLS),
+        meaning: "Password of the PKCS#12 key store; never printed.",
+        disposition: Disposition::Used,
     },
     // ---------------------------------------------------------------- YugabyteDB / PostgreSQL (target)
     KeyDef {
@@ -986,6 +985,13 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::None,
         meaning: "Chunks this process reads and writes at once (its workers; bounded by yugabyte.maxPoolSize per target host and cassandra.concurrentReads): fixed with ferry.adaptiveConcurrency=false, else where the adaptation starts; unset takes spark.default.parallelism, else spark.executor.instances × spark.executor.cores, else 16.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.remoteDcReads",
+        kind: Kind::Bool,
+        default: Dflt::Bool(false),
+        meaning: "With cassandra.localDC set: when all of a range's replicas in the local data center are down, read it from another data center's (every such page crosses the WAN). Off: such a range waits for a local replica.",
         disposition: Disposition::Used,
     },
     KeyDef {

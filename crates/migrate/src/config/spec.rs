@@ -42,6 +42,8 @@ impl std::fmt::Display for HostPort {
 pub struct SourceSpec {
     pub contact_points: Vec<HostPort>,
     pub local_dc: Option<String>,
+    /// `ferry.remoteDcReads`: other data centres' replicas after the local ones.
+    pub remote_dc_reads: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub read_timeout_ms: u64,
@@ -58,6 +60,18 @@ pub struct SourceSpec {
     pub max_requests_per_connection: u32,
     pub retry_delay_min_ms: u64,
     pub retry_delay_max_ms: u64,
+    /// `cassandra.connection.ssl.*`; `None`: clear text.
+    pub tls: Option<SourceTls>,
+}
+
+/// TLS to Cassandra: the files as the user named them (read when connecting).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTls {
+    pub trust_store: PathBuf,
+    pub trust_store_password: Option<Secret>,
+    /// The client identity, for nodes that require a client certificate.
+    pub key_store: Option<PathBuf>,
+    pub key_store_password: Option<Secret>,
 }
 
 /// CQL consistency levels usable for reads.
@@ -383,14 +397,29 @@ pub(super) fn build(
 }
 
 fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
-    if s.bool("cassandra.connection.ssl.enabled") {
-        errors.push(s.rule(
-            "cassandra.connection.ssl.enabled",
-            "cassandra.connection.ssl.enabled=true: ferry cannot connect to Cassandra over TLS yet; \
-             set it to false (a TLS tunnel on the local machine is a workaround)"
-                .into(),
-        ));
-    }
+    let tls = if s.bool("cassandra.connection.ssl.enabled") {
+        match s.opt_text("cassandra.connection.ssl.trustStore.path") {
+            Some(trust) => Some(SourceTls {
+                trust_store: PathBuf::from(trust),
+                trust_store_password: s.secret("cassandra.connection.ssl.trustStore.password"),
+                key_store: s
+                    .opt_text("cassandra.connection.ssl.keyStore.path")
+                    .map(PathBuf::from),
+                key_store_password: s.secret("cassandra.connection.ssl.keyStore.password"),
+            }),
+            None => {
+                errors.push(s.rule(
+                    "cassandra.connection.ssl.trustStore.path",
+                    "cassandra.connection.ssl.enabled=true needs cassandra.connection.ssl.trustStore.path: \
+                     the CA certificate(s) the nodes' certificates lead to, as PEM or PKCS#12"
+                        .into(),
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let retry_delay_min_ms = s.u64("cassandra.connection.reconnectionDelayMs.min");
     let retry_delay_max_ms = s.u64("cassandra.connection.reconnectionDelayMs.max");
     if retry_delay_min_ms > retry_delay_max_ms {
@@ -427,6 +456,7 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
     SourceSpec {
         contact_points: s.hosts("cassandra.host", s.int("cassandra.port") as u16),
         local_dc: s.opt_text("cassandra.localDC"),
+        remote_dc_reads: s.bool("ferry.remoteDcReads"),
         username: s.opt_text("cassandra.username"),
         password: s.secret("cassandra.password"),
         read_timeout_ms: s.u64("cassandra.readTimeoutMs"),
@@ -441,6 +471,7 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
         max_requests_per_connection: s.u32("cassandra.connection.maxRequestsPerConnection.local"),
         retry_delay_min_ms,
         retry_delay_max_ms,
+        tls,
     }
 }
 

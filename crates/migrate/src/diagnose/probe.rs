@@ -238,7 +238,11 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
     if !any_reachable {
         return out;
     }
-    let session = match tokio::time::timeout(timeout * 3, cassandra::connect(&job.source)).await {
+    // Diagnose opens pools to every data centre, to measure each node's round trip; the scan
+    // itself still reads where the migration would (the source module's routing).
+    let mut every_dc = job.source.clone();
+    every_dc.routing.remote_dc_reads = true;
+    let session = match tokio::time::timeout(timeout * 3, cassandra::connect(&every_dc)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             // The message names the side and whether the credentials were refused.
@@ -304,6 +308,24 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
         if let Some(dc) = &node.datacenter {
             ep.facts.insert("data_center".into(), dc.clone());
         }
+        let routing = &job.source.routing;
+        ep.facts.insert(
+            "migration reads here".into(),
+            if routing.reads_from(node.datacenter.as_deref()) {
+                match &routing.local_dc {
+                    Some(dc) if node.datacenter.as_deref() == Some(dc.as_str()) => {
+                        "yes (cassandra.localDC)".into()
+                    }
+                    Some(_) => {
+                        "only when its data centre's replicas are down (ferry.remoteDcReads=true)"
+                            .into()
+                    }
+                    None => "yes (cassandra.localDC unset: any data centre)".into(),
+                }
+            } else {
+                "no (another data centre than cassandra.localDC)".into()
+            },
+        );
         cql_node(&session, node, ep, opts.samples, timeout).await;
     }
     out.facts.insert(
@@ -311,6 +333,14 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
         dcs.iter().cloned().collect::<Vec<_>>().join(","),
     );
     out.facts.insert("nodes".into(), nodes.len().to_string());
+    out.facts.insert(
+        "ring".into(),
+        crate::source::datacenters(&session.get_cluster_state())
+            .iter()
+            .map(|(dc, nodes)| format!("{dc}: {}", nodes.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
     if let Some(local) = &spec.source.local_dc {
         if !dcs.contains(local) {
             out.checks.push(Check::new(
@@ -352,12 +382,16 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
                 out.facts.insert(format!("replication of {ks}"), text);
             }
         }
-        if let Ok(Ok(p)) = tokio::time::timeout(
+        let plan = match tokio::time::timeout(
             timeout * 3,
             crate::plan::plan_table(&session, &ks, &table, 64, 1),
         )
         .await
         {
+            Ok(Ok(p)) => Some(p),
+            _ => None,
+        };
+        if let Some(p) = &plan {
             if p.estimated {
                 out.est_bytes = Some(p.est_bytes);
                 out.facts.insert(
@@ -366,7 +400,7 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
                 );
             }
         }
-        match scan(&session, &ks, &table, job, opts).await {
+        match scan(&session, &ks, &table, plan.as_ref(), job, opts).await {
             Ok(sample) => {
                 if sample.rows > 0 {
                     out.row_bytes = sample.bytes as f64 / sample.rows as f64;
@@ -469,27 +503,46 @@ async fn cql_node(
     }
 }
 
-/// Reads up to `scan_rows` rows of the table, page by page as a migration does.
+/// Reads up to `scan_rows` rows of the table in token order, chunk by chunk and page by page,
+/// through the source module's range reader: routed, paged and retried as a migration reads.
 async fn scan(
     session: &Session,
     ks: &str,
     table: &str,
+    plan: Option<&crate::plan::Plan>,
     job: &Job,
     opts: &Options,
 ) -> anyhow::Result<ScanSample> {
     let source = crate::schema::read_source_table(session, ks, table).await?;
-    let cols: Vec<String> = source.columns.iter().map(|c| cql_ident(&c.name)).collect();
-    let cql = format!(
-        "SELECT {}, {} FROM {}.{}",
-        source.token_expr(),
-        cols.join(", "),
-        cql_ident(ks),
-        cql_ident(table)
-    );
-    let mut stmt = session.prepare(cql).await?;
-    stmt.set_page_size(job.settings.fetch_size_rows.max(1));
-    stmt.set_consistency(job.settings.consistency);
-    stmt.set_request_timeout(Some(Duration::from_millis(job.settings.read_timeout_ms)));
+    let whole_ring;
+    let plan = match plan {
+        Some(p) => p,
+        None => {
+            whole_ring = crate::plan::Plan {
+                chunks: vec![crate::plan::Chunk {
+                    id: 0,
+                    start: i64::MIN,
+                    end: i64::MAX,
+                    replica_set: 0,
+                    est_partitions: 0,
+                    est_bytes: 0,
+                }],
+                replica_sets: Vec::new(),
+                est_partitions: 0,
+                est_bytes: 0,
+                estimated: false,
+            };
+            &whole_ring
+        }
+    };
+    let reader = crate::source::RangeReader::new(
+        session,
+        source.range_select(),
+        source.qualified(),
+        plan,
+        &job.settings.read_settings(),
+    )
+    .await?;
     let mut sample = ScanSample {
         table: format!("{ks}.{table}"),
         rows: 0,
@@ -499,50 +552,33 @@ async fn scan(
         complete: false,
         ring_covered: 0.0,
     };
-    let mut paging = PagingState::start();
-    while sample.rows < opts.scan_rows {
-        let t = Instant::now();
-        let (res, next) = session.execute_single_page(&stmt, (), paging).await?;
-        sample.page_ms.push(ms(t.elapsed()));
-        let rows = res.into_rows_result()?;
-        let n = rows.rows_num() as u64;
-        sample.rows += n;
-        // The token column (4 bytes of length, 8 of value) is not part of a migrated row.
-        sample.bytes += (rows.rows_bytes_size() as u64).saturating_sub(12 * n);
-        let mut last_token = None;
-        for row in rows.rows::<scylla::deserialize::row::ColumnIterator>()? {
-            if let Some(Ok(col)) = row?.next() {
-                if let Some(b) = col.slice.map(|s| s.as_slice()) {
-                    if b.len() == 8 {
-                        last_token = Some(i64::from_be_bytes(b.try_into().expect("8 bytes")));
-                    }
-                }
+    let position = |t: i64| (t as f64 - i64::MIN as f64) / 18_446_744_073_709_551_616.0;
+    'chunks: for chunk in &plan.chunks {
+        let mut paging = PagingState::start();
+        loop {
+            if sample.rows >= opts.scan_rows {
+                sample.ring_covered = position(chunk.start);
+                break 'chunks;
+            }
+            let t = Instant::now();
+            let page = reader
+                .page(chunk.replica_set, None, (chunk.start, chunk.end), paging)
+                .await?;
+            sample.page_ms.push(ms(t.elapsed()));
+            let rows = page.result.into_rows_result()?;
+            sample.rows += rows.rows_num() as u64;
+            sample.bytes += rows.rows_bytes_size() as u64;
+            match page.next {
+                scylla::response::PagingStateResponse::HasMorePages { state } => paging = state,
+                scylla::response::PagingStateResponse::NoMorePages => break,
             }
         }
-        if let Some(t) = last_token {
-            sample.ring_covered = (t as f64 - i64::MIN as f64) / 18_446_744_073_709_551_616.0;
-        }
-        match next {
-            scylla::response::PagingStateResponse::HasMorePages { state } => paging = state,
-            scylla::response::PagingStateResponse::NoMorePages => {
-                sample.complete = true;
-                break;
-            }
-        }
+        sample.ring_covered = position(chunk.end);
+    }
+    if sample.rows < opts.scan_rows {
+        sample.complete = true;
     }
     Ok(sample)
-}
-
-/// A CQL identifier, quoted when it is not a plain lower-case name.
-fn cql_ident(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !s.is_empty()
-    {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
 }
 
 /// Server settings that matter for bulk loading, read on every target node.
@@ -800,12 +836,5 @@ mod tests {
         );
         assert_eq!(split_host_port("[::1]:5433"), Some(("::1".into(), 5433)));
         assert_eq!(split_host_port("nohost"), None);
-    }
-
-    #[test]
-    fn cql_identifiers_are_quoted_only_when_needed() {
-        assert_eq!(cql_ident("sample"), "sample");
-        assert_eq!(cql_ident("Mixed"), "\"Mixed\"");
-        assert_eq!(cql_ident("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -6,7 +6,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::BytesMut;
@@ -14,15 +13,14 @@ use scylla::client::session::Session;
 use scylla::deserialize::row::ColumnIterator;
 use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
-use scylla::statement::prepared::PreparedStatement;
 
 use super::canonical::{put_field, put_marked, RowBuf, REJECTED};
 use super::{Counters, Shape};
 use crate::encode::{self, Reject};
-use crate::pipeline::ReplicaList;
 use crate::pipeline::Settings;
 use crate::plan::{Chunk, Plan};
 use crate::schema::TableMapping;
+use crate::source::RangeReader;
 
 /// One source row as a sink sees it.
 pub(super) struct SourceRow<'r> {
@@ -64,16 +62,15 @@ pub(super) trait SourceSink: Send + Sync {
     fn row(&self, shape: &Shape, row: &SourceRow<'_>);
 }
 
-/// Scans chunks of one table.
+/// Scans chunks of one table, through the source module's range reader (the migration's
+/// routing and retry policy).
 pub(super) struct Scanner<'a> {
-    session: &'a Session,
-    statements: Vec<PreparedStatement>,
+    reader: RangeReader<'a>,
     shape: Arc<Shape>,
-    retry_count: u32,
 }
 
 impl<'a> Scanner<'a> {
-    /// Prepares the range scan, pinned per replica set like the migration's; `page_rows`
+    /// Prepares the range scan, routed per replica set like the migration's; `page_rows`
     /// overrides the fetch size (sample mode reads small pages).
     pub async fn new(
         session: &'a Session,
@@ -83,36 +80,19 @@ impl<'a> Scanner<'a> {
         shape: Arc<Shape>,
         page_rows: Option<i32>,
     ) -> Result<Self> {
-        let mut base = session
-            .prepare(mapping.source.range_select())
-            .await
-            .with_context(|| format!("preparing the scan of {}", mapping.source.qualified()))?;
-        base.set_page_size(page_rows.unwrap_or(settings.fetch_size_rows).max(1));
-        base.set_consistency(settings.consistency);
-        base.set_is_idempotent(true);
-        base.set_request_timeout(Some(Duration::from_millis(settings.read_timeout_ms)));
-        let mut statements: Vec<_> = plan
-            .replica_sets
-            .iter()
-            .map(|replicas| {
-                let mut s = base.clone();
-                if !replicas.is_empty() {
-                    s.set_load_balancing_policy(Some(Arc::new(ReplicaList {
-                        replicas: replicas.clone(),
-                    })));
-                }
-                s
-            })
-            .collect();
-        if statements.is_empty() {
-            statements.push(base);
+        let mut read = settings.read_settings();
+        if let Some(rows) = page_rows {
+            read.page_rows = rows;
         }
-        Ok(Scanner {
+        let reader = RangeReader::new(
             session,
-            statements,
-            shape,
-            retry_count: settings.retry_count,
-        })
+            mapping.source.range_select(),
+            mapping.source.qualified(),
+            plan,
+            &read,
+        )
+        .await?;
+        Ok(Scanner { reader, shape })
     }
 
     /// Scans one chunk into `sink`, stopping after `limit` rows; returns the rows reduced.
@@ -124,29 +104,12 @@ impl<'a> Scanner<'a> {
         sink: Arc<dyn SourceSink>,
         counters: &Counters,
     ) -> Result<u64> {
-        let stmt = &self.statements[chunk.replica_set.min(self.statements.len() - 1)];
         let fetch = |paging: PagingState| async move {
-            let mut attempt = 0u32;
-            loop {
-                match self
-                    .session
-                    .execute_single_page(stmt, (chunk.start, chunk.end), paging.clone())
-                    .await
-                {
-                    Ok(page) => return Ok(page),
-                    Err(e) if attempt < self.retry_count => {
-                        attempt += 1;
-                        tracing::warn!(chunk = chunk.id, attempt, "validation read failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100u64 << attempt.min(6))).await;
-                    }
-                    Err(e) => {
-                        return Err(anyhow!(e).context(format!(
-                            "reading chunk {} (token range ({}, {}]) of {}",
-                            chunk.id, chunk.start, chunk.end, self.shape.table
-                        )))
-                    }
-                }
-            }
+            self.reader
+                .page(chunk.replica_set, None, (chunk.start, chunk.end), paging)
+                .await
+                .map(|p| (p.result, p.next))
+                .map_err(|e| anyhow!(e).context(format!("chunk {}", chunk.id)))
         };
         let mut total = 0u64;
         let mut page = fetch(PagingState::start()).await?;

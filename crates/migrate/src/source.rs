@@ -1,0 +1,481 @@
+//! The Cassandra side of every read: which replicas serve a token range (`cassandra.localDC`
+//! first, a remote data centre only when `ferry.remoteDcReads=true`), the range statement, and
+//! paged fetches under one retry policy. `ferry migrate` (the pipeline), `ferry validate` and
+//! `ferry diagnose` all read through here, so a page is routed and retried the same way by all.
+//!
+//! Architecture invariant: nothing else in ferry builds a range statement, picks a replica for
+//! a page or sleeps between source retries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scylla::client::session::Session;
+use scylla::cluster::{ClusterState, Node, NodeRef};
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::policies::load_balancing::{FallbackPlan, LoadBalancingPolicy, RoutingInfo};
+use scylla::response::query_result::QueryResult;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::routing::Shard;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+
+use crate::plan::Plan;
+
+/// Which data centres may serve reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// `cassandra.localDC`; `None` reads from any replica.
+    pub local_dc: Option<String>,
+    /// `ferry.remoteDcReads`: after the local replicas, a range may be read from another data
+    /// centre's (every such page crosses the WAN).
+    pub remote_dc_reads: bool,
+}
+
+impl Routing {
+    /// Whether a node in `dc` may serve a read.
+    pub fn reads_from(&self, dc: Option<&str>) -> bool {
+        match &self.local_dc {
+            None => true,
+            Some(local) => self.remote_dc_reads || dc == Some(local.as_str()),
+        }
+    }
+
+    /// A range's replicas in reading order: the local data centre's, then (when allowed) the
+    /// others'. The ring's order is kept within each group, so the range's primary owner comes
+    /// first and ranges spread over the nodes.
+    pub fn order(&self, replicas: &[Arc<Node>]) -> Vec<Arc<Node>> {
+        let Some(local) = &self.local_dc else {
+            return replicas.to_vec();
+        };
+        let is_local = |n: &Arc<Node>| n.datacenter.as_deref() == Some(local.as_str());
+        let mut out: Vec<Arc<Node>> = replicas.iter().filter(|n| is_local(n)).cloned().collect();
+        if self.remote_dc_reads {
+            out.extend(replicas.iter().filter(|n| !is_local(n)).cloned());
+        }
+        out
+    }
+}
+
+/// The cluster's data centres, each with its nodes' addresses.
+pub fn datacenters(state: &ClusterState) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in state.get_nodes_info() {
+        out.entry(n.datacenter.clone().unwrap_or_else(|| "(unknown)".into()))
+            .or_default()
+            .push(n.address.to_string());
+    }
+    out
+}
+
+/// Source errors a user fixes in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    #[error(
+        "cassandra.localDC={given}: the cluster has no such data centre; its data centres are {} — set cassandra.localDC to one of them",
+        .known.join(", ")
+    )]
+    UnknownDatacenter { given: String, known: Vec<String> },
+}
+
+/// Checks `cassandra.localDC` against the ring the session sees.
+pub fn check_routing(session: &Session, routing: &Routing) -> Result<(), RoutingError> {
+    let Some(local) = &routing.local_dc else {
+        return Ok(());
+    };
+    let dcs = datacenters(&session.get_cluster_state());
+    if dcs.contains_key(local) {
+        return Ok(());
+    }
+    Err(RoutingError::UnknownDatacenter {
+        given: local.clone(),
+        known: dcs.into_keys().collect(),
+    })
+}
+
+/// Pins a statement to its token range's replicas, in order, falling back along the list: the
+/// driver cannot route a token-range scan by itself. A replica the driver holds no connection
+/// to (a dead node) is passed over at once.
+#[derive(Debug)]
+pub struct ReplicaList {
+    pub replicas: Vec<Arc<Node>>,
+}
+
+impl ReplicaList {
+    fn first_up(&self) -> Option<&Arc<Node>> {
+        self.replicas
+            .iter()
+            .find(|n| n.is_enabled() && n.is_connected())
+            .or_else(|| self.replicas.iter().find(|n| n.is_enabled()))
+    }
+}
+
+impl LoadBalancingPolicy for ReplicaList {
+    fn pick<'a>(
+        &'a self,
+        _: &'a RoutingInfo,
+        _: &'a ClusterState,
+    ) -> Option<(NodeRef<'a>, Option<Shard>)> {
+        self.first_up().map(|n| (n, None))
+    }
+
+    /// The other replicas the driver holds connections to. A dead one is left out: the
+    /// driver's retry after a coordinator's "unavailable" would otherwise end on that node's
+    /// broken pool and hide the real error.
+    fn fallback<'a>(&'a self, _: &'a RoutingInfo, _: &'a ClusterState) -> FallbackPlan<'a> {
+        let first = self.first_up().map(|n| n.host_id);
+        let any_up = self
+            .replicas
+            .iter()
+            .any(|n| n.is_enabled() && n.is_connected());
+        Box::new(
+            self.replicas
+                .iter()
+                .filter(move |n| {
+                    Some(n.host_id) != first && n.is_enabled() && (n.is_connected() || !any_up)
+                })
+                .map(|n| (n, None)),
+        )
+    }
+
+    fn name(&self) -> String {
+        "ferry::ReplicaList".to_string()
+    }
+}
+
+/// The one retry policy for source reads: a page that fails in a way another attempt can fix
+/// (a replica unavailable, overloaded, a broken connection) is retried with the same paging
+/// state — no row is seen twice — up to `retries` times, waiting `min`, `2·min`, … up to `max`
+/// (`cassandra.retryCount`, `cassandra.connection.reconnectionDelayMs.min/.max`). Timeouts are
+/// not retried here: the caller splits the range first (see the pipeline).
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.min.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// What a failed page read means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Not enough replicas alive for the consistency level.
+    Unavailable,
+    /// The server or the client timed out.
+    Timeout,
+    /// Another attempt, maybe on another replica, can succeed.
+    Transient,
+    /// Nothing a retry fixes (a bad statement, a missing table, a refused permission).
+    Fatal,
+}
+
+/// Classifies a driver error by its kind, never by its text.
+pub fn classify(e: &ExecutionError) -> FailureKind {
+    use RequestAttemptError as A;
+    match e {
+        ExecutionError::RequestTimeout(_) => FailureKind::Timeout,
+        ExecutionError::EmptyPlan | ExecutionError::ConnectionPoolError(_) => {
+            FailureKind::Transient
+        }
+        ExecutionError::LastAttemptError(a) => match a {
+            A::DbError(db, _) => match db {
+                DbError::Unavailable { .. } => FailureKind::Unavailable,
+                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => FailureKind::Timeout,
+                DbError::Overloaded
+                | DbError::IsBootstrapping
+                | DbError::ServerError
+                | DbError::ReadFailure { .. }
+                | DbError::RateLimitReached { .. } => FailureKind::Transient,
+                _ => FailureKind::Fatal,
+            },
+            A::BrokenConnectionError(_) | A::UnableToAllocStreamId => FailureKind::Transient,
+            _ => FailureKind::Fatal,
+        },
+        _ => FailureKind::Fatal,
+    }
+}
+
+/// A page read that failed after the retry policy was spent.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(
+        "Cassandra cannot meet consistency {level} for token range ({start}, {end}] of {table}: \
+         {alive} of the {required} replicas it needs are up{down} — start the node again (or lower \
+         cassandra.consistencyLevel), then rerun the same command to resume"
+    )]
+    Unavailable {
+        level: String,
+        start: i64,
+        end: i64,
+        table: String,
+        required: i32,
+        alive: i32,
+        /// ", down: 127.0.0.12:9042 (dc1)" or empty.
+        down: String,
+    },
+    #[error("reading token range ({start}, {end}] of {table} from Cassandra: {source}")]
+    Failed {
+        kind: FailureKind,
+        start: i64,
+        end: i64,
+        table: String,
+        source: Box<ExecutionError>,
+    },
+}
+
+impl ReadError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ReadError::Unavailable { .. } => FailureKind::Unavailable,
+            ReadError::Failed { kind, .. } => *kind,
+        }
+    }
+}
+
+/// One page of a range scan.
+pub struct Page {
+    pub result: QueryResult,
+    pub next: PagingStateResponse,
+    /// The node that served it.
+    pub coordinator: std::net::SocketAddr,
+    /// Served by a replica other than the range's first choice (that one was down or failed).
+    pub failed_over: bool,
+    /// Attempts this page took beyond the first.
+    pub retries: u32,
+}
+
+/// How to read: the typed `cassandra.*` read settings.
+#[derive(Clone, Debug)]
+pub struct ReadSettings {
+    pub page_rows: i32,
+    pub consistency: Consistency,
+    pub read_timeout: Duration,
+    pub routing: Routing,
+    pub retry: RetryPolicy,
+}
+
+/// Token-range reads of one table: the range statement prepared once, pinned per replica set
+/// of the plan in the routing's order.
+pub struct RangeReader<'a> {
+    session: &'a Session,
+    /// One per replica set of the plan, in [`Routing::order`].
+    routes: Vec<Vec<Arc<Node>>>,
+    statements: Vec<PreparedStatement>,
+    retry: RetryPolicy,
+    table: String,
+    consistency: Consistency,
+}
+
+impl<'a> RangeReader<'a> {
+    /// Prepares `cql` (a statement taking the range's two bounds, `(start, end]`).
+    pub async fn new(
+        session: &'a Session,
+        cql: String,
+        table: String,
+        plan: &Plan,
+        settings: &ReadSettings,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut base = session
+            .prepare(cql)
+            .await
+            .with_context(|| format!("preparing the scan of {table}"))?;
+        base.set_page_size(settings.page_rows.max(1));
+        base.set_consistency(settings.consistency);
+        base.set_is_idempotent(true);
+        base.set_request_timeout(Some(settings.read_timeout));
+        let routes: Vec<Vec<Arc<Node>>> = plan
+            .replica_sets
+            .iter()
+            .map(|set| settings.routing.order(set))
+            .collect();
+        let mut statements: Vec<PreparedStatement> = routes
+            .iter()
+            .map(|replicas| {
+                let mut s = base.clone();
+                if !replicas.is_empty() {
+                    s.set_load_balancing_policy(Some(Arc::new(ReplicaList {
+                        replicas: replicas.clone(),
+                    })));
+                }
+                s
+            })
+            .collect();
+        if statements.is_empty() {
+            statements.push(base);
+        }
+        Ok(RangeReader {
+            session,
+            routes,
+            statements,
+            retry: settings.retry,
+            table,
+            consistency: settings.consistency,
+        })
+    }
+
+    /// Reads one page of `(start, end]` on replica set `set`, `page_rows` rows at most,
+    /// retried under the policy.
+    pub async fn page(
+        &self,
+        set: usize,
+        page_rows: Option<i32>,
+        (start, end): (i64, i64),
+        paging: PagingState,
+    ) -> Result<Page, ReadError> {
+        let i = set.min(self.statements.len() - 1);
+        let stmt = match page_rows {
+            Some(rows) => {
+                let mut s = self.statements[i].clone();
+                s.set_page_size(rows.max(1));
+                std::borrow::Cow::Owned(s)
+            }
+            None => std::borrow::Cow::Borrowed(&self.statements[i]),
+        };
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .session
+                .execute_single_page(&stmt, (start, end), paging.clone())
+                .await
+            {
+                Ok((result, next)) => {
+                    let coord = result.request_coordinator();
+                    let first = self.routes.get(i).and_then(|r| r.first());
+                    let failed_over = first.is_some_and(|f| f.host_id != coord.node().host_id);
+                    let coordinator = coord.connection_address();
+                    return Ok(Page {
+                        result,
+                        next,
+                        coordinator,
+                        failed_over,
+                        retries: attempt,
+                    });
+                }
+                Err(e) => {
+                    let kind = classify(&e);
+                    let retryable =
+                        matches!(kind, FailureKind::Unavailable | FailureKind::Transient);
+                    if retryable && attempt < self.retry.retries {
+                        attempt += 1;
+                        tracing::warn!(
+                            table = %self.table, start, end, attempt,
+                            "source read failed, retrying the page: {e}"
+                        );
+                        tokio::time::sleep(self.retry.delay(attempt)).await;
+                        continue;
+                    }
+                    return Err(self.error(i, (start, end), kind, e));
+                }
+            }
+        }
+    }
+
+    fn error(
+        &self,
+        set: usize,
+        (start, end): (i64, i64),
+        kind: FailureKind,
+        e: ExecutionError,
+    ) -> ReadError {
+        if let ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Unavailable {
+                required, alive, ..
+            },
+            _,
+        )) = &e
+        {
+            let down: Vec<String> = self
+                .routes
+                .get(set)
+                .into_iter()
+                .flatten()
+                .filter(|n| !n.is_connected())
+                .map(|n| {
+                    format!(
+                        "{} ({})",
+                        n.address,
+                        n.datacenter.as_deref().unwrap_or("unknown data centre")
+                    )
+                })
+                .collect();
+            return ReadError::Unavailable {
+                level: consistency_name(self.consistency).to_string(),
+                start,
+                end,
+                table: self.table.clone(),
+                required: *required,
+                alive: *alive,
+                down: if down.is_empty() {
+                    String::new()
+                } else {
+                    format!(", down: {}", down.join(", "))
+                },
+            };
+        }
+        ReadError::Failed {
+            kind,
+            start,
+            end,
+            table: self.table.clone(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// The level as `cassandra.consistencyLevel` spells it.
+pub fn consistency_name(c: Consistency) -> &'static str {
+    match c {
+        Consistency::Any => "ANY",
+        Consistency::One => "ONE",
+        Consistency::Two => "TWO",
+        Consistency::Three => "THREE",
+        Consistency::Quorum => "QUORUM",
+        Consistency::All => "ALL",
+        Consistency::LocalQuorum => "LOCAL_QUORUM",
+        Consistency::EachQuorum => "EACH_QUORUM",
+        Consistency::LocalOne => "LOCAL_ONE",
+        Consistency::Serial => "SERIAL",
+        Consistency::LocalSerial => "LOCAL_SERIAL",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_max() {
+        let p = RetryPolicy {
+            retries: 5,
+            min: Duration::from_millis(1_000),
+            max: Duration::from_millis(5_000),
+        };
+        let d: Vec<u64> = (1..=5).map(|a| p.delay(a).as_millis() as u64).collect();
+        assert_eq!(d, vec![1_000, 2_000, 4_000, 5_000, 5_000]);
+    }
+
+    #[test]
+    fn remote_reads_only_when_allowed() {
+        let r = Routing {
+            local_dc: Some("dc1".into()),
+            remote_dc_reads: false,
+        };
+        assert!(r.reads_from(Some("dc1")));
+        assert!(!r.reads_from(Some("dc2")));
+        assert!(!r.reads_from(None));
+        let r = Routing {
+            remote_dc_reads: true,
+            ..r
+        };
+        assert!(r.reads_from(Some("dc2")));
+        assert!(Routing::default().reads_from(Some("anything")));
+    }
+}
