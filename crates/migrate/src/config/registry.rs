@@ -108,6 +108,8 @@ pub const CONSISTENCY_LEVELS: &[&str] = &[
 ];
 pub const INSERT_MODES: &[&str] = &["COPY", "INSERT"];
 pub const ISOLATION_LEVELS: &[&str] = &["READ_COMMITTED", "REPEATABLE_READ", "SERIALIZABLE"];
+/// libpq's sslmode values (pgJDBC's too).
+pub const SSL_MODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 const PORT: Kind = Kind::Int {
     min: 1,
@@ -136,6 +138,7 @@ const NO_REMOTE_DC: &str = "ferry reads only from replicas in the local data cen
 const NO_POOL: &str = "ferry has no idle connection pool: it opens its COPY connections when a run starts and keeps them busy until it ends";
 const NO_CSV: &str = "ferry writes binary COPY, CSV options do not apply";
 const NO_JAVA_TLS: &str = "a Java key store; ferry does not connect to Cassandra over TLS yet (cassandra.connection.ssl.enabled=true is refused)";
+const NO_JAVA_SSL_CLASS: &str = "a Java class; ferry has one TLS stack (rustls), and yugabyte.sslmode picks how the server's certificate is checked";
 const NO_SPARK_SQL: &str = "ferry runs no Spark SQL plan: it reads token-range chunks and streams them into COPY, with a page always fetched while the previous one is sent";
 
 /// Every key ferry knows, grouped by prefix in the order the docs list them.
@@ -633,6 +636,64 @@ pub static KEYS: &[KeyDef] = &[
         default: Dflt::Bool(false),
         meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; refused on PostgreSQL.",
         disposition: Disposition::Used,
+    },
+    // TLS to the target: libpq's sslmode meanings under the YugabyteDB JDBC driver's property
+    // names (ssl, sslmode, sslrootcert, sslcert, sslkey, sslpassword — pgJDBC's PGProperty).
+    KeyDef {
+        key: "yugabyte.sslmode",
+        kind: Kind::Enum(SSL_MODES),
+        default: Dflt::Str("prefer"),
+        meaning: "TLS to the target, with libpq's meanings: `disable` (clear text); `allow` and `prefer` (TLS when the server offers it, its certificate unchecked; ferry tries TLS first for both); `require` (TLS, certificate unchecked — unless yugabyte.sslrootcert is set, then checked as in verify-ca, as libpq does); `verify-ca` (TLS, the certificate must chain to yugabyte.sslrootcert); `verify-full` (verify-ca, and the host name or IP address ferry dials must be in the certificate: what a managed YugabyteDB wants). Applies to every target connection (migrate, plan, status, validate, diagnose).",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.ssl",
+        kind: Kind::Bool,
+        default: Dflt::None,
+        meaning: "The JDBC drivers' switch: with yugabyte.sslmode unset, true means sslmode=verify-full and false means sslmode=disable; yugabyte.sslmode wins when both are set.",
+        disposition: Disposition::MappedOnto("yugabyte.sslmode"),
+    },
+    KeyDef {
+        key: "yugabyte.sslrootcert",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "The CA certificate(s) the target's certificate must chain to: a PEM file (YugabyteDB Aeon's root.crt), or PKCS#12 opened with yugabyte.sslpassword. Needed by verify-ca and verify-full.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslcert",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "Client certificate for mutual TLS (a server with `clientcert=verify-full`, whose CN must be yugabyte.username): PEM with yugabyte.sslkey, or one PKCS#12 key store holding certificate and key (password yugabyte.sslpassword).",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslkey",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "Private key of yugabyte.sslcert: unencrypted PEM (PKCS#8, PKCS#1 or SEC1). As in pgJDBC, a PKCS#12 file here (with yugabyte.sslcert unset) carries certificate and key together.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslpassword",
+        kind: Kind::Secret,
+        default: Dflt::None,
+        meaning: "Password of a PKCS#12 file named by yugabyte.sslcert, yugabyte.sslkey or yugabyte.sslrootcert.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslfactory",
+        kind: Kind::Text,
+        default: Dflt::None,
+        meaning: "pgJDBC: a Java SSLSocketFactory class.",
+        disposition: Disposition::DoesNotApply(NO_JAVA_SSL_CLASS),
+    },
+    KeyDef {
+        key: "yugabyte.sslhostnameverifier",
+        kind: Kind::Text,
+        default: Dflt::None,
+        meaning: "pgJDBC: a Java HostnameVerifier class.",
+        disposition: Disposition::DoesNotApply(NO_JAVA_SSL_CLASS),
     },
     // ---------------------------------------------------------------- table
     KeyDef {
