@@ -410,10 +410,6 @@ where
             Ok(PgTlsStream { inner: tls, binding })
         })
     }
-
-    fn can_connect(&self, _: tokio_postgres::tls::ForcePrivateApi) -> bool {
-        self.config.is_some()
-    }
 }
 
 /// `tls-server-end-point` (RFC 5929): the server certificate's hash, with its signature's hash

@@ -125,6 +125,19 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// libpq's spelling, case-insensitive.
+    pub fn from_word(w: &str) -> Option<Self> {
+        Some(match w.to_ascii_lowercase().as_str() {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -490,14 +503,7 @@ fn build_target_tls(s: &Settings, errors: &mut Vec<ConfigError>) -> TargetTlsSpe
     let mode = match (s.value("yugabyte.sslmode"), s.value("yugabyte.ssl")) {
         (None, Some(Value::Bool(true))) => SslMode::VerifyFull,
         (None, Some(Value::Bool(false))) => SslMode::Disable,
-        _ => match s.word("yugabyte.sslmode") {
-            "disable" => SslMode::Disable,
-            "allow" => SslMode::Allow,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            _ => SslMode::Prefer,
-        },
+        _ => SslMode::from_word(s.word("yugabyte.sslmode")).unwrap_or(SslMode::Prefer),
     };
     let path = |k: &str| s.opt_text(k).map(PathBuf::from);
     let tls = TargetTlsSpec {
