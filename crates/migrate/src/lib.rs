@@ -13,4 +13,6 @@ pub mod plan;
 pub mod progress;
 pub mod schema;
 pub mod sink;
+pub mod target_tls;
+pub mod tls;
 pub mod validate;
