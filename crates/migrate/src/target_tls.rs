@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use crate::config::{SslMode, TargetTlsSpec};
-use crate::tls::session::{CertSummary, Remember, SeenCert, TlsSession, Turns};
+use crate::tls::session::{CertSummary, Remember, SeenCert, TlsSession};
 use crate::tls::{self, Named, ServerCheck, TlsError};
 
 /// The target's TLS settings, with every file already read.
@@ -395,14 +395,13 @@ where
                 io::Error::new(io::ErrorKind::Unsupported, "TLS is off (sslmode=disable)")
             })?;
             let started = Instant::now();
-            let mut tls = tokio_rustls::TlsConnector::from(config)
-                .connect(self.name, Turns::new(stream))
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(self.name, stream)
                 .await?;
             let handshake_ms = started.elapsed().as_secs_f64() * 1e3;
-            let (io, conn) = tls.get_mut();
-            let trips = io.stop();
+            let (_, conn) = tls.get_ref();
             // PostgreSQL's SSLRequest took one round trip before the handshake began.
-            let session = TlsSession::of(conn, 1, trips, handshake_ms);
+            let session = TlsSession::of(conn, 1, handshake_ms);
             let binding = channel_binding(conn);
             if let Ok(mut s) = self.observed.session.lock() {
                 *s = Some(session);
@@ -430,7 +429,7 @@ fn channel_binding(conn: &rustls::ClientConnection) -> Option<Vec<u8>> {
 }
 
 pub struct PgTlsStream<S> {
-    inner: tokio_rustls::client::TlsStream<Turns<S>>,
+    inner: tokio_rustls::client::TlsStream<S>,
     binding: Option<Vec<u8>>,
 }
 

@@ -25,12 +25,14 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 /// What went wrong while loading TLS material; each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {path}: {source} — check {key}")]
+    // `cause`, not `source`: the message already says it, and a source would be printed twice
+    // by the CLI's `{:#}`.
+    #[error("cannot read {what} {path}: {cause} — check {key}")]
     Read {
         what: &'static str,
         key: String,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{what} {path} is a Java KeyStore (JKS), which ferry does not read — convert it to PKCS#12: keytool -importkeystore -srckeystore {path} -destkeystore {p12} -deststoretype PKCS12, then set {key} to the new file"
@@ -104,11 +106,11 @@ fn format_of(bytes: &[u8]) -> Format {
 }
 
 fn read(what: &'static str, file: &Named<'_>) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(file.path).map_err(|source| TlsError::Read {
+    std::fs::read(file.path).map_err(|cause| TlsError::Read {
         what,
         key: file.key.to_string(),
         path: file.path.to_path_buf(),
-        source,
+        cause,
     })
 }
 

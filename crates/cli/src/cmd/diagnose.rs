@@ -143,10 +143,12 @@ fn endpoint_block(out: &mut String, e: &Endpoint) {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    tls handshake {} round trips ({} to ask for TLS + {} TLS) in {:.1} ms{of_login}",
+                "    tls costs {} round trips ({} to ask for TLS + {} for a {} {} handshake, {:.1} ms){of_login}",
                 t.round_trips(),
                 t.negotiation_round_trips,
                 t.handshake_round_trips,
+                t.handshake_kind,
+                t.protocol,
                 t.handshake_ms
             );
         }

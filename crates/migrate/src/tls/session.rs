@@ -3,15 +3,12 @@
 //! Cassandra endpoint's handshake (also rustls) can fill the same type.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A certificate that expires within this many days is a warning in `ferry diagnose`.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -33,21 +30,28 @@ pub struct TlsSession {
     /// Round trips before the handshake starts (PostgreSQL's SSLRequest: 1; Cassandra, which
     /// speaks TLS from the first byte: 0).
     pub negotiation_round_trips: u32,
-    /// Round trips of the TLS handshake itself, counted on the socket (a write, then a read,
-    /// is one): 1 for a full TLS 1.3 handshake, 2 for TLS 1.2.
+    /// Round trips of the TLS handshake itself, from the handshake rustls completed: a full
+    /// TLS 1.3 handshake takes 1 (2 after a HelloRetryRequest), a full TLS 1.2 one 2, a resumed
+    /// one 1. The time below is measured; on a path of known round trip the two agree.
     pub handshake_round_trips: u32,
+    /// `full`, `full after HelloRetryRequest`, `resumed`.
+    pub handshake_kind: String,
     /// Time of the TLS handshake alone.
     pub handshake_ms: f64,
 }
 
 impl TlsSession {
-    /// Reads the facts off an established rustls client connection.
-    pub fn of(
-        conn: &rustls::ClientConnection,
-        negotiation_round_trips: u32,
-        handshake_round_trips: u32,
-        handshake_ms: f64,
-    ) -> Self {
+    /// Reads the facts off an established rustls client connection; `negotiation_round_trips`
+    /// are the protocol's own before the handshake, `handshake_ms` the handshake's measured time.
+    pub fn of(conn: &rustls::ClientConnection, negotiation_round_trips: u32, handshake_ms: f64) -> Self {
+        use rustls::HandshakeKind as K;
+        let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        let (handshake_round_trips, handshake_kind) = match conn.handshake_kind() {
+            Some(K::Resumed) => (1, "resumed"),
+            Some(K::FullWithHelloRetryRequest) => (2, "full after HelloRetryRequest"),
+            _ if tls13 => (1, "full"),
+            _ => (2, "full"),
+        };
         let protocol = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -80,6 +84,7 @@ impl TlsSession {
             days_to_expiry,
             negotiation_round_trips,
             handshake_round_trips,
+            handshake_kind: handshake_kind.into(),
             handshake_ms,
         }
     }
@@ -203,82 +208,6 @@ impl ServerCertVerifier for Remember {
     }
     fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
         self.inner.root_hint_subjects()
-    }
-}
-
-/// A socket that counts round trips: each read that follows a write is one. Counting stops when
-/// the handshake is done ([`Turns::stop`]), so the data path pays one branch per call.
-pub struct Turns<S> {
-    inner: S,
-    wrote: bool,
-    counting: bool,
-    count: u32,
-}
-
-impl<S> Turns<S> {
-    pub fn new(inner: S) -> Self {
-        Turns {
-            inner,
-            wrote: false,
-            counting: true,
-            count: 0,
-        }
-    }
-
-    /// Stops counting and returns the round trips counted so far.
-    pub fn stop(&mut self) -> u32 {
-        self.counting = false;
-        self.count
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Turns<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if self.counting && matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before && self.wrote {
-            self.wrote = false;
-            self.count += 1;
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Turns<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if self.counting && matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.wrote = true;
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if self.counting && matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.wrote = true;
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 
