@@ -253,8 +253,14 @@ impl TargetTls {
             }
             return None;
         }
-        let text = e.to_string();
-        if text.contains("server does not support TLS") {
+        // tokio-postgres's own words when the server answers the SSLRequest with 'N' (it has no
+        // error kind to ask); they sit in the error's cause.
+        let no_tls = std::iter::successors(
+            Some(e as &(dyn std::error::Error + 'static)),
+            |err| err.source(),
+        )
+        .any(|err| err.to_string() == "server does not support TLS");
+        if no_tls {
             return Some(format!(
                 "target {at}: the server does not offer TLS but yugabyte.sslmode={} requires it — \
                  enable TLS on the server (ssl = on), or set yugabyte.sslmode=prefer (TLS when \
