@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_migrate::config::{SslMode, TargetTlsSpec};
+use ferry_migrate::sink::TargetEndpoint;
+use ferry_migrate::target_tls::TargetTls;
 use ferry_report::RunRecord;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use ferry_migrate::config::{SslMode, TargetTlsSpec};
-use ferry_migrate::sink::TargetEndpoint;
-use ferry_migrate::target_tls::TargetTls;
 use tokio_postgres::Client;
 
 use crate::recorder::{latency_metrics, summarize, Recorder};
@@ -139,8 +139,7 @@ impl PgSpec {
                 "sslmode takes disable, allow, prefer, require, verify-ca or verify-full".into(),
             )
         })?;
-        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && self.sslrootcert.is_none()
-        {
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && self.sslrootcert.is_none() {
             return Err(Error::Spec(format!(
                 "sslmode={} needs sslrootcert (the CA certificate that signed the server's)",
                 mode.as_str()
@@ -162,7 +161,9 @@ impl PgSpec {
         let (host, port) = hp.rsplit_once(':').unwrap_or((hp.as_str(), "5432"));
         TargetEndpoint {
             hosts: vec![(
-                host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
                 port.parse().unwrap_or(5432),
             )],
             database: self.dbname.clone(),

@@ -81,9 +81,7 @@ fn config(name: &str, ks: &str, table: &str, schema: &str, db: &str, tls: &str) 
              table.source.keyspace={ks}\ntable.source.table={table}\n\
              table.target.schema={schema}\ntable.target.table={table}\n\
              ferry.runsDir={runs}\n{tls}\n",
-            runs = std::env::temp_dir()
-                .join("ferry-tests/tls-runs")
-                .display()
+            runs = std::env::temp_dir().join("ferry-tests/tls-runs").display()
         ),
     )
 }
@@ -199,7 +197,14 @@ async fn diagnose_reports_protocol_cipher_certificate_and_handshake_cost() {
         "yugabyte.sslmode=verify-full\nyugabyte.sslrootcert={}",
         m.ca.display()
     );
-    let cfg = config(&format!("{ks}-diag"), &ks, "mix", "public", "ferry_tls", &tls);
+    let cfg = config(
+        &format!("{ks}-diag"),
+        &ks,
+        "mix",
+        "public",
+        "ferry_tls",
+        &tls,
+    );
     let args = [
         "--json",
         "--samples",
@@ -248,7 +253,11 @@ async fn diagnose_reports_protocol_cipher_certificate_and_handshake_cost() {
     let out = run(&["diagnose"], &cfg, &args[1..]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("tls TLSv1."), "{}", text(&out));
-    assert!(s.contains("round trips (1 to ask for TLS"), "{}", text(&out));
+    assert!(
+        s.contains("round trips (1 to ask for TLS"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Asserts one of the bad-input outcomes: exit 2, one line on stderr naming the target side and
@@ -256,13 +265,21 @@ async fn diagnose_reports_protocol_cipher_certificate_and_handshake_cost() {
 fn assert_refused(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}", text(out));
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("ferry: error")).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ferry: error"))
+        .collect();
     assert_eq!(lines.len(), 1, "one error line: {}", text(out));
     let other = err
         .lines()
         .filter(|l| !l.starts_with("ferry: note:") && !l.trim().is_empty())
         .count();
-    assert_eq!(other, 1, "nothing but the error line (and notes): {}", text(out));
+    assert_eq!(
+        other,
+        1,
+        "nothing but the error line (and notes): {}",
+        text(out)
+    );
     for n in needles {
         assert!(lines[0].contains(n), "missing {n:?} in: {}", lines[0]);
     }
@@ -348,7 +365,10 @@ async fn each_bad_input_is_one_line_exit_2_and_nothing_written() {
     let out = migrate("disable", "ferry_tls", "yugabyte.sslmode=disable");
     assert_refused(
         &out,
-        &["target 127.0.0.1:", "the server requires TLS: set yugabyte.sslmode="],
+        &[
+            "target 127.0.0.1:",
+            "the server requires TLS: set yugabyte.sslmode=",
+        ],
     );
 
     // A missing root certificate: stopped before any connection.
@@ -377,7 +397,11 @@ async fn each_bad_input_is_one_line_exit_2_and_nothing_written() {
     );
     assert_refused(
         &out,
-        &["target 127.0.0.1:", "refused ferry's client certificate", "yugabyte.sslcert"],
+        &[
+            "target 127.0.0.1:",
+            "refused ferry's client certificate",
+            "yugabyte.sslcert",
+        ],
     );
     let out = migrate(
         "wrong-key",
@@ -406,7 +430,10 @@ async fn each_bad_input_is_one_line_exit_2_and_nothing_written() {
 
     // Nothing was written: neither database holds the table or ferry's progress tables.
     for db in ["ferry_tls", "ferry_mtls"] {
-        assert!(!table_exists(&m, db, &schema, "mix").await, "{db}.{schema}.mix exists");
+        assert!(
+            !table_exists(&m, db, &schema, "mix").await,
+            "{db}.{schema}.mix exists"
+        );
         assert!(
             !table_exists(&m, db, &schema, "ferry_runs").await,
             "{db}.{schema}.ferry_runs exists"
@@ -421,7 +448,12 @@ struct Proxy(String);
 impl Proxy {
     fn new(name: &str, listen: &str) -> Self {
         let _ = Command::new("curl")
-            .args(["-fsS", "-X", "DELETE", &format!("http://127.0.0.1:8474/proxies/{name}")])
+            .args([
+                "-fsS",
+                "-X",
+                "DELETE",
+                &format!("http://127.0.0.1:8474/proxies/{name}"),
+            ])
             .output();
         let out = Command::new("curl")
             .args(["-fsS", "-X", "POST", "http://127.0.0.1:8474/proxies", "-d"])
@@ -430,7 +462,11 @@ impl Proxy {
             ))
             .output()
             .expect("curl toxiproxy");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Proxy(name.into())
     }
 }
@@ -438,7 +474,12 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = Command::new("curl")
-            .args(["-fsS", "-X", "DELETE", &format!("http://127.0.0.1:8474/proxies/{}", self.0)])
+            .args([
+                "-fsS",
+                "-X",
+                "DELETE",
+                &format!("http://127.0.0.1:8474/proxies/{}", self.0),
+            ])
             .output();
     }
 }
@@ -459,7 +500,14 @@ async fn verify_full_refuses_an_address_the_certificate_does_not_name_and_verify
             m.ca.display()
         )
     };
-    let cfg = config(&format!("{ks}-full"), &ks, "mix", &schema, "ferry_tls", &body("verify-full"));
+    let cfg = config(
+        &format!("{ks}-full"),
+        &ks,
+        "mix",
+        &schema,
+        "ferry_tls",
+        &body("verify-full"),
+    );
     let out = run(&["migrate"], &cfg, &["--create-tables"]);
     assert_refused(
         &out,
@@ -472,9 +520,20 @@ async fn verify_full_refuses_an_address_the_certificate_does_not_name_and_verify
     );
     assert!(!table_exists(&m, "ferry_tls", &schema, "mix").await);
     // The same endpoint under verify-ca: the chain is checked, the name is not.
-    let cfg = config(&format!("{ks}-ca"), &ks, "mix", &schema, "ferry_tls", &body("verify-ca"));
+    let cfg = config(
+        &format!("{ks}-ca"),
+        &ks,
+        "mix",
+        &schema,
+        "ferry_tls",
+        &body("verify-ca"),
+    );
     let out = run(&["migrate"], &cfg, &["--create-tables"]);
-    assert!(out.status.success(), "verify-ca through {listen}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "verify-ca through {listen}: {}",
+        text(&out)
+    );
     assert!(table_exists(&m, "ferry_tls", &schema, "mix").await);
 }
 
@@ -490,7 +549,10 @@ const PGBIN: &str = "/usr/lib/postgresql/15/bin";
 
 impl ScratchPg {
     fn start() -> Self {
-        let dir = PathBuf::from(format!("/var/tmp/{}", common::unique_name("ferry-scratch-pg")));
+        let dir = PathBuf::from(format!(
+            "/var/tmp/{}",
+            common::unique_name("ferry-scratch-pg")
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.2:0").expect("free port");
@@ -590,7 +652,11 @@ async fn a_server_without_tls_and_then_an_expired_certificate_are_refused_by_nam
     };
 
     // TLS demanded of a server that has none: it answers the SSLRequest with 'N'.
-    let out = run(&["migrate"], &cfg("nossl", "yugabyte.sslmode=require"), &["--create-tables"]);
+    let out = run(
+        &["migrate"],
+        &cfg("nossl", "yugabyte.sslmode=require"),
+        &["--create-tables"],
+    );
     assert_refused(
         &out,
         &[
@@ -602,7 +668,11 @@ async fn a_server_without_tls_and_then_an_expired_certificate_are_refused_by_nam
     assert!(!exists(), "nothing may be written");
     // prefer falls back to clear text there, as libpq does (status only reads).
     let out = run(&["status"], &cfg("prefer", "yugabyte.sslmode=prefer"), &[]);
-    assert!(out.status.success(), "prefer against a server without TLS: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "prefer against a server without TLS: {}",
+        text(&out)
+    );
 
     // The same server with an expired certificate.
     let ca = pg.expired_tls();
@@ -610,7 +680,10 @@ async fn a_server_without_tls_and_then_an_expired_certificate_are_refused_by_nam
         &["migrate"],
         &cfg(
             "expired",
-            &format!("yugabyte.sslmode=verify-full\nyugabyte.sslrootcert={}", ca.display()),
+            &format!(
+                "yugabyte.sslmode=verify-full\nyugabyte.sslrootcert={}",
+                ca.display()
+            ),
         ),
         &["--create-tables"],
     );

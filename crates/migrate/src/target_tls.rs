@@ -136,20 +136,22 @@ impl TargetTls {
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone());
         let config = match identity {
-            Some(id) => builder.with_client_auth_cert(id.certs, id.key).map_err(|e| {
-                let (key, path) = match (&spec.client_key, &spec.client_cert) {
-                    (Some(k), _) => ("yugabyte.sslkey", k.clone()),
-                    (None, c) => ("yugabyte.sslcert", c.clone().unwrap_or_default()),
-                };
-                TlsError::Rejected {
-                    what: "client key",
-                    key: key.into(),
-                    path,
-                    detail: format!(
+            Some(id) => builder
+                .with_client_auth_cert(id.certs, id.key)
+                .map_err(|e| {
+                    let (key, path) = match (&spec.client_key, &spec.client_cert) {
+                        (Some(k), _) => ("yugabyte.sslkey", k.clone()),
+                        (None, c) => ("yugabyte.sslcert", c.clone().unwrap_or_default()),
+                    };
+                    TlsError::Rejected {
+                        what: "client key",
+                        key: key.into(),
+                        path,
+                        detail: format!(
                         "{e} (the private key must belong to the certificate in yugabyte.sslcert)"
                     ),
-                }
-            })?,
+                    }
+                })?,
             None => builder.with_no_client_auth(),
         };
         Ok(TargetTls {
@@ -255,10 +257,9 @@ impl TargetTls {
         }
         // tokio-postgres's own words when the server answers the SSLRequest with 'N' (it has no
         // error kind to ask); they sit in the error's cause.
-        let no_tls = std::iter::successors(
-            Some(e as &(dyn std::error::Error + 'static)),
-            |err| err.source(),
-        )
+        let no_tls = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
+            err.source()
+        })
         .any(|err| err.to_string() == "server does not support TLS");
         if no_tls {
             return Some(format!(
@@ -412,7 +413,10 @@ where
             if let Ok(mut s) = self.observed.session.lock() {
                 *s = Some(session);
             }
-            Ok(PgTlsStream { inner: tls, binding })
+            Ok(PgTlsStream {
+                inner: tls,
+                binding,
+            })
         })
     }
 }
@@ -424,7 +428,9 @@ fn channel_binding(conn: &rustls::ClientConnection) -> Option<Vec<u8>> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let alg = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
         // md5/sha1/sha256 with RSA, ecdsa-with-SHA256
-        "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.2.840.113549.1.1.11"
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
         | "1.2.840.10045.4.3.2" => &ring::digest::SHA256,
         "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => &ring::digest::SHA384,
         "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => &ring::digest::SHA512,

@@ -20,7 +20,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// What went wrong while loading TLS material; each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,8 @@ enum Format {
 }
 
 fn format_of(bytes: &[u8]) -> Format {
-    if bytes.starts_with(&[0xFE, 0xED, 0xFE, 0xED]) || bytes.starts_with(&[0xCE, 0xCE, 0xCE, 0xCE]) {
+    if bytes.starts_with(&[0xFE, 0xED, 0xFE, 0xED]) || bytes.starts_with(&[0xCE, 0xCE, 0xCE, 0xCE])
+    {
         // JKS and JCEKS magic numbers.
         Format::Jks
     } else if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
@@ -204,7 +207,10 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("certs", &self.certs.len()).field("key", &"***").finish()
+        f.debug_struct("Identity")
+            .field("certs", &self.certs.len())
+            .field("key", &"***")
+            .finish()
     }
 }
 
@@ -242,7 +248,10 @@ pub fn load_identity(
                 });
             }
             Ok(Identity {
-                certs: certs.iter().map(|c| CertificateDer::from(c.cert.as_der().to_vec())).collect(),
+                certs: certs
+                    .iter()
+                    .map(|c| CertificateDer::from(c.cert.as_der().to_vec()))
+                    .collect(),
                 key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bag.key.as_der().to_vec())),
             })
         }
@@ -267,7 +276,10 @@ pub fn load_identity(
                 Some(k) => (k.clone(), read("private key", k)?),
                 None => (cert.clone(), bytes.clone()),
             };
-            if key_bytes.windows(29).any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY--") {
+            if key_bytes
+                .windows(29)
+                .any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY--")
+            {
                 return Err(TlsError::Rejected {
                     what: "private key",
                     key: key_file.key.to_string(),
@@ -298,7 +310,10 @@ pub enum ServerCheck {
 }
 
 /// A client configuration for one side.
-pub fn client_config(check: ServerCheck, identity: Option<Identity>) -> Result<ClientConfig, rustls::Error> {
+pub fn client_config(
+    check: ServerCheck,
+    identity: Option<Identity>,
+) -> Result<ClientConfig, rustls::Error> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -314,9 +329,11 @@ pub fn client_config(check: ServerCheck, identity: Option<Identity>) -> Result<C
 pub fn server_verifier(check: ServerCheck) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
     let provider = provider();
     Ok(match check {
-        ServerCheck::Full(roots) => WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?,
+        ServerCheck::Full(roots) => {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+        }
         ServerCheck::ChainOnly(roots) => {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -345,10 +362,20 @@ impl ServerCertVerifier for AcceptAny {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SigResult {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> SigResult {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SigResult {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> SigResult {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -370,17 +397,30 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         // webpki checks the chain first and the name last, so a name error means the chain passed.
-        match self.0.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SigResult {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> SigResult {
         self.0.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SigResult {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> SigResult {
         self.0.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -394,9 +434,15 @@ mod tests {
 
     #[test]
     fn formats_are_told_by_content() {
-        assert_eq!(format_of(&[0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]), Format::Jks);
+        assert_eq!(
+            format_of(&[0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]),
+            Format::Jks
+        );
         assert_eq!(format_of(&[0xCE, 0xCE, 0xCE, 0xCE]), Format::Jks);
-        assert_eq!(format_of(b"junk\n-----BEGIN CERTIFICATE-----\n"), Format::Pem);
+        assert_eq!(
+            format_of(b"junk\n-----BEGIN CERTIFICATE-----\n"),
+            Format::Pem
+        );
         assert_eq!(format_of(&[0x30, 0x82, 0x04, 0x00]), Format::Pkcs12);
     }
 
@@ -411,7 +457,9 @@ mod tests {
             key: password_key("cassandra.connection.ssl.keyStore.path"),
             path: "/x/client.p12".into(),
         };
-        assert!(e.to_string().contains("cassandra.connection.ssl.keyStore.password"));
+        assert!(e
+            .to_string()
+            .contains("cassandra.connection.ssl.keyStore.password"));
     }
 
     #[test]
@@ -420,7 +468,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("truststore.jks");
         std::fs::write(&path, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]).unwrap();
-        let e = load_roots(&Named { path: &path, key: "cassandra.connection.ssl.trustStore.path" }, None).unwrap_err();
+        let e = load_roots(
+            &Named {
+                path: &path,
+                key: "cassandra.connection.ssl.trustStore.path",
+            },
+            None,
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("keytool -importkeystore"), "{text}");
         assert!(text.contains("-deststoretype PKCS12"), "{text}");
@@ -431,7 +486,14 @@ mod tests {
     #[test]
     fn a_missing_file_names_the_key() {
         let path = Path::new("/nonexistent/ca.pem");
-        let e = load_roots(&Named { path, key: "yugabyte.sslrootcert" }, None).unwrap_err();
+        let e = load_roots(
+            &Named {
+                path,
+                key: "yugabyte.sslrootcert",
+            },
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("yugabyte.sslrootcert"), "{e}");
     }
 }

@@ -109,7 +109,14 @@ pub const CONSISTENCY_LEVELS: &[&str] = &[
 pub const INSERT_MODES: &[&str] = &["COPY", "INSERT"];
 pub const ISOLATION_LEVELS: &[&str] = &["READ_COMMITTED", "REPEATABLE_READ", "SERIALIZABLE"];
 /// libpq's sslmode values (pgJDBC's too).
-pub const SSL_MODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+pub const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 const PORT: Kind = Kind::Int {
     min: 1,
@@ -1312,9 +1319,42 @@ pub fn markdown_reference() -> String {
             );
         }
         out.push('\n');
+        if *prefix == "yugabyte." {
+            out.push_str(TARGET_TLS_EXAMPLE);
+        }
     }
     out
 }
+
+/// The target's TLS settings in use, after the target's table in the reference.
+const TARGET_TLS_EXAMPLE: &str = "\
+### TLS to the target
+
+A managed YugabyteDB (and any PostgreSQL with `hostssl` rules) wants `verify-full`: TLS, the \
+server's certificate signed by the CA you downloaded, and the name or address ferry dials listed \
+in it. With a client certificate (`clientcert=verify-full` on the server, CN = the user):
+
+```properties
+yugabyte.host=db1.example.com:5433,db2.example.com:5433
+yugabyte.sslmode=verify-full
+yugabyte.sslrootcert=/etc/ferry/root.crt
+# mutual TLS only: PEM certificate and key ...
+yugabyte.sslcert=/etc/ferry/client.crt
+yugabyte.sslkey=/etc/ferry/client.key
+# ... or one PKCS#12 key store instead (pgJDBC's spelling), opened with its password
+# yugabyte.sslkey=/etc/ferry/client.p12
+# yugabyte.sslpassword=changeit
+```
+
+Every target connection (migrate, plan, status, validate, diagnose, `bench postgres`) goes \
+through the same settings. A refused handshake stops ferry before anything is written, with one \
+line naming the endpoint and the fix (an untrusted certificate by subject and issuer, a name \
+mismatch, an expiry date, a server that requires TLS or offers none, a refused client \
+certificate). `ferry diagnose` shows per endpoint the protocol, cipher, the certificate's \
+subject, issuer and days to expiry (under 14 is a warning), and the round trips TLS adds to a \
+login.
+
+";
 
 #[cfg(test)]
 mod tests {

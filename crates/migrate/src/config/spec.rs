@@ -531,7 +531,11 @@ fn build_target_tls(s: &Settings, errors: &mut Vec<ConfigError>) -> TargetTlsSpe
         ));
     }
     if mode == SslMode::Disable {
-        for k in ["yugabyte.sslrootcert", "yugabyte.sslcert", "yugabyte.sslkey"] {
+        for k in [
+            "yugabyte.sslrootcert",
+            "yugabyte.sslcert",
+            "yugabyte.sslkey",
+        ] {
             if s.is_set(k) {
                 errors.push(s.rule(
                     k,

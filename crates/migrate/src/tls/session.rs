@@ -43,7 +43,11 @@ pub struct TlsSession {
 impl TlsSession {
     /// Reads the facts off an established rustls client connection; `negotiation_round_trips`
     /// are the protocol's own before the handshake, `handshake_ms` the handshake's measured time.
-    pub fn of(conn: &rustls::ClientConnection, negotiation_round_trips: u32, handshake_ms: f64) -> Self {
+    pub fn of(
+        conn: &rustls::ClientConnection,
+        negotiation_round_trips: u32,
+        handshake_ms: f64,
+    ) -> Self {
         use rustls::HandshakeKind as K;
         let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         let (handshake_round_trips, handshake_kind) = match conn.handshake_kind() {
@@ -125,9 +129,14 @@ impl CertSummary {
                     .general_names
                     .iter()
                     .filter_map(|n| match n {
-                        x509_parser::extensions::GeneralName::DNSName(d) => Some(format!("DNS:{d}")),
+                        x509_parser::extensions::GeneralName::DNSName(d) => {
+                            Some(format!("DNS:{d}"))
+                        }
                         x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
-                            4 => Some(format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))),
+                            4 => Some(format!(
+                                "IP:{}",
+                                std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])
+                            )),
                             16 => <[u8; 16]>::try_from(*ip)
                                 .ok()
                                 .map(|b| format!("IP:{}", std::net::Ipv6Addr::from(b))),
