@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_migrate::config::{SslMode, TargetTlsSpec};
+use ferry_migrate::sink::TargetEndpoint;
+use ferry_migrate::target_tls::TargetTls;
 use ferry_report::RunRecord;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::recorder::{latency_metrics, summarize, Recorder};
 use crate::{finish_record, quote_ident, start_record, Error};
@@ -59,6 +62,15 @@ pub struct PgSpec {
     /// …or until this many operations completed (over all connections).
     #[serde(default)]
     pub transactions: Option<u64>,
+    /// TLS, as `yugabyte.sslmode` (libpq's words; default `prefer`) and its files.
+    #[serde(default)]
+    pub sslmode: Option<String>,
+    #[serde(default)]
+    pub sslrootcert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub sslcert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub sslkey: Option<std::path::PathBuf>,
 }
 
 fn default_hosts() -> Vec<String> {
@@ -108,26 +120,62 @@ impl PgSpec {
             "concurrency": self.concurrency,
             "duration_s": self.duration_s,
             "transactions": self.transactions,
+            "sslmode": self.ssl_mode().map(|m| m.as_str()).unwrap_or("invalid"),
         });
         v.as_object().cloned().unwrap_or_default()
     }
 
-    fn conn_string(&self, i: usize) -> Result<String, Error> {
+    fn ssl_mode(&self) -> Option<SslMode> {
+        match &self.sslmode {
+            Some(w) => SslMode::from_word(w),
+            None => Some(SslMode::Prefer),
+        }
+    }
+
+    /// TLS settings read once for every connection of the probe.
+    fn tls(&self) -> Result<TargetTls, Error> {
+        let mode = self.ssl_mode().ok_or_else(|| {
+            Error::Spec(
+                "sslmode takes disable, allow, prefer, require, verify-ca or verify-full".into(),
+            )
+        })?;
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && self.sslrootcert.is_none() {
+            return Err(Error::Spec(format!(
+                "sslmode={} needs sslrootcert (the CA certificate that signed the server's)",
+                mode.as_str()
+            )));
+        }
+        TargetTls::from_spec(&TargetTlsSpec {
+            mode,
+            root_cert: self.sslrootcert.clone(),
+            client_cert: self.sslcert.clone(),
+            client_key: self.sslkey.clone(),
+            password: None,
+        })
+        .map_err(|e| Error::Spec(e.to_string()))
+    }
+
+    /// Connection `i`'s node, through ferry's one target connector.
+    fn endpoint(&self, i: usize, tls: &TargetTls) -> TargetEndpoint {
         let hp = &self.hosts[i % self.hosts.len()];
         let (host, port) = hp.rsplit_once(':').unwrap_or((hp.as_str(), "5432"));
-        let mut s = format!(
-            "host={host} port={port} user={} dbname={} connect_timeout=10 application_name=ferry-bench",
-            quote_conn(&self.user),
-            quote_conn(&self.dbname)
-        );
-        let pw = self
-            .password
-            .clone()
-            .or_else(|| std::env::var("PGPASSWORD").ok());
-        if let Some(pw) = pw {
-            s.push_str(&format!(" password={}", quote_conn(&pw)));
+        TargetEndpoint {
+            hosts: vec![(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                port.parse().unwrap_or(5432),
+            )],
+            database: self.dbname.clone(),
+            username: self.user.clone(),
+            password: self
+                .password
+                .clone()
+                .or_else(|| std::env::var("PGPASSWORD").ok()),
+            connect_timeout_ms: 10_000,
+            load_balance: false,
+            tls: tls.clone(),
         }
-        Ok(s)
     }
 
     pub fn validate(&self) -> Result<(), Error> {
@@ -149,25 +197,12 @@ impl PgSpec {
     }
 }
 
-/// A libpq connection-string value, quoted.
-fn quote_conn(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-async fn connect(spec: &PgSpec, i: usize) -> Result<Client, Error> {
-    let cs = spec.conn_string(i)?;
-    let (client, conn) = tokio_postgres::connect(&cs, NoTls).await.map_err(|e| {
-        Error::Postgres(format!(
-            "cannot connect to {} as {} (database {}): {e}",
-            spec.hosts[i % spec.hosts.len()],
-            spec.user,
-            spec.dbname
-        ))
-    })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+async fn connect(spec: &PgSpec, tls: &TargetTls, i: usize) -> Result<Client, Error> {
+    let ep = spec.endpoint(i, tls);
+    let (host, port) = ep.hosts[0].clone();
+    ep.connect(&host, port)
+        .await
+        .map_err(|e| Error::Postgres(format!("{e:#}")))
 }
 
 /// Creates pgbench's tables in the probe's schema unless they already hold this scale.
@@ -349,13 +384,14 @@ async fn worker(
 pub async fn run(spec: &PgSpec) -> Result<RunRecord, Error> {
     spec.validate()?;
     let (mut record, origin) = start_record("postgres", spec.parameters());
-    let admin = connect(spec, 0).await?;
+    let tls = spec.tls()?;
+    let admin = connect(spec, &tls, 0).await?;
     if spec.queries.is_empty() {
         init_builtin(&admin, spec).await?;
     }
     let mut clients = Vec::new();
     for i in 0..spec.concurrency {
-        let c = connect(spec, i).await?;
+        let c = connect(spec, &tls, i).await?;
         let w = prepare(&c, spec).await?;
         clients.push((c, w));
     }

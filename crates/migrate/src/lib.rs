@@ -14,5 +14,6 @@ pub mod progress;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod target_tls;
 pub mod tls;
 pub mod validate;

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::schema::{pg_ident, TableMapping, TargetKind};
+use crate::target_tls::TargetTls;
+use crate::tls::session::TlsSession;
 
 /// Where and how to reach the target database.
 #[derive(Clone)]
@@ -20,6 +22,17 @@ pub struct TargetEndpoint {
     pub connect_timeout_ms: u64,
     /// Also use the nodes `yb_servers()` lists.
     pub load_balance: bool,
+    /// `yugabyte.sslmode` and its files, already read: every connection goes through it.
+    pub tls: TargetTls,
+}
+
+/// What opening one target connection took.
+#[derive(Clone, Debug)]
+pub struct ConnectInfo {
+    /// TCP, TLS, startup and login together.
+    pub connect_ms: f64,
+    /// `None`: the connection is in clear text.
+    pub tls: Option<TlsSession>,
 }
 
 impl std::fmt::Debug for TargetEndpoint {
@@ -29,6 +42,7 @@ impl std::fmt::Debug for TargetEndpoint {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -42,6 +56,7 @@ impl TargetEndpoint {
             .user(&self.username)
             .application_name("ferry")
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+            .ssl_mode(self.tls.pg_mode())
             .keepalives(true);
         if let Some(p) = &self.password {
             c.password(p);
@@ -49,16 +64,34 @@ impl TargetEndpoint {
         c
     }
 
-    /// Opens one connection to `host:port`; the error names the node and what to check.
+    /// Opens one connection to `host:port`; the error names the node and what to check. Every
+    /// target connection ferry opens comes through here (and [`Self::connect_observed`]).
     pub async fn connect(&self, host: &str, port: u16) -> Result<Client> {
-        let (client, conn) =
-            self.config(host, port).connect(NoTls).await.map_err(|e| {
-                describe_connect_error(e, host, port, &self.database, &self.username)
-            })?;
+        Ok(self.connect_observed(host, port).await?.0)
+    }
+
+    /// [`Self::connect`], also returning how long it took and what TLS negotiated.
+    pub async fn connect_observed(&self, host: &str, port: u16) -> Result<(Client, ConnectInfo)> {
+        let (tls, observed) = self.tls.connector();
+        let started = std::time::Instant::now();
+        let (client, conn) = match self.config(host, port).connect(tls).await {
+            Ok(c) => c,
+            Err(e) => {
+                let at = format!("{host}:{port}");
+                return Err(match self.tls.explain(&e, &observed, &at, &self.username) {
+                    Some(line) => anyhow::anyhow!(line),
+                    None => describe_connect_error(e, host, port, &self.database, &self.username),
+                });
+            }
+        };
+        let info = ConnectInfo {
+            connect_ms: started.elapsed().as_secs_f64() * 1e3,
+            tls: observed.session(),
+        };
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(client)
+        Ok((client, info))
     }
 }
 

@@ -10,6 +10,8 @@
 //! tokio-postgres both take an `Arc<ClientConfig>` through thin adapters, and it needs no system
 //! OpenSSL at build or run time, so the one static binary behaves the same on every machine.
 
+pub mod session;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,12 +27,14 @@ use rustls::{
 /// What went wrong while loading TLS material; each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {path}: {source} — check {key}")]
+    // `cause`, not `source`: the message already says it, and a source would be printed twice
+    // by the CLI's `{:#}`.
+    #[error("cannot read {what} {path}: {cause} — check {key}")]
     Read {
         what: &'static str,
         key: String,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{what} {path} is a Java KeyStore (JKS), which ferry does not read — convert it to PKCS#12: keytool -importkeystore -srckeystore {path} -destkeystore {p12} -deststoretype PKCS12, then set {key} to the new file"
@@ -105,11 +109,11 @@ fn format_of(bytes: &[u8]) -> Format {
 }
 
 fn read(what: &'static str, file: &Named<'_>) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(file.path).map_err(|source| TlsError::Read {
+    std::fs::read(file.path).map_err(|cause| TlsError::Read {
         what,
         key: file.key.to_string(),
         path: file.path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -138,6 +142,8 @@ fn p12_archive(
 fn password_key(path_key: &str) -> String {
     match path_key.strip_suffix(".path") {
         Some(stem) => format!("{stem}.password"),
+        // The target's files share one password key, as in the JDBC drivers.
+        None if path_key.starts_with("yugabyte.ssl") => "yugabyte.sslpassword".into(),
         None => format!("the password for {path_key}"),
     }
 }
@@ -308,27 +314,34 @@ pub fn client_config(
     check: ServerCheck,
     identity: Option<Identity>,
 ) -> Result<ClientConfig, rustls::Error> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match check {
-        ServerCheck::Full(roots) => builder.with_root_certificates(roots),
-        ServerCheck::ChainOnly(roots) => {
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
-        }
-        ServerCheck::None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider))),
-    };
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(check)?);
     match identity {
         Some(id) => builder.with_client_auth_cert(id.certs, id.key),
         None => Ok(builder.with_no_client_auth()),
     }
+}
+
+/// The verifier a [`ServerCheck`] means (for callers that wrap it, e.g. to name a refused
+/// certificate).
+pub fn server_verifier(check: ServerCheck) -> Result<Arc<dyn ServerCertVerifier>, rustls::Error> {
+    let provider = provider();
+    Ok(match check {
+        ServerCheck::Full(roots) => {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+        }
+        ServerCheck::ChainOnly(roots) => {
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            Arc::new(ChainOnly(inner))
+        }
+        ServerCheck::None => Arc::new(AcceptAny(provider)),
+    })
 }
 
 type SigResult = Result<HandshakeSignatureValid, rustls::Error>;

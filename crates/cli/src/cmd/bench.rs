@@ -115,6 +115,19 @@ pub struct PgArgs {
     /// Stop after this many operations over all connections.
     #[arg(long)]
     pub transactions: Option<u64>,
+    /// TLS, with libpq's meanings: disable, allow, prefer (the default), require, verify-ca,
+    /// verify-full (as yugabyte.sslmode).
+    #[arg(long)]
+    pub sslmode: Option<String>,
+    /// The CA certificate (PEM or PKCS#12) the server's certificate must chain to.
+    #[arg(long)]
+    pub sslrootcert: Option<PathBuf>,
+    /// Client certificate for mutual TLS (PEM with --sslkey, or PKCS#12).
+    #[arg(long)]
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long)]
+    pub sslkey: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutArgs,
 }
@@ -352,6 +365,10 @@ impl PgArgs {
             concurrency: self.concurrency,
             duration_s: duration,
             transactions: self.transactions,
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
         }
     }
 }

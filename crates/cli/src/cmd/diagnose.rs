@@ -131,6 +131,32 @@ fn endpoint_block(out: &mut String, e: &Endpoint) {
     if !line.is_empty() {
         let _ = writeln!(out, "    {}", line.join(", "));
     }
+    match (&e.tls, e.login_ms) {
+        (Some(t), login) => {
+            let _ = writeln!(
+                out,
+                "    tls {} {}, certificate {} (issuer {}), expires {} ({} days)",
+                t.protocol, t.cipher, t.subject, t.issuer, t.not_after, t.days_to_expiry
+            );
+            let of_login = login
+                .map(|l| format!(" of the {l:.1} ms login"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    tls costs {} round trips ({} to ask for TLS + {} for a {} {} handshake, {:.1} ms){of_login}",
+                t.round_trips(),
+                t.negotiation_round_trips,
+                t.handshake_round_trips,
+                t.handshake_kind,
+                t.protocol,
+                t.handshake_ms
+            );
+        }
+        (None, Some(login)) => {
+            let _ = writeln!(out, "    tls off (clear text), login {login:.1} ms");
+        }
+        (None, None) => {}
+    }
     if let Some(t) = e.throughput {
         let _ = writeln!(
             out,

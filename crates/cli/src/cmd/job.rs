@@ -12,6 +12,7 @@ use ferry_migrate::job::{Job, TableSelection};
 use ferry_migrate::pipeline::Settings;
 use ferry_migrate::sink::{InsertMode, TargetEndpoint, YbOptions};
 use ferry_migrate::source::Routing;
+use ferry_migrate::target_tls::TargetTls;
 use scylla::statement::Consistency;
 
 /// Flags every config-reading command shares.
@@ -182,6 +183,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             password: s.target.password.as_ref().map(|p| p.expose().to_string()),
             connect_timeout_ms: s.target.connect_timeout_ms,
             load_balance: s.target.load_balance_hosts,
+            tls: TargetTls::from_spec(&s.target.tls)?,
         },
         tables,
         renames: s.table_options.column_mapping.clone().into_iter().collect(),

@@ -108,6 +108,15 @@ pub const CONSISTENCY_LEVELS: &[&str] = &[
 ];
 pub const INSERT_MODES: &[&str] = &["COPY", "INSERT"];
 pub const ISOLATION_LEVELS: &[&str] = &["READ_COMMITTED", "REPEATABLE_READ", "SERIALIZABLE"];
+/// libpq's sslmode values (pgJDBC's too).
+pub const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 const PORT: Kind = Kind::Int {
     min: 1,
@@ -135,6 +144,7 @@ const NO_DYNAMIC_ALLOCATION: &str = "ferry has no executors to allocate; for mor
 const NO_REMOTE_DC: &str = "ferry reads only from replicas in the local data center (cassandra.localDC) and opens no pool to remote ones";
 const NO_POOL: &str = "ferry has no idle connection pool: it opens its COPY connections when a run starts and keeps them busy until it ends";
 const NO_CSV: &str = "ferry writes binary COPY, CSV options do not apply";
+const NO_JAVA_SSL_CLASS: &str = "a Java class; ferry has one TLS stack (rustls), and yugabyte.sslmode picks how the server's certificate is checked";
 const NO_SPARK_SQL: &str = "ferry runs no Spark SQL plan: it reads token-range chunks and streams them into COPY, with a page always fetched while the previous one is sent";
 
 /// Every key ferry knows, grouped by prefix in the order the docs list them.
@@ -632,6 +642,64 @@ pub static KEYS: &[KeyDef] = &[
         default: Dflt::Bool(false),
         meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; refused on PostgreSQL.",
         disposition: Disposition::Used,
+    },
+    // TLS to the target: libpq's sslmode meanings under the YugabyteDB JDBC driver's property
+    // names (ssl, sslmode, sslrootcert, sslcert, sslkey, sslpassword — pgJDBC's PGProperty).
+    KeyDef {
+        key: "yugabyte.sslmode",
+        kind: Kind::Enum(SSL_MODES),
+        default: Dflt::Str("prefer"),
+        meaning: "TLS to the target, with libpq's meanings: `disable` (clear text); `allow` and `prefer` (TLS when the server offers it, its certificate unchecked; ferry tries TLS first for both); `require` (TLS, certificate unchecked — unless yugabyte.sslrootcert is set, then checked as in verify-ca, as libpq does); `verify-ca` (TLS, the certificate must chain to yugabyte.sslrootcert); `verify-full` (verify-ca, and the host name or IP address ferry dials must be in the certificate: what a managed YugabyteDB wants). Applies to every target connection (migrate, plan, status, validate, diagnose).",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.ssl",
+        kind: Kind::Bool,
+        default: Dflt::None,
+        meaning: "The JDBC drivers' switch: with yugabyte.sslmode unset, true means sslmode=verify-full and false means sslmode=disable; yugabyte.sslmode wins when both are set.",
+        disposition: Disposition::MappedOnto("yugabyte.sslmode"),
+    },
+    KeyDef {
+        key: "yugabyte.sslrootcert",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "The CA certificate(s) the target's certificate must chain to: a PEM file (YugabyteDB Aeon's root.crt), or PKCS#12 opened with yugabyte.sslpassword. Needed by verify-ca and verify-full.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslcert",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "Client certificate for mutual TLS (a server with `clientcert=verify-full`, whose CN must be yugabyte.username): PEM with yugabyte.sslkey, or one PKCS#12 key store holding certificate and key (password yugabyte.sslpassword).",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslkey",
+        kind: Kind::Path,
+        default: Dflt::None,
+        meaning: "Private key of yugabyte.sslcert: unencrypted PEM (PKCS#8, PKCS#1 or SEC1). As in pgJDBC, a PKCS#12 file here (with yugabyte.sslcert unset) carries certificate and key together.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslpassword",
+        kind: Kind::Secret,
+        default: Dflt::None,
+        meaning: "Password of a PKCS#12 file named by yugabyte.sslcert, yugabyte.sslkey or yugabyte.sslrootcert.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "yugabyte.sslfactory",
+        kind: Kind::Text,
+        default: Dflt::None,
+        meaning: "pgJDBC: a Java SSLSocketFactory class.",
+        disposition: Disposition::DoesNotApply(NO_JAVA_SSL_CLASS),
+    },
+    KeyDef {
+        key: "yugabyte.sslhostnameverifier",
+        kind: Kind::Text,
+        default: Dflt::None,
+        meaning: "pgJDBC: a Java HostnameVerifier class.",
+        disposition: Disposition::DoesNotApply(NO_JAVA_SSL_CLASS),
     },
     // ---------------------------------------------------------------- table
     KeyDef {
@@ -1257,9 +1325,42 @@ pub fn markdown_reference() -> String {
             );
         }
         out.push('\n');
+        if *prefix == "yugabyte." {
+            out.push_str(TARGET_TLS_EXAMPLE);
+        }
     }
     out
 }
+
+/// The target's TLS settings in use, after the target's table in the reference.
+const TARGET_TLS_EXAMPLE: &str = "\
+### TLS to the target
+
+A managed YugabyteDB (and any PostgreSQL with `hostssl` rules) wants `verify-full`: TLS, the \
+server's certificate signed by the CA you downloaded, and the name or address ferry dials listed \
+in it. With a client certificate (`clientcert=verify-full` on the server, CN = the user):
+
+```properties
+yugabyte.host=db1.example.com:5433,db2.example.com:5433
+yugabyte.sslmode=verify-full
+yugabyte.sslrootcert=/etc/ferry/root.crt
+# mutual TLS only: PEM certificate and key ...
+yugabyte.sslcert=/etc/ferry/client.crt
+yugabyte.sslkey=/etc/ferry/client.key
+# ... or one PKCS#12 key store instead (pgJDBC's spelling), opened with its password
+# yugabyte.sslkey=/etc/ferry/client.p12
+# yugabyte.sslpassword=changeit
+```
+
+Every target connection (migrate, plan, status, validate, diagnose, `bench postgres`) goes \
+through the same settings. A refused handshake stops ferry before anything is written, with one \
+line naming the endpoint and the fix (an untrusted certificate by subject and issuer, a name \
+mismatch, an expiry date, a server that requires TLS or offers none, a refused client \
+certificate). `ferry diagnose` shows per endpoint the protocol, cipher, the certificate's \
+subject, issuer and days to expiry (under 14 is a warning), and the round trips TLS adds to a \
+login.
+
+";
 
 #[cfg(test)]
 mod tests {

@@ -122,6 +122,61 @@ pub struct TargetSpec {
     pub login_timeout_secs: u64,
     pub truncate_target_table: bool,
     pub tcp_keepalive: bool,
+    pub tls: TargetTlsSpec,
+}
+
+/// libpq's `sslmode`, as `yugabyte.sslmode` (or the JDBC drivers' `yugabyte.ssl`) set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// libpq tries clear text first and TLS second; ferry tries TLS first (as for `prefer`):
+    /// either order connects to the same servers.
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    /// libpq's spelling, case-insensitive.
+    pub fn from_word(w: &str) -> Option<Self> {
+        Some(match w.to_ascii_lowercase().as_str() {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// TLS to the target: the mode and the files it reads (read when the job is built, so a missing
+/// file stops ferry before it connects anywhere).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTlsSpec {
+    pub mode: SslMode,
+    /// `yugabyte.sslrootcert`.
+    pub root_cert: Option<PathBuf>,
+    /// `yugabyte.sslcert`.
+    pub client_cert: Option<PathBuf>,
+    /// `yugabyte.sslkey`.
+    pub client_key: Option<PathBuf>,
+    /// `yugabyte.sslpassword`: opens a PKCS#12 file.
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,7 +439,7 @@ pub(super) fn build(
     notices: &mut Vec<Notice>,
 ) -> MigrationSpec {
     let source = build_source(s, errors);
-    let target = build_target(s, notices);
+    let target = build_target(s, errors, notices);
     let (tables, table_options) = build_tables(s, errors);
     let run = build_run(s);
     MigrationSpec {
@@ -475,7 +530,64 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
     }
 }
 
-fn build_target(s: &Settings, notices: &mut Vec<Notice>) -> TargetSpec {
+fn build_target_tls(s: &Settings, errors: &mut Vec<ConfigError>) -> TargetTlsSpec {
+    let mode = match (s.value("yugabyte.sslmode"), s.value("yugabyte.ssl")) {
+        (None, Some(Value::Bool(true))) => SslMode::VerifyFull,
+        (None, Some(Value::Bool(false))) => SslMode::Disable,
+        _ => SslMode::from_word(s.word("yugabyte.sslmode")).unwrap_or(SslMode::Prefer),
+    };
+    let path = |k: &str| s.opt_text(k).map(PathBuf::from);
+    let tls = TargetTlsSpec {
+        mode,
+        root_cert: path("yugabyte.sslrootcert"),
+        client_cert: path("yugabyte.sslcert"),
+        client_key: path("yugabyte.sslkey"),
+        password: s.secret("yugabyte.sslpassword"),
+    };
+    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && tls.root_cert.is_none() {
+        let key = if s.is_set("yugabyte.sslmode") {
+            "yugabyte.sslmode"
+        } else {
+            "yugabyte.ssl"
+        };
+        errors.push(s.rule(
+            key,
+            format!(
+                "yugabyte.sslmode={} checks the target's certificate against a CA, but \
+                 yugabyte.sslrootcert is not set; set it to the CA certificate (PEM, e.g. \
+                 YugabyteDB Aeon's root.crt), or use yugabyte.sslmode=require to encrypt \
+                 without checking",
+                mode.as_str()
+            ),
+        ));
+    }
+    if mode == SslMode::Disable {
+        for k in [
+            "yugabyte.sslrootcert",
+            "yugabyte.sslcert",
+            "yugabyte.sslkey",
+        ] {
+            if s.is_set(k) {
+                errors.push(s.rule(
+                    k,
+                    format!(
+                        "{k} is set but TLS to the target is off (yugabyte.sslmode=disable); \
+                         set yugabyte.sslmode=verify-full (or require), or remove {k}"
+                    ),
+                ));
+            }
+        }
+    }
+    // sslcert without sslkey (a PKCS#12 key store, or PEM holding both) and sslkey without
+    // sslcert (pgJDBC's PKCS#12 spelling) are judged when the files are read.
+    tls
+}
+
+fn build_target(
+    s: &Settings,
+    errors: &mut Vec<ConfigError>,
+    notices: &mut Vec<Notice>,
+) -> TargetSpec {
     let insert_mode = match s.word("yugabyte.insertMode") {
         "INSERT" => InsertMode::Insert,
         _ => InsertMode::Copy,
@@ -516,6 +628,7 @@ fn build_target(s: &Settings, notices: &mut Vec<Notice>) -> TargetSpec {
         login_timeout_secs: s.u64("yugabyte.loginTimeout"),
         truncate_target_table: s.bool("yugabyte.truncateTargetTable"),
         tcp_keepalive: s.bool("yugabyte.tcpKeepAlive"),
+        tls: build_target_tls(s, errors),
     }
 }
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::config::MigrationSpec;
 use crate::job::Job;
+use crate::tls::session::{TlsSession, EXPIRY_WARNING_DAYS};
 
 /// What to measure and how much.
 #[derive(Clone, Debug)]
@@ -183,6 +184,11 @@ pub struct Endpoint {
     pub connect_ms: Option<f64>,
     /// Protocol round trips (CQL `SELECT … FROM system.local`, SQL `SELECT 1`).
     pub rtt_ms: Option<Percentiles>,
+    /// Opening one session as a migration does: TCP, TLS, startup and login.
+    pub login_ms: Option<f64>,
+    /// Whether that session is encrypted (`None`: clear text, or no session was opened — see
+    /// the `tls` verdict): protocol, cipher, the server's certificate, the handshake's cost.
+    pub tls: Option<TlsSession>,
     pub throughput: Option<Throughput>,
     /// The server's facts: version, data centre, settings.
     pub facts: BTreeMap<String, String>,
@@ -198,6 +204,8 @@ impl Endpoint {
             dns_ms: None,
             connect_ms: None,
             rtt_ms: None,
+            login_ms: None,
+            tls: None,
             throughput: None,
             facts: BTreeMap::new(),
             verdicts: Vec::new(),
@@ -210,6 +218,48 @@ impl Endpoint {
             .map(|c| c.verdict)
             .max()
             .unwrap_or(Verdict::Ok)
+    }
+}
+
+/// The `tls` verdict of one endpoint's session (either side): on or off, and how long the
+/// server's certificate has left.
+pub fn tls_check(session: Option<&TlsSession>, off_advice: &str) -> Check {
+    match session {
+        None => Check::new(
+            "tls",
+            Verdict::Warn,
+            "off: the session is in clear text".into(),
+            off_advice.into(),
+        ),
+        Some(t) if t.days_to_expiry < 0 => Check::new(
+            "tls",
+            Verdict::Fail,
+            format!(
+                "{} {}; the server's certificate ({}) expired on {}",
+                t.protocol, t.cipher, t.subject, t.not_after
+            ),
+            "renew the server's certificate: a client that checks it refuses the connection".into(),
+        ),
+        Some(t) if t.days_to_expiry < EXPIRY_WARNING_DAYS => Check::new(
+            "tls",
+            Verdict::Warn,
+            format!(
+                "{} {}; the server's certificate ({}) expires in {} days ({})",
+                t.protocol, t.cipher, t.subject, t.days_to_expiry, t.not_after
+            ),
+            format!(
+                "renew the server's certificate before it expires (under {EXPIRY_WARNING_DAYS} days left): a migration still running then fails to reconnect"
+            ),
+        ),
+        Some(t) => Check::new(
+            "tls",
+            Verdict::Ok,
+            format!(
+                "{} {}; certificate {} issued by {}, {} days to expiry",
+                t.protocol, t.cipher, t.subject, t.issuer, t.days_to_expiry
+            ),
+            String::new(),
+        ),
     }
 }
 

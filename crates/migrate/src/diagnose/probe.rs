@@ -625,8 +625,18 @@ pub async fn target(job: &Job, opts: &Options, row_bytes: f64) -> TargetResult {
         }
         let mut ep = Endpoint::new(address, Role::Target, found_in);
         if reach(&mut ep, timeout).await {
-            match job.target.connect(&host, port).await {
-                Ok(client) => {
+            match job.target.connect_observed(&host, port).await {
+                Ok((client, info)) => {
+                    ep.login_ms = Some(info.connect_ms);
+                    ep.verdicts.push(super::tls_check(
+                        info.tls.as_ref(),
+                        &format!(
+                            "yugabyte.sslmode={}: set yugabyte.sslmode=verify-full and \
+                             yugabyte.sslrootcert before data crosses a network you do not own",
+                            job.target.tls.mode().as_str()
+                        ),
+                    ));
+                    ep.tls = info.tls;
                     ep.verdicts.push(Check::new(
                         "login",
                         Verdict::Ok,
