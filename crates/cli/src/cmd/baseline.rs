@@ -2,10 +2,11 @@
 //! expectation marked met or missed with its figure.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct BaselineArgs {
@@ -16,7 +17,7 @@ pub struct BaselineArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
+pub async fn run(args: BaselineArgs) -> Result<Exit> {
     let text = std::fs::read_to_string(&args.suite)
         .with_context(|| format!("reading the suite {}", args.suite.display()))?;
     let suite =
@@ -56,8 +57,8 @@ pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
         .flat_map(|p| &p.expectations)
         .any(|e| !e.met);
     Ok(if failed || missed {
-        ExitCode::from(1)
+        Exit::CheckFailed
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }

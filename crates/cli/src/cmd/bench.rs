@@ -2,13 +2,14 @@
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_bench::{cassandra, kafka, postgres, ray, redis, trino, Probe};
 use ferry_report::RunRecord;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -437,7 +438,7 @@ impl RayArgs {
     }
 }
 
-pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+pub async fn run(args: BenchArgs) -> Result<Exit> {
     let (probe, out) = match args.probe {
         BenchProbe::Kafka(a) => (Probe::Kafka(a.spec()), a.out),
         BenchProbe::Postgres(a) => (Probe::Postgres(a.spec()), a.out),
@@ -462,7 +463,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
 }
 
 /// Prints the summary and hints, saves the record; exit 1 when the probe reported an error.
-pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<ExitCode> {
+pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<Exit> {
     println!("{}", summary_line(record));
     for h in ferry_report::hints::hints(record) {
         println!("hint ({}): {}", h.resource, h.message);
@@ -477,9 +478,9 @@ pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<ExitCode> {
     println!("run record: {}", path.display());
     if let Some(e) = &record.error {
         eprintln!("ferry: probe error: {e}");
-        return Ok(ExitCode::from(1));
+        return Ok(Exit::CheckFailed);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 pub fn default_path(kind: &str) -> PathBuf {

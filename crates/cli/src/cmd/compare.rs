@@ -3,12 +3,13 @@
 //! threshold, the seed's "verify 30%+ improvement" as an exit code.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ferry_report::compare::{self, Gate, Options};
 use ferry_report::RunRecord;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -45,7 +46,7 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-pub async fn run(args: CompareArgs) -> Result<ExitCode> {
+pub async fn run(args: CompareArgs) -> Result<Exit> {
     let before = RunRecord::load(&args.before).context("reading BEFORE")?;
     let after = RunRecord::load(&args.after).context("reading AFTER")?;
     let opts = Options {
@@ -66,7 +67,7 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
         args.alpha
     );
     let Some(min) = args.min_improvement else {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     };
     let outcome = compare::gate(
         &comparisons,
@@ -85,13 +86,13 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
             args.metric,
             min * 100.0
         );
-        Ok(ExitCode::SUCCESS)
+        Ok(Exit::Success)
     } else {
         println!(
             "gate: FAILED (needs {} ≥ {:.0}% better, beyond noise)",
             args.metric,
             min * 100.0
         );
-        Ok(ExitCode::from(1))
+        Ok(Exit::CheckFailed)
     }
 }

@@ -1,6 +1,5 @@
 //! `ferry gen`: the sample table every test, benchmark and README example starts from.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -8,6 +7,8 @@ use clap::Args;
 use ferry_migrate::cassandra::{self, CassandraEndpoint};
 use ferry_migrate::gen::{self, GenSpec};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct GenArgs {
@@ -53,7 +54,7 @@ pub struct GenArgs {
     pub shape: String,
 }
 
-pub async fn run(args: GenArgs) -> Result<ExitCode> {
+pub async fn run(args: GenArgs) -> Result<Exit> {
     let endpoint = CassandraEndpoint {
         contact_points: args.cassandra.clone(),
         username: Some(args.user.clone()),
@@ -104,5 +105,5 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         report.elapsed.as_secs_f64(),
         report.rows_per_sec()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

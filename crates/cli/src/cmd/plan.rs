@@ -1,13 +1,13 @@
 //! `ferry plan`: what a migration would do — chunks, estimated sizes, target DDL — touching
 //! nothing.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
 use ferry_migrate::job;
 
 use super::job::ConfigArgs;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -21,7 +21,7 @@ pub struct PlanArgs {
     pub all_chunks: bool,
 }
 
-pub async fn run(args: PlanArgs) -> Result<ExitCode> {
+pub async fn run(args: PlanArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, args.create_tables)?;
     let prepared = job::prepare(&job).await?;
@@ -100,5 +100,5 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             ),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

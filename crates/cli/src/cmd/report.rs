@@ -2,12 +2,13 @@
 //! records — a Markdown file and a self-contained HTML page with SVG charts.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ferry_report::model::Input;
 use ferry_report::RunRecord;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -22,7 +23,7 @@ pub struct ReportArgs {
     pub html: Option<PathBuf>,
 }
 
-pub async fn run(args: ReportArgs) -> Result<ExitCode> {
+pub async fn run(args: ReportArgs) -> Result<Exit> {
     let mut inputs = Vec::new();
     for p in &args.runs {
         let record = RunRecord::load(p)?;
@@ -38,7 +39,7 @@ pub async fn run(args: ReportArgs) -> Result<ExitCode> {
     let (md, html) = ferry_report::render(&inputs);
     if args.md.is_none() && args.html.is_none() {
         print!("{md}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     if let Some(p) = &args.md {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
@@ -48,5 +49,5 @@ pub async fn run(args: ReportArgs) -> Result<ExitCode> {
         std::fs::write(p, &html).with_context(|| format!("writing {}", p.display()))?;
         println!("html: {}", p.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -1,8 +1,6 @@
 //! `ferry status`: how far a migration got, from the progress tables in the target — chunks
 //! done, leased and pending, rows, rate and ETA. Works while workers run, or after a stop.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
 use ferry_migrate::progress::Progress;
@@ -10,13 +8,15 @@ use ferry_migrate::sink;
 
 use super::job::ConfigArgs;
 
+use crate::exit::Exit;
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
-pub async fn run(args: StatusArgs) -> Result<ExitCode> {
+pub async fn run(args: StatusArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, false)?;
     let facts = sink::discover(&job.target).await?;
@@ -32,7 +32,7 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
             job.progress_schema,
             args.config.config.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     println!(
         "{:<48} {:>7} {:>7} {:>7} {:>12} {:>9} {:>10} {:>9}",
@@ -75,5 +75,5 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     if unfinished {
         println!("unfinished migrations resume with the same `ferry migrate` command");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
