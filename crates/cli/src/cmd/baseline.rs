@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use serde_json::json;
+
+use super::output;
 
 use crate::exit::Exit;
 
@@ -15,6 +18,9 @@ pub struct BaselineArgs {
     /// Write the run record here (default: runs/baseline-<unix ms>.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print the outcome as one JSON object on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(args: BaselineArgs) -> Result<Exit> {
@@ -23,6 +29,9 @@ pub async fn run(args: BaselineArgs) -> Result<Exit> {
     let suite =
         ferry_bench::suite::parse(&text).with_context(|| format!("in {}", args.suite.display()))?;
     let record = ferry_bench::suite::run(&suite, |r| {
+        if args.json {
+            return;
+        }
         match &r.error {
             Some(e) => println!("{}: FAILED: {e}", r.label()),
             None => println!("{}: {}", r.label(), super::bench::summary_line(r)),
@@ -39,8 +48,11 @@ pub async fn run(args: BaselineArgs) -> Result<Exit> {
         }
     })
     .await;
-    for h in ferry_report::hints::hints(&record) {
-        println!("hint ({}, {}): {}", h.resource, h.probe, h.message);
+    let hints = ferry_report::hints::hints(&record);
+    if !args.json {
+        for h in &hints {
+            println!("hint ({}, {}): {}", h.resource, h.probe, h.message);
+        }
     }
     let path = args
         .out
@@ -49,13 +61,32 @@ pub async fn run(args: BaselineArgs) -> Result<Exit> {
     record
         .save(&path)
         .with_context(|| format!("saving the run record to {}", path.display()))?;
-    println!("run record: {}", path.display());
     let failed = record.probes.iter().any(|p| p.error.is_some());
     let missed = record
         .probes
         .iter()
         .flat_map(|p| &p.expectations)
         .any(|e| !e.met);
+    if args.json {
+        output::print_json(
+            "baseline",
+            &json!({
+                "probes": record.probes.iter().map(|p| json!({
+                    "name": p.label(),
+                    "kind": p.kind,
+                    "summary_line": super::bench::summary_line(p),
+                    "summary": p.summary,
+                    "expectations": p.expectations,
+                    "error": p.error,
+                })).collect::<Vec<_>>(),
+                "hints": hints.iter().map(|h| json!({"probe": h.probe, "resource": h.resource, "message": h.message})).collect::<Vec<_>>(),
+                "passed": !(failed || missed),
+                "run_record": path.display().to_string(),
+            }),
+        )?;
+    } else {
+        println!("run record: {}", path.display());
+    }
     Ok(if failed || missed {
         Exit::CheckFailed
     } else {

@@ -45,6 +45,10 @@ pub struct OutArgs {
     /// `ferry compare` needs to tell a change from run-to-run noise.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
+    /// Print the outcome (summary, hints, where the record is) as one JSON object on stdout
+    /// (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -453,21 +457,19 @@ pub async fn run(args: BenchArgs) -> Result<Exit> {
     let mut runs = Vec::new();
     for i in 0..out.repeat {
         let r = ferry_bench::run_probe(&probe).await?;
-        if out.repeat > 1 {
+        if out.repeat > 1 && !out.json {
             eprintln!("run {}/{}: {}", i + 1, out.repeat, summary_line(&r));
         }
         runs.push(r);
     }
     let record = ferry_bench::combine_repetitions(runs);
-    finish(&record, out.out.as_deref())
+    finish(&record, out.out.as_deref(), out.json)
 }
 
-/// Prints the summary and hints, saves the record; exit 1 when the probe reported an error.
-pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<Exit> {
-    println!("{}", summary_line(record));
-    for h in ferry_report::hints::hints(record) {
-        println!("hint ({}): {}", h.resource, h.message);
-    }
+/// Prints the summary and hints (or the JSON object), saves the record; exit code 1 when the
+/// probe reported an error.
+pub fn finish(record: &RunRecord, out: Option<&Path>, json: bool) -> Result<Exit> {
+    let hints = ferry_report::hints::hints(record);
     let path = match out {
         Some(p) => p.to_path_buf(),
         None => default_path(&record.kind),
@@ -475,7 +477,26 @@ pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<Exit> {
     record
         .save(&path)
         .with_context(|| format!("saving the run record to {}", path.display()))?;
-    println!("run record: {}", path.display());
+    if json {
+        super::output::print_json(
+            "bench",
+            &serde_json::json!({
+                "kind": record.kind,
+                "target": record.target,
+                "summary_line": summary_line(record),
+                "summary": record.summary,
+                "hints": hints.iter().map(|h| serde_json::json!({"resource": h.resource, "message": h.message})).collect::<Vec<_>>(),
+                "error": record.error,
+                "run_record": path.display().to_string(),
+            }),
+        )?;
+    } else {
+        println!("{}", summary_line(record));
+        for h in &hints {
+            println!("hint ({}): {}", h.resource, h.message);
+        }
+        println!("run record: {}", path.display());
+    }
     if let Some(e) = &record.error {
         eprintln!("ferry: probe error: {e}");
         return Ok(Exit::CheckFailed);

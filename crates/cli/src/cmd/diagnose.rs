@@ -76,11 +76,11 @@ pub async fn run(args: DiagnoseArgs) -> Result<Exit> {
             "copy_rows": args.copy_rows,
         },
         "host": output::host_facts(),
-        "result": value,
+        "result": &value,
     });
     let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "diagnose", record)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        output::print_json("diagnose", &value)?;
     } else {
         print!("{}", render(&report));
         if !recommended.is_empty() {

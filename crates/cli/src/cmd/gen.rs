@@ -7,6 +7,9 @@ use clap::Args;
 use ferry_migrate::cassandra::{self, CassandraEndpoint};
 use ferry_migrate::gen::{self, GenSpec};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::output;
 
 use crate::exit::Exit;
 
@@ -52,6 +55,9 @@ pub struct GenArgs {
     /// row, for the migration benchmark).
     #[arg(long, default_value = "full", value_parser = ["full", "bench"])]
     pub shape: String,
+    /// Print the outcome as one JSON object on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(args: GenArgs) -> Result<Exit> {
@@ -89,10 +95,31 @@ pub async fn run(args: GenArgs) -> Result<Exit> {
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("{}.{}", spec.keyspace, spec.table));
-    bar.enable_steady_tick(Duration::from_millis(200));
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
     let report = gen::generate(&session, &spec, &|n| bar.inc(n)).await;
     bar.finish_and_clear();
     let report = report?;
+    if args.json {
+        output::print_json(
+            "gen",
+            &json!({
+                "keyspace": spec.keyspace,
+                "table": spec.table,
+                "rows": report.rows,
+                "partition_rows": spec.partition_rows,
+                "counter_table": format!("{}_counters", spec.table),
+                "counter_rows": report.counter_rows,
+                "seed": spec.seed,
+                "seconds": report.elapsed.as_secs_f64(),
+                "rows_per_sec": report.rows_per_sec(),
+            }),
+        )?;
+        return Ok(Exit::Success);
+    }
     println!(
         "wrote {} rows to {}.{} ({} rows per partition) and {} counter rows to {}.{}_counters in {:.1}s: {:.0} rows/s",
         report.rows,

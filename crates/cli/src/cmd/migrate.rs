@@ -180,11 +180,11 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
             "rows_rejected": rejected,
             "seconds": secs,
         },
-        "result": summary,
+        "result": &summary,
     });
     let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "migration", record)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        output::print_json("migrate", &summary)?;
     } else {
         print!("{}", output::summary_table(&reports));
         println!(

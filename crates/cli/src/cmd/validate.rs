@@ -213,11 +213,11 @@ async fn check(
             "records_per_sec": source_rows as f64 / secs.max(1e-9),
             "seconds": secs,
         },
-        "result": summary,
+        "result": &summary,
     });
     let record_path = output::write_run_record(runs_dir, "validation", record)?;
     match show.print {
-        Print::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Print::Json => output::print_json("validate", &summary)?,
         Print::Table => {
             print!("{}", summary_table(&tables));
             print!("{}", diff_lines(&tables, show.rows, diff_path.as_deref()));
