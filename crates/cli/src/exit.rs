@@ -98,7 +98,7 @@ pub fn help_table() -> String {
     for e in Exit::ALL {
         s.push_str(&format!("  {}  {}\n", e.code(), e.meaning()));
     }
-    s.push_str("\nEvery command takes --json: one JSON object on stdout, with schema_version and command (docs/json.md).");
+    s.push_str("\nEvery command but completions and man takes --json: one JSON object on stdout, with\nschema_version and command (docs/json.md).");
     s
 }
 

@@ -46,6 +46,10 @@ enum Command {
     /// check the configuration against the measurements, and recommend settings.
     /// Exit code 1 when a check fails.
     Diagnose(cmd::diagnose::DiagnoseArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (ferry.1) on stdout, or write every page into --dir.
+    Man(cmd::completions::ManArgs),
 }
 
 /// The whole command line as clap sees it, with the exit-code table after the help. Shared by
@@ -89,6 +93,8 @@ fn main() -> ExitCode {
             Command::Compare(args) => cmd::compare::run(args).await,
             Command::Report(args) => cmd::report::run(args).await,
             Command::Diagnose(args) => cmd::diagnose::run(args).await,
+            Command::Completions(args) => cmd::completions::completions(args),
+            Command::Man(args) => cmd::completions::man(args),
         }
     });
     match result {
