@@ -53,9 +53,10 @@ pub struct OutArgs {
 
 #[derive(Args, Debug)]
 pub struct KafkaArgs {
-    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
+    #[arg(long, default_value = kafka::DEFAULT_BOOTSTRAP, value_name = "HOST:PORT")]
     pub bootstrap: String,
-    #[arg(long)]
+    /// The topic (the broker must auto-create it, or it must exist).
+    #[arg(long, default_value = kafka::DEFAULT_TOPIC)]
     pub topic: String,
     #[arg(long, default_value_t = 100_000)]
     pub num_records: u64,
@@ -92,14 +93,16 @@ pub enum KafkaMode {
 #[derive(Args, Debug)]
 pub struct PgArgs {
     /// HOST:PORT; repeat or comma-separate to spread connections over several nodes.
-    #[arg(long = "host", default_value = "127.0.0.1:5432", value_delimiter = ',')]
+    /// The default is YugabyteDB's YSQL port (and ferry's `yugabyte.port`); PostgreSQL usually
+    /// listens on 5432.
+    #[arg(long = "host", default_value = postgres::DEFAULT_HOST, value_delimiter = ',')]
     pub hosts: Vec<String>,
-    #[arg(long, default_value = "postgres")]
+    #[arg(long, default_value = postgres::DEFAULT_USER)]
     pub user: String,
     /// Never written to the run record.
     #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    #[arg(long, default_value = "postgres")]
+    #[arg(long, default_value = postgres::DEFAULT_DBNAME)]
     pub dbname: String,
     /// A statement to time (repeatable; issued round-robin). Without it: the built-in mix.
     #[arg(long = "query", value_name = "SQL")]
@@ -132,11 +135,13 @@ pub enum BuiltinArg {
 
 #[derive(Args, Debug)]
 pub struct CassandraArgs {
-    #[arg(long = "host", default_value = "127.0.0.1:9042", value_delimiter = ',')]
+    #[arg(long = "host", default_value = cassandra::DEFAULT_HOST, value_delimiter = ',')]
     pub hosts: Vec<String>,
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Never written to the run record.
+    /// Sent only when the cluster asks for a login (Cassandra's stock superuser by default).
+    #[arg(long, default_value = cassandra::DEFAULT_USER)]
+    pub user: String,
+    /// Never written to the run record (default: Cassandra's stock password for the stock
+    /// user).
     #[arg(long, env = "FERRY_CASSANDRA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     #[arg(long, default_value = "ferry_bench")]
@@ -158,7 +163,7 @@ pub struct CassandraArgs {
 
 #[derive(Args, Debug)]
 pub struct RedisArgs {
-    #[arg(long, default_value = "127.0.0.1:6379", value_name = "HOST:PORT")]
+    #[arg(long, default_value = redis::DEFAULT_HOST, value_name = "HOST:PORT")]
     pub host: String,
     /// ACL user (Redis 6+); without it AUTH sends the password alone.
     #[arg(long)]
@@ -205,7 +210,7 @@ pub enum RedisWorkloadArg {
 #[derive(Args, Debug)]
 pub struct RayArgs {
     /// The Ray dashboard, which serves the Jobs API.
-    #[arg(long, default_value = "http://127.0.0.1:8265", value_name = "URL")]
+    #[arg(long, default_value = ray::DEFAULT_ADDRESS, value_name = "URL")]
     pub address: String,
     /// CPUs the job reserves (a placement group) and runs its tasks on (default: all).
     #[arg(long, value_name = "N")]
@@ -248,7 +253,7 @@ pub enum WorkloadArg {
 #[derive(Args, Debug)]
 pub struct TrinoArgs {
     /// The coordinator's URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    #[arg(long, default_value = trino::DEFAULT_SERVER, value_name = "URL")]
     pub server: String,
     /// Sent as X-Trino-User.
     #[arg(long, default_value = "ferry")]
@@ -365,7 +370,7 @@ impl CassandraArgs {
     fn spec(&self) -> cassandra::CassandraSpec {
         cassandra::CassandraSpec {
             hosts: self.hosts.clone(),
-            user: self.user.clone(),
+            user: Some(self.user.clone()),
             password: self.password.clone(),
             keyspace: self.keyspace.clone(),
             replication_factor: self.replication_factor,
