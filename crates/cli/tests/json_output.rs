@@ -32,6 +32,11 @@ fn documented_fields(command: &str) -> BTreeSet<String> {
 /// Runs `ferry ARGS`, expects exit code `code`, parses stdout as one JSON object and checks its
 /// shape against docs/json.md.
 fn json_of(command: &str, args: &[&str], code: i32) -> Value {
+    json_of_any(command, args, &[code])
+}
+
+/// As [`json_of`], for a command whose exit code depends on measurements (any of `codes`).
+fn json_of_any(command: &str, args: &[&str], codes: &[i32]) -> Value {
     let out: Output = ferry()
         .args(args)
         .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
@@ -39,11 +44,11 @@ fn json_of(command: &str, args: &[&str], code: i32) -> Value {
         .expect("running ferry");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "ferry {}\n{stdout}{stderr}",
-        args.join(" ")
+    assert!(
+        out.status.code().is_some_and(|c| codes.contains(&c)),
+        "ferry {}: exit code {:?}, expected one of {codes:?}\n{stdout}{stderr}",
+        args.join(" "),
+        out.status.code()
     );
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -121,7 +126,9 @@ fn every_command_prints_its_documented_json() {
     let v = json_of("validate", &["validate", "-c", c, "--json"], 0);
     assert_eq!(v["equal"], true);
 
-    let dg = json_of(
+    // diagnose judges latencies and rates measured on a shared machine: a check may fail (exit
+    // code 1) when other tests load it; the shape is what this test is about.
+    let dg = json_of_any(
         "diagnose",
         &[
             "diagnose",
@@ -135,7 +142,7 @@ fn every_command_prints_its_documented_json() {
             "500",
             "--json",
         ],
-        0,
+        &[0, 1],
     );
     assert!(!dg["endpoints"].as_array().expect("endpoints").is_empty());
 
