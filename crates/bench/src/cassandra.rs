@@ -25,14 +25,25 @@ pub enum Workload {
     Both,
 }
 
+/// Where the probe goes by default: Cassandra's own native-protocol port, where
+/// `scripts/testbed up` runs its node.
+pub const DEFAULT_HOST: &str = "127.0.0.1:9042";
+/// Cassandra's stock superuser and its stock password (what `cassandra.yaml`'s
+/// PasswordAuthenticator starts with, and the test bed keeps). A cluster without authentication
+/// never asks for them.
+pub const DEFAULT_USER: &str = "cassandra";
+pub const DEFAULT_PASSWORD: &str = "cassandra";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CassandraSpec {
     #[serde(default = "default_hosts")]
     pub hosts: Vec<String>,
-    #[serde(default)]
+    /// Sent only when the cluster asks for a login.
+    #[serde(default = "default_user")]
     pub user: Option<String>,
-    /// From FERRY_CASSANDRA_PASSWORD when unset; never written to a record.
+    /// From FERRY_CASSANDRA_PASSWORD when unset (then Cassandra's stock password for its stock
+    /// superuser); never written to a record.
     #[serde(default, skip)]
     pub password: Option<String>,
     #[serde(default = "default_keyspace")]
@@ -50,7 +61,10 @@ pub struct CassandraSpec {
 }
 
 fn default_hosts() -> Vec<String> {
-    vec!["127.0.0.1:9042".into()]
+    vec![DEFAULT_HOST.into()]
+}
+fn default_user() -> Option<String> {
+    Some(DEFAULT_USER.into())
 }
 fn default_keyspace() -> String {
     "ferry_bench".into()
@@ -106,6 +120,7 @@ async fn connect(spec: &CassandraSpec) -> Result<Session, Error> {
             .password
             .clone()
             .or_else(|| std::env::var("FERRY_CASSANDRA_PASSWORD").ok())
+            .or_else(|| (user == DEFAULT_USER).then(|| DEFAULT_PASSWORD.to_string()))
             .unwrap_or_default();
         b = b.user(user, pw);
     }

@@ -34,12 +34,19 @@ pub enum Mode {
     Consume,
 }
 
+/// Where the probe goes without `--bootstrap`: Kafka's own default port, where
+/// `scripts/testbed up` runs its broker.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+/// The topic without `--topic` (a broker that auto-creates topics makes it; the test bed's does).
+pub const DEFAULT_TOPIC: &str = "ferry-bench";
+
 /// What to run, as the CLI flags and a suite's `[[probe]]` table spell it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSpec {
     #[serde(default = "default_bootstrap")]
     pub bootstrap: String,
+    #[serde(default = "default_topic")]
     pub topic: String,
     #[serde(default = "default_records")]
     pub num_records: u64,
@@ -68,7 +75,10 @@ pub struct KafkaSpec {
 }
 
 fn default_bootstrap() -> String {
-    "127.0.0.1:9092".into()
+    DEFAULT_BOOTSTRAP.into()
+}
+fn default_topic() -> String {
+    DEFAULT_TOPIC.into()
 }
 fn default_records() -> u64 {
     100_000

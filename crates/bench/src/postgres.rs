@@ -30,6 +30,14 @@ pub enum Builtin {
     SelectOnly,
 }
 
+/// Where the probe goes without `--host`: YugabyteDB's YSQL port (ferry's `yugabyte.port`
+/// default), where `scripts/testbed up` serves its first node. PostgreSQL's usual 5432 is one
+/// `--host` away.
+pub const DEFAULT_HOST: &str = "127.0.0.1:5433";
+/// A role and a database every PostgreSQL and YugabyteDB cluster has.
+pub const DEFAULT_USER: &str = "postgres";
+pub const DEFAULT_DBNAME: &str = "postgres";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgSpec {
@@ -74,13 +82,13 @@ pub struct PgSpec {
 }
 
 fn default_hosts() -> Vec<String> {
-    vec!["127.0.0.1:5432".into()]
+    vec![DEFAULT_HOST.into()]
 }
 fn default_user() -> String {
-    "postgres".into()
+    DEFAULT_USER.into()
 }
 fn default_dbname() -> String {
-    "postgres".into()
+    DEFAULT_DBNAME.into()
 }
 fn default_builtin() -> Builtin {
     Builtin::TpcbLike

@@ -33,6 +33,10 @@ pub enum Workload {
     Both,
 }
 
+/// Where the probe goes by default: Ray's own dashboard port (it serves the Jobs API), where
+/// `scripts/testbed up ray` runs its head.
+pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:8265";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaySpec {
@@ -62,7 +66,7 @@ pub struct RaySpec {
 }
 
 fn default_address() -> String {
-    "http://127.0.0.1:8265".into()
+    DEFAULT_ADDRESS.into()
 }
 fn default_tasks() -> u32 {
     100

@@ -33,6 +33,10 @@ pub enum Workload {
     Both,
 }
 
+/// Where the probe goes by default: Redis's own default port, where `scripts/testbed up redis` runs
+/// its server.
+pub const DEFAULT_HOST: &str = "127.0.0.1:6379";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
@@ -71,7 +75,7 @@ pub struct RedisSpec {
 }
 
 fn default_host() -> String {
-    "127.0.0.1:6379".into()
+    DEFAULT_HOST.into()
 }
 fn default_ops() -> u64 {
     100_000

@@ -34,6 +34,10 @@ pub enum Builtin {
     Tpch,
 }
 
+/// Where the probe goes by default: Trino's own default HTTP port, where `scripts/testbed up trino`
+/// runs its coordinator.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrinoSpec {
@@ -68,7 +72,7 @@ pub struct TrinoSpec {
 }
 
 fn default_server() -> String {
-    "http://127.0.0.1:8080".into()
+    DEFAULT_SERVER.into()
 }
 fn default_user() -> String {
     "ferry".into()

@@ -2,10 +2,13 @@
 //! an exit code; the engine crates return values and errors.
 
 mod cmd;
+mod exit;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use exit::Exit;
 
 /// ferry moves Cassandra tables into YugabyteDB (YSQL) / PostgreSQL, and measures every claim it
 /// makes about speed.
@@ -28,14 +31,14 @@ enum Command {
     /// Show how far a migration got: chunks done/leased/pending, rows, rate, ETA.
     Status(cmd::status::StatusArgs),
     /// Prove the target equals the source: counts and digests per key-hash bucket, then the
-    /// rows and columns that differ. Exit code 0 only when equal.
+    /// rows and columns that differ. Exit code 0 only when equal, 1 when they differ.
     Validate(cmd::validate::ValidateArgs),
     /// Measure one service (Kafka, PostgreSQL/YugabyteDB, Cassandra, Trino, Redis, Ray) into a run record.
     Bench(cmd::bench::BenchArgs),
     /// Run a suite of probes (TOML) into one baseline record, checking its expectations.
     Baseline(cmd::baseline::BaselineArgs),
     /// Compare two run records metric by metric, with significance; optionally gate on an
-    /// improvement (exit 1 when it falls short).
+    /// improvement (exit code 1 when it falls short).
     Compare(cmd::compare::CompareArgs),
     /// Write the performance report (Markdown and self-contained HTML) from run records.
     Report(cmd::report::ReportArgs),
@@ -43,10 +46,23 @@ enum Command {
     /// check the configuration against the measurements, and recommend settings.
     /// Exit code 1 when a check fails.
     Diagnose(cmd::diagnose::DiagnoseArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page (ferry.1) on stdout, or write every page into --dir.
+    Man(cmd::completions::ManArgs),
+}
+
+/// The whole command line as clap sees it, with the exit-code table after the help. Shared by
+/// parsing, `ferry completions` and `ferry man`, so all three describe the same flags.
+pub fn cli_command() -> clap::Command {
+    Cli::command().after_help(exit::help_table())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&cli_command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
@@ -62,7 +78,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferry: error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return Exit::BadInput.into();
         }
     };
     let result = runtime.block_on(async {
@@ -77,13 +93,19 @@ fn main() -> ExitCode {
             Command::Compare(args) => cmd::compare::run(args).await,
             Command::Report(args) => cmd::report::run(args).await,
             Command::Diagnose(args) => cmd::diagnose::run(args).await,
+            Command::Completions(args) => cmd::completions::completions(args),
+            Command::Man(args) => cmd::completions::man(args),
         }
     });
     match result {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("ferry: error: {e:#}");
-            ExitCode::from(2)
+            if e.downcast_ref::<exit::Resumable>().is_some() {
+                Exit::Stopped.into()
+            } else {
+                Exit::BadInput.into()
+            }
         }
     }
 }

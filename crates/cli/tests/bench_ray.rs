@@ -233,7 +233,7 @@ repetitions = 2
 type = "redis"
 name = "redis-pipelined"
 expect = ["get_p99_ms < 1000", "keyspace_hit_ratio >= 0.99"]
-host = "127.0.0.1:6390"
+host = "127.0.0.1:6379"
 operations = 20000
 pipeline = 16
 key_prefix = "{prefix}"

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use common::*;
 
-const REDIS: &str = "127.0.0.1:6390";
+const REDIS: &str = "127.0.0.1:6379";
 
 /// Starts the test bed's Redis (idempotent) and serializes the tests of this file.
 fn redis() -> MutexGuard<'static, ()> {
@@ -26,7 +26,7 @@ fn redis() -> MutexGuard<'static, ()> {
 /// One field of the server's INFO, read with redis-cli (not through ferry).
 fn info(field: &str) -> String {
     let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6390", "info", "all"])
+        .args(["-h", "127.0.0.1", "-p", "6379", "info", "all"])
         .output()
         .expect("redis-cli (installed with redis-server by scripts/testbed up redis)");
     String::from_utf8_lossy(&out.stdout)
@@ -44,7 +44,7 @@ fn info_n(field: &str) -> i64 {
 
 fn redis_cli(args: &[&str]) -> String {
     let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", "6390"])
+        .args(["-h", "127.0.0.1", "-p", "6379"])
         .args(args)
         .output()
         .expect("redis-cli");

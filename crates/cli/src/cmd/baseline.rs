@@ -2,10 +2,14 @@
 //! expectation marked met or missed with its figure.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use serde_json::json;
+
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct BaselineArgs {
@@ -14,14 +18,20 @@ pub struct BaselineArgs {
     /// Write the run record here (default: runs/baseline-<unix ms>.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print the outcome as one JSON object on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
+pub async fn run(args: BaselineArgs) -> Result<Exit> {
     let text = std::fs::read_to_string(&args.suite)
         .with_context(|| format!("reading the suite {}", args.suite.display()))?;
     let suite =
         ferry_bench::suite::parse(&text).with_context(|| format!("in {}", args.suite.display()))?;
     let record = ferry_bench::suite::run(&suite, |r| {
+        if args.json {
+            return;
+        }
         match &r.error {
             Some(e) => println!("{}: FAILED: {e}", r.label()),
             None => println!("{}: {}", r.label(), super::bench::summary_line(r)),
@@ -38,8 +48,11 @@ pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
         }
     })
     .await;
-    for h in ferry_report::hints::hints(&record) {
-        println!("hint ({}, {}): {}", h.resource, h.probe, h.message);
+    let hints = ferry_report::hints::hints(&record);
+    if !args.json {
+        for h in &hints {
+            println!("hint ({}, {}): {}", h.resource, h.probe, h.message);
+        }
     }
     let path = args
         .out
@@ -48,16 +61,35 @@ pub async fn run(args: BaselineArgs) -> Result<ExitCode> {
     record
         .save(&path)
         .with_context(|| format!("saving the run record to {}", path.display()))?;
-    println!("run record: {}", path.display());
     let failed = record.probes.iter().any(|p| p.error.is_some());
     let missed = record
         .probes
         .iter()
         .flat_map(|p| &p.expectations)
         .any(|e| !e.met);
-    Ok(if failed || missed {
-        ExitCode::from(1)
+    if args.json {
+        output::print_json(
+            "baseline",
+            &json!({
+                "probes": record.probes.iter().map(|p| json!({
+                    "name": p.label(),
+                    "kind": p.kind,
+                    "summary_line": super::bench::summary_line(p),
+                    "summary": p.summary,
+                    "expectations": p.expectations,
+                    "error": p.error,
+                })).collect::<Vec<_>>(),
+                "hints": hints.iter().map(|h| json!({"probe": h.probe, "resource": h.resource, "message": h.message})).collect::<Vec<_>>(),
+                "passed": !(failed || missed),
+                "run_record": path.display().to_string(),
+            }),
+        )?;
     } else {
-        ExitCode::SUCCESS
+        println!("run record: {}", path.display());
+    }
+    Ok(if failed || missed {
+        Exit::CheckFailed
+    } else {
+        Exit::Success
     })
 }

@@ -2,13 +2,14 @@
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_bench::{cassandra, kafka, postgres, ray, redis, trino, Probe};
 use ferry_report::RunRecord;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -44,13 +45,18 @@ pub struct OutArgs {
     /// `ferry compare` needs to tell a change from run-to-run noise.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
+    /// Print the outcome (summary, hints, where the record is) as one JSON object on stdout
+    /// (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct KafkaArgs {
-    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
+    #[arg(long, default_value = kafka::DEFAULT_BOOTSTRAP, value_name = "HOST:PORT")]
     pub bootstrap: String,
-    #[arg(long)]
+    /// The topic (the broker must auto-create it, or it must exist).
+    #[arg(long, default_value = kafka::DEFAULT_TOPIC)]
     pub topic: String,
     #[arg(long, default_value_t = 100_000)]
     pub num_records: u64,
@@ -87,14 +93,16 @@ pub enum KafkaMode {
 #[derive(Args, Debug)]
 pub struct PgArgs {
     /// HOST:PORT; repeat or comma-separate to spread connections over several nodes.
-    #[arg(long = "host", default_value = "127.0.0.1:5432", value_delimiter = ',')]
+    /// The default is YugabyteDB's YSQL port (and ferry's `yugabyte.port`); PostgreSQL usually
+    /// listens on 5432.
+    #[arg(long = "host", default_value = postgres::DEFAULT_HOST, value_delimiter = ',')]
     pub hosts: Vec<String>,
-    #[arg(long, default_value = "postgres")]
+    #[arg(long, default_value = postgres::DEFAULT_USER)]
     pub user: String,
     /// Never written to the run record.
     #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    #[arg(long, default_value = "postgres")]
+    #[arg(long, default_value = postgres::DEFAULT_DBNAME)]
     pub dbname: String,
     /// A statement to time (repeatable; issued round-robin). Without it: the built-in mix.
     #[arg(long = "query", value_name = "SQL")]
@@ -140,11 +148,13 @@ pub enum BuiltinArg {
 
 #[derive(Args, Debug)]
 pub struct CassandraArgs {
-    #[arg(long = "host", default_value = "127.0.0.1:9042", value_delimiter = ',')]
+    #[arg(long = "host", default_value = cassandra::DEFAULT_HOST, value_delimiter = ',')]
     pub hosts: Vec<String>,
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Never written to the run record.
+    /// Sent only when the cluster asks for a login (Cassandra's stock superuser by default).
+    #[arg(long, default_value = cassandra::DEFAULT_USER)]
+    pub user: String,
+    /// Never written to the run record (default: Cassandra's stock password for the stock
+    /// user).
     #[arg(long, env = "FERRY_CASSANDRA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     #[arg(long, default_value = "ferry_bench")]
@@ -166,7 +176,7 @@ pub struct CassandraArgs {
 
 #[derive(Args, Debug)]
 pub struct RedisArgs {
-    #[arg(long, default_value = "127.0.0.1:6379", value_name = "HOST:PORT")]
+    #[arg(long, default_value = redis::DEFAULT_HOST, value_name = "HOST:PORT")]
     pub host: String,
     /// ACL user (Redis 6+); without it AUTH sends the password alone.
     #[arg(long)]
@@ -213,7 +223,7 @@ pub enum RedisWorkloadArg {
 #[derive(Args, Debug)]
 pub struct RayArgs {
     /// The Ray dashboard, which serves the Jobs API.
-    #[arg(long, default_value = "http://127.0.0.1:8265", value_name = "URL")]
+    #[arg(long, default_value = ray::DEFAULT_ADDRESS, value_name = "URL")]
     pub address: String,
     /// CPUs the job reserves (a placement group) and runs its tasks on (default: all).
     #[arg(long, value_name = "N")]
@@ -256,7 +266,7 @@ pub enum WorkloadArg {
 #[derive(Args, Debug)]
 pub struct TrinoArgs {
     /// The coordinator's URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    #[arg(long, default_value = trino::DEFAULT_SERVER, value_name = "URL")]
     pub server: String,
     /// Sent as X-Trino-User.
     #[arg(long, default_value = "ferry")]
@@ -377,7 +387,7 @@ impl CassandraArgs {
     fn spec(&self) -> cassandra::CassandraSpec {
         cassandra::CassandraSpec {
             hosts: self.hosts.clone(),
-            user: self.user.clone(),
+            user: Some(self.user.clone()),
             password: self.password.clone(),
             keyspace: self.keyspace.clone(),
             replication_factor: self.replication_factor,
@@ -454,7 +464,7 @@ impl RayArgs {
     }
 }
 
-pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+pub async fn run(args: BenchArgs) -> Result<Exit> {
     let (probe, out) = match args.probe {
         BenchProbe::Kafka(a) => (Probe::Kafka(a.spec()), a.out),
         BenchProbe::Postgres(a) => (Probe::Postgres(a.spec()), a.out),
@@ -469,21 +479,19 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut runs = Vec::new();
     for i in 0..out.repeat {
         let r = ferry_bench::run_probe(&probe).await?;
-        if out.repeat > 1 {
+        if out.repeat > 1 && !out.json {
             eprintln!("run {}/{}: {}", i + 1, out.repeat, summary_line(&r));
         }
         runs.push(r);
     }
     let record = ferry_bench::combine_repetitions(runs);
-    finish(&record, out.out.as_deref())
+    finish(&record, out.out.as_deref(), out.json)
 }
 
-/// Prints the summary and hints, saves the record; exit 1 when the probe reported an error.
-pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<ExitCode> {
-    println!("{}", summary_line(record));
-    for h in ferry_report::hints::hints(record) {
-        println!("hint ({}): {}", h.resource, h.message);
-    }
+/// Prints the summary and hints (or the JSON object), saves the record; exit code 1 when the
+/// probe reported an error.
+pub fn finish(record: &RunRecord, out: Option<&Path>, json: bool) -> Result<Exit> {
+    let hints = ferry_report::hints::hints(record);
     let path = match out {
         Some(p) => p.to_path_buf(),
         None => default_path(&record.kind),
@@ -491,12 +499,31 @@ pub fn finish(record: &RunRecord, out: Option<&Path>) -> Result<ExitCode> {
     record
         .save(&path)
         .with_context(|| format!("saving the run record to {}", path.display()))?;
-    println!("run record: {}", path.display());
+    if json {
+        super::output::print_json(
+            "bench",
+            &serde_json::json!({
+                "kind": record.kind,
+                "target": record.target,
+                "summary_line": summary_line(record),
+                "summary": record.summary,
+                "hints": hints.iter().map(|h| serde_json::json!({"resource": h.resource, "message": h.message})).collect::<Vec<_>>(),
+                "error": record.error,
+                "run_record": path.display().to_string(),
+            }),
+        )?;
+    } else {
+        println!("{}", summary_line(record));
+        for h in &hints {
+            println!("hint ({}): {}", h.resource, h.message);
+        }
+        println!("run record: {}", path.display());
+    }
     if let Some(e) = &record.error {
         eprintln!("ferry: probe error: {e}");
-        return Ok(ExitCode::from(1));
+        return Ok(Exit::CheckFailed);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 pub fn default_path(kind: &str) -> PathBuf {

@@ -3,12 +3,18 @@
 //! threshold, the seed's "verify 30%+ improvement" as an exit code.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ferry_report::compare::{self, Gate, Options};
+use ferry_report::compare::{self, Gate, Options, ProbeComparison};
+use ferry_report::metric::Direction;
 use ferry_report::RunRecord;
+use ferry_stats::Description;
+use serde_json::json;
+
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -25,6 +31,10 @@ pub struct CompareArgs {
     /// Significance level of Welch's t-test.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
+    /// Print the comparison (and the gate's outcome) as one JSON object on stdout
+    /// (docs/json.md); the exit code is the same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `30%`, `30` or `0.3` → 0.30 (a bare number above 1 is read as percent).
@@ -45,7 +55,7 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-pub async fn run(args: CompareArgs) -> Result<ExitCode> {
+pub async fn run(args: CompareArgs) -> Result<Exit> {
     let before = RunRecord::load(&args.before).context("reading BEFORE")?;
     let after = RunRecord::load(&args.after).context("reading AFTER")?;
     let opts = Options {
@@ -53,6 +63,38 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
         ..Options::default()
     };
     let comparisons = compare::compare(&before, &after, &opts);
+    let gate = args.min_improvement.map(|min| {
+        compare::gate(
+            &comparisons,
+            &Gate {
+                metric: args.metric.clone(),
+                min_improvement: min,
+            },
+        )
+    });
+    let exit = match &gate {
+        Some(g) if !g.passed => Exit::CheckFailed,
+        _ => Exit::Success,
+    };
+    if args.json {
+        let side = |path: &std::path::Path, r: &RunRecord| json!({"path": path.display().to_string(), "kind": r.kind, "started_at": r.started_at});
+        output::print_json(
+            "compare",
+            &json!({
+                "before": side(&args.before, &before),
+                "after": side(&args.after, &after),
+                "alpha": args.alpha,
+                "probes": comparisons.iter().map(probe_json).collect::<Vec<_>>(),
+                "gate": gate.as_ref().map(|g| json!({
+                    "metric": args.metric,
+                    "min_improvement": args.min_improvement,
+                    "passed": g.passed,
+                    "lines": g.lines,
+                })),
+            }),
+        )?;
+        return Ok(exit);
+    }
     println!(
         "before: {} ({})\nafter:  {} ({})\n",
         args.before.display(),
@@ -65,16 +107,9 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
         "verdict: better/worse only when Welch's t-test (p < {}) and the 95% bootstrap interval of the change of medians agree; value = median ±MAD over the samples",
         args.alpha
     );
-    let Some(min) = args.min_improvement else {
-        return Ok(ExitCode::SUCCESS);
+    let (Some(min), Some(outcome)) = (args.min_improvement, gate) else {
+        return Ok(exit);
     };
-    let outcome = compare::gate(
-        &comparisons,
-        &Gate {
-            metric: args.metric.clone(),
-            min_improvement: min,
-        },
-    );
     println!();
     for l in &outcome.lines {
         println!("gate: {l}");
@@ -85,13 +120,42 @@ pub async fn run(args: CompareArgs) -> Result<ExitCode> {
             args.metric,
             min * 100.0
         );
-        Ok(ExitCode::SUCCESS)
     } else {
         println!(
             "gate: FAILED (needs {} ≥ {:.0}% better, beyond noise)",
             args.metric,
             min * 100.0
         );
-        Ok(ExitCode::from(1))
     }
+    Ok(exit)
+}
+
+/// One probe's comparison: every metric with both sides' medians and spread, the change, the
+/// tests behind the verdict.
+fn probe_json(p: &ProbeComparison) -> serde_json::Value {
+    let side = |d: &Option<Description>| {
+        d.as_ref().map(|d| {
+            json!({"n": d.n, "median": d.median, "mad": d.mad, "mean": d.mean, "min": d.min, "max": d.max})
+        })
+    };
+    json!({
+        "name": p.name,
+        "kind": p.kind,
+        "sample_units": {"before": p.sample_units.0, "after": p.sample_units.1},
+        "metrics": p.metrics.iter().map(|m| json!({
+            "metric": m.metric,
+            "direction": match m.direction {
+                Direction::HigherIsBetter => "higher_is_better",
+                Direction::LowerIsBetter => "lower_is_better",
+                Direction::Neutral => "neutral",
+            },
+            "before": side(&m.before),
+            "after": side(&m.after),
+            "change": m.change,
+            "improvement": m.improvement,
+            "improvement_ci": m.improvement_ci.map(|i| json!({"low": i.low, "high": i.high, "level": i.level})),
+            "welch_p": m.welch.map(|w| w.p),
+            "verdict": m.verdict.as_str(),
+        })).collect::<Vec<_>>(),
+    })
 }

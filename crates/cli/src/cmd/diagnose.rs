@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -13,6 +12,8 @@ use serde_json::json;
 
 use super::job::ConfigArgs;
 use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct DiagnoseArgs {
@@ -39,7 +40,7 @@ pub struct DiagnoseArgs {
     pub json: bool,
 }
 
-pub async fn run(args: DiagnoseArgs) -> Result<ExitCode> {
+pub async fn run(args: DiagnoseArgs) -> Result<Exit> {
     let started = SystemTime::now();
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, false)?;
@@ -75,11 +76,11 @@ pub async fn run(args: DiagnoseArgs) -> Result<ExitCode> {
             "copy_rows": args.copy_rows,
         },
         "host": output::host_facts(),
-        "result": value,
+        "result": &value,
     });
     let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "diagnose", record)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        output::print_json("diagnose", &value)?;
     } else {
         print!("{}", render(&report));
         if !recommended.is_empty() {
@@ -94,8 +95,8 @@ pub async fn run(args: DiagnoseArgs) -> Result<ExitCode> {
         println!("run record: {}", record_path.display());
     }
     Ok(match report.verdict() {
-        Verdict::Fail => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+        Verdict::Fail => Exit::CheckFailed,
+        _ => Exit::Success,
     })
 }
 

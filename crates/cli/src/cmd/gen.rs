@@ -1,6 +1,5 @@
 //! `ferry gen`: the sample table every test, benchmark and README example starts from.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -8,6 +7,11 @@ use clap::Args;
 use ferry_migrate::cassandra::{self, CassandraEndpoint, CassandraTls};
 use ferry_migrate::gen::{self, GenSpec};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct GenArgs {
@@ -59,6 +63,9 @@ pub struct GenArgs {
     /// password), as `cassandra.connection.ssl.trustStore.path` does.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<std::path::PathBuf>,
+    /// Print the outcome as one JSON object on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_replication(s: &str) -> Result<(String, u32), String> {
@@ -73,7 +80,7 @@ fn parse_replication(s: &str) -> Result<(String, u32), String> {
     }
 }
 
-pub async fn run(args: GenArgs) -> Result<ExitCode> {
+pub async fn run(args: GenArgs) -> Result<Exit> {
     let endpoint = CassandraEndpoint {
         contact_points: args.cassandra.clone(),
         username: Some(args.user.clone()),
@@ -115,10 +122,31 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("{}.{}", spec.keyspace, spec.table));
-    bar.enable_steady_tick(Duration::from_millis(200));
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
     let report = gen::generate(&session, &spec, &|n| bar.inc(n)).await;
     bar.finish_and_clear();
     let report = report?;
+    if args.json {
+        output::print_json(
+            "gen",
+            &json!({
+                "keyspace": spec.keyspace,
+                "table": spec.table,
+                "rows": report.rows,
+                "partition_rows": spec.partition_rows,
+                "counter_table": format!("{}_counters", spec.table),
+                "counter_rows": report.counter_rows,
+                "seed": spec.seed,
+                "seconds": report.elapsed.as_secs_f64(),
+                "rows_per_sec": report.rows_per_sec(),
+            }),
+        )?;
+        return Ok(Exit::Success);
+    }
     println!(
         "wrote {} rows to {}.{} ({} rows per partition) and {} counter rows to {}.{}_counters in {:.1}s: {:.0} rows/s",
         report.rows,
@@ -131,5 +159,5 @@ pub async fn run(args: GenArgs) -> Result<ExitCode> {
         report.elapsed.as_secs_f64(),
         report.rows_per_sec()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

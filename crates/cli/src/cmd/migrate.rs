@@ -1,6 +1,5 @@
 //! `ferry migrate`: Cassandra → YugabyteDB/PostgreSQL, resumable, with a summary and a run record.
 
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,6 +13,8 @@ use serde_json::json;
 
 use super::job::ConfigArgs;
 use super::output;
+
+use crate::exit::{Exit, Resumable};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
@@ -55,7 +56,7 @@ pub struct MigrateArgs {
     pub ui_linger: u64,
 }
 
-pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
+pub async fn run(args: MigrateArgs) -> Result<Exit> {
     let started = SystemTime::now();
     let loaded = super::job::load(&args.config)?;
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
@@ -84,7 +85,7 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
                 );
                 stop.store(true, Ordering::Relaxed);
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                    std::process::exit(Exit::Stopped.code().into());
                 }
             }
         });
@@ -99,7 +100,11 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
         None => None,
     };
     let progress = output::Progress::new(args.json);
+    // An error once a table has started copying leaves a stored plan and committed chunks: a
+    // rerun resumes (exit code 4); before that, the run was refused (exit code 2).
+    let copying = AtomicBool::new(false);
     let reports = job::run(&job, &prepared, &stop, &|t, counters, bound| {
+        copying.store(true, Ordering::Relaxed);
         let done_before = match (&bound.verdict, &bound.stored) {
             (Verdict::Resume { .. }, Some(s)) => Some(s.done_chunks),
             _ => None,
@@ -149,7 +154,10 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
             tokio::time::sleep(std::time::Duration::from_secs(args.ui_linger)).await;
         }
     }
-    let reports = reports?;
+    let reports = match reports {
+        Err(e) if copying.load(Ordering::Relaxed) => return Err(e.context(Resumable)),
+        r => r?,
+    };
 
     let rejected: u64 = reports.iter().map(|r| r.rows_rejected).sum();
     let written: u64 = reports.iter().map(|r| r.rows_written).sum();
@@ -196,11 +204,11 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
             "rows_rejected": rejected,
             "seconds": secs,
         },
-        "result": summary,
+        "result": &summary,
     });
     let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "migration", record)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        output::print_json("migrate", &summary)?;
     } else {
         print!("{}", output::summary_table(&reports));
         println!(
@@ -221,18 +229,18 @@ pub async fn run(args: MigrateArgs) -> Result<ExitCode> {
         && !stop.load(Ordering::Relaxed)
         && super::validate::after_migrate(&job, &prepared, &loaded, &args.config, args.json).await?
     {
-        return Ok(ExitCode::from(1));
+        return Ok(Exit::CheckFailed);
     }
     if stop.load(Ordering::Relaxed) {
         eprintln!(
             "ferry: stopped; what was committed stays. Resume with the same command:\n  {}",
             std::env::args().collect::<Vec<_>>().join(" ")
         );
-        return Ok(ExitCode::from(130));
+        return Ok(Exit::Stopped);
     }
     Ok(if rejected > 0 {
-        ExitCode::from(3)
+        Exit::Rejected
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }

@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod compare;
+pub mod completions;
 pub mod diagnose;
 pub mod gen;
 pub mod job;

@@ -193,3 +193,26 @@ pub fn write_run_record(dir: &Path, kind: &str, record: serde_json::Value) -> Re
         .with_context(|| format!("writing the run record {}", path.display()))?;
     Ok(path)
 }
+
+/// The version of every `--json` object's shape (docs/json.md). Raised when a field changes
+/// meaning or goes away; new fields may appear without it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Prints a command's `--json` object on stdout: `schema_version` and `command` beside the
+/// command's own fields (`body` must be a JSON object).
+pub fn print_json(command: &str, body: &serde_json::Value) -> Result<()> {
+    let mut object = match body {
+        serde_json::Value::Object(m) => m.clone(),
+        other => anyhow::bail!("internal: --json of {command} is not an object: {other}"),
+    };
+    // A body with a versioned shape of its own (diagnose's report) keeps its version.
+    object
+        .entry("schema_version")
+        .or_insert(json!(JSON_SCHEMA_VERSION));
+    object.insert("command".into(), json!(command));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(object))?
+    );
+    Ok(())
+}

@@ -1,13 +1,15 @@
 //! `ferry plan`: what a migration would do — chunks, estimated sizes, target DDL — touching
 //! nothing.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
-use ferry_migrate::job;
+use ferry_migrate::job::{self, Job, Prepared};
+use serde_json::json;
 
 use super::job::ConfigArgs;
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -19,12 +21,19 @@ pub struct PlanArgs {
     /// Print every chunk, not only the first and last few.
     #[arg(long)]
     pub all_chunks: bool,
+    /// Print the plan as one JSON object on stdout, every chunk included (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub async fn run(args: PlanArgs) -> Result<ExitCode> {
+pub async fn run(args: PlanArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, args.create_tables)?;
     let prepared = job::prepare(&job).await?;
+    if args.json {
+        output::print_json("plan", &plan_json(&job, &prepared))?;
+        return Ok(Exit::Success);
+    }
     println!(
         "target: {} — writing through {} node endpoint(s): {}",
         prepared.facts.version.split(" on ").next().unwrap_or(""),
@@ -100,5 +109,41 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
             ),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
+}
+
+/// The plan as `--json` shows it: the target, the settings, and per table every chunk.
+fn plan_json(job: &Job, prepared: &Prepared) -> serde_json::Value {
+    json!({
+        "target": {
+            "version": prepared.facts.version,
+            "nodes": prepared.facts.nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>(),
+        },
+        "settings": {
+            "workers": job.settings.writers,
+            "fetch_size_rows": job.settings.fetch_size_rows,
+            "batch_rows": job.settings.batch_rows,
+            "consistency": format!("{:?}", job.settings.consistency),
+        },
+        "tables": prepared.tables.iter().map(|t| {
+            let p = &t.plan;
+            json!({
+                "source": t.mapping.source.qualified(),
+                "target": t.mapping.qualified_target(),
+                "estimated": p.estimated,
+                "est_partitions": p.est_partitions,
+                "est_bytes": p.est_bytes,
+                "replica_sets": p.replica_sets.len(),
+                "chunks": p.chunks.iter().map(|c| json!({
+                    "id": c.id,
+                    "start_exclusive": c.start,
+                    "end_inclusive": c.end,
+                    "est_partitions": c.est_partitions,
+                    "est_bytes": c.est_bytes,
+                })).collect::<Vec<_>>(),
+                "target_exists": t.create.is_none(),
+                "ddl": t.create.as_ref().unwrap_or(&t.ddl),
+            })
+        }).collect::<Vec<_>>(),
+    })
 }

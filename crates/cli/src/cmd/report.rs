@@ -2,12 +2,16 @@
 //! records — a Markdown file and a self-contained HTML page with SVG charts.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ferry_report::model::Input;
 use ferry_report::RunRecord;
+use serde_json::json;
+
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -20,9 +24,13 @@ pub struct ReportArgs {
     /// Write the HTML report here.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Print where the report went as one JSON object on stdout (docs/json.md); without --md
+    /// and --html the Markdown is in it.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub async fn run(args: ReportArgs) -> Result<ExitCode> {
+pub async fn run(args: ReportArgs) -> Result<Exit> {
     let mut inputs = Vec::new();
     for p in &args.runs {
         let record = RunRecord::load(p)?;
@@ -36,17 +44,35 @@ pub async fn run(args: ReportArgs) -> Result<ExitCode> {
         bail!("no run records given");
     }
     let (md, html) = ferry_report::render(&inputs);
-    if args.md.is_none() && args.html.is_none() {
+    let no_files = args.md.is_none() && args.html.is_none();
+    if no_files && !args.json {
         print!("{md}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     if let Some(p) = &args.md {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
-        println!("markdown: {}", p.display());
     }
     if let Some(p) = &args.html {
         std::fs::write(p, &html).with_context(|| format!("writing {}", p.display()))?;
-        println!("html: {}", p.display());
     }
-    Ok(ExitCode::SUCCESS)
+    let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    if args.json {
+        output::print_json(
+            "report",
+            &json!({
+                "runs": args.runs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "markdown": shown(&args.md),
+                "html": shown(&args.html),
+                "markdown_text": no_files.then_some(&md),
+            }),
+        )?;
+        return Ok(Exit::Success);
+    }
+    if let Some(p) = shown(&args.md) {
+        println!("markdown: {p}");
+    }
+    if let Some(p) = shown(&args.html) {
+        println!("html: {p}");
+    }
+    Ok(Exit::Success)
 }

@@ -1,22 +1,29 @@
 //! `ferry status`: how far a migration got, from the progress tables in the target — chunks
 //! done, leased and pending, rows, rate and ETA. Works while workers run, or after a stop.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use clap::Args;
-use ferry_migrate::progress::{Progress, Standing};
+use ferry_migrate::progress::{Progress, Standing, StatusCounts};
 use ferry_migrate::{cassandra, schema, sink};
+use scylla::client::session::Session;
+use serde_json::json;
 
 use super::job::ConfigArgs;
+use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Print the migrations' progress as one JSON object on stdout (docs/json.md), for
+    /// monitoring loops.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub async fn run(args: StatusArgs) -> Result<ExitCode> {
+pub async fn run(args: StatusArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, false)?;
     let facts = sink::discover(&job.target).await?;
@@ -39,13 +46,48 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
             }
         }
     };
+    if args.json {
+        let mut migrations = Vec::new();
+        for (key, source, target, chunks, finished) in jobs {
+            let Some(s) = progress.status(&client, &key).await? else {
+                continue;
+            };
+            let (rate, eta) = rate_and_eta(&s);
+            let standing = standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
+            migrations.push(json!({
+                "key": key,
+                "source": source,
+                "target": target,
+                "chunks": chunks,
+                "done": s.done,
+                "leased": s.leased,
+                "pending": s.pending,
+                "rows": s.rows,
+                "rejected": s.rejected,
+                "rows_per_sec": rate,
+                "eta_secs": if finished { None } else { eta },
+                "finished": finished,
+                "standing": verdict_text(&standing),
+            }));
+        }
+        let unfinished = migrations.iter().any(|m| m["finished"] == false);
+        output::print_json(
+            "status",
+            &json!({
+                "progress_schema": job.progress_schema,
+                "migrations": migrations,
+                "unfinished": unfinished,
+            }),
+        )?;
+        return Ok(Exit::Success);
+    }
     if jobs.is_empty() {
         println!(
             "no migration recorded in schema {} of the target yet — `ferry migrate -c {}` starts one",
             job.progress_schema,
             args.config.config.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     println!(
         "{:<48} {:>7} {:>7} {:>7} {:>12} {:>9} {:>10} {:>9}  progress",
@@ -57,48 +99,20 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
         let Some(s) = progress.status(&client, &key).await? else {
             continue;
         };
-        let (rate, eta) = match (s.first_done, s.last_done) {
-            (Some(a), Some(b)) if b > a && s.done > 1 => {
-                let per_chunk = (b - a) / (s.done - 1) as f64;
-                let rate = s.rows as f64 / (b - a + per_chunk);
-                let left = (s.pending + s.leased) as f64 * per_chunk;
-                (
-                    format!("{rate:.0}"),
-                    if finished {
-                        "-".to_string()
-                    } else {
-                        format!("{left:.0}s")
-                    },
-                )
-            }
+        let (rate, eta) = match rate_and_eta(&s) {
+            (Some(rate), Some(left)) => (
+                format!("{rate:.0}"),
+                if finished {
+                    "-".to_string()
+                } else {
+                    format!("{left:.0}s")
+                },
+            ),
             _ => ("-".to_string(), "-".to_string()),
         };
         unfinished |= !finished;
-        // Measurement runs (`[scan]`, `[replay]`) always start over: nothing to judge.
-        let standing = if key.ends_with(']') {
-            None
-        } else {
-            let source_id = match (&session, source.split_once('.')) {
-                (Some(session), Some((ks, table))) => {
-                    schema::source_table_id(session, ks, table).await?
-                }
-                _ => None,
-            };
-            progress.standing(&client, &key, &target, source_id).await?
-        };
-        let verdict = match &standing {
-            None => "-".to_string(),
-            Some(Standing::Current) => "current".to_string(),
-            Some(Standing::TargetMissing) => "stale: the target table is missing".to_string(),
-            Some(Standing::Stale(changes)) => format!(
-                "stale: {}",
-                changes
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-        };
+        let standing = standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
+        let verdict = verdict_text(&standing);
         stale |= matches!(
             standing,
             Some(Standing::Stale(_)) | Some(Standing::TargetMissing)
@@ -124,5 +138,51 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode> {
     if unfinished {
         println!("unfinished migrations resume with the same `ferry migrate` command");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
+}
+
+/// Whether the stored plan of `key` still describes its tables. Measurement runs (`[scan]`,
+/// `[replay]`) always start over: nothing to judge.
+async fn standing_of(
+    progress: &Progress,
+    client: &tokio_postgres::Client,
+    session: Option<&Session>,
+    key: &str,
+    source: &str,
+    target: &str,
+) -> Result<Option<Standing>> {
+    if key.ends_with(']') {
+        return Ok(None);
+    }
+    let source_id = match (session, source.split_once('.')) {
+        (Some(session), Some((ks, table))) => schema::source_table_id(session, ks, table).await?,
+        _ => None,
+    };
+    progress.standing(client, key, target, source_id).await
+}
+
+fn verdict_text(standing: &Option<Standing>) -> String {
+    match standing {
+        None => "-".to_string(),
+        Some(Standing::Current) => "current".to_string(),
+        Some(Standing::TargetMissing) => "stale: the target table is missing".to_string(),
+        Some(Standing::Stale(changes)) => format!(
+            "stale: {}",
+            changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ")
+        ),
+    }
+}
+
+/// Rows per second so far and seconds left, from when the first and the last chunk were done;
+/// `None` until two chunks are.
+fn rate_and_eta(s: &StatusCounts) -> (Option<f64>, Option<f64>) {
+    match (s.first_done, s.last_done) {
+        (Some(a), Some(b)) if b > a && s.done > 1 => {
+            let per_chunk = (b - a) / (s.done - 1) as f64;
+            let rate = s.rows as f64 / (b - a + per_chunk);
+            let left = (s.pending + s.leased) as f64 * per_chunk;
+            (Some(rate), Some(left))
+        }
+        _ => (None, None),
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,6 +17,8 @@ use serde_json::json;
 
 use super::job::ConfigArgs;
 use super::output;
+
+use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -44,7 +45,7 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-pub async fn run(args: ValidateArgs) -> Result<ExitCode> {
+pub async fn run(args: ValidateArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, false)?;
     let prepared = job::prepare(&job).await?;
@@ -71,9 +72,9 @@ pub async fn run(args: ValidateArgs) -> Result<ExitCode> {
     )
     .await?;
     Ok(if tables.iter().all(TableValidation::equal) {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::CheckFailed
     })
 }
 
@@ -212,11 +213,11 @@ async fn check(
             "records_per_sec": source_rows as f64 / secs.max(1e-9),
             "seconds": secs,
         },
-        "result": summary,
+        "result": &summary,
     });
     let record_path = output::write_run_record(runs_dir, "validation", record)?;
     match show.print {
-        Print::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Print::Json => output::print_json("validate", &summary)?,
         Print::Table => {
             print!("{}", summary_table(&tables));
             print!("{}", diff_lines(&tables, show.rows, diff_path.as_deref()));
