@@ -53,7 +53,8 @@ pub async fn run(args: StatusArgs) -> Result<Exit> {
                 continue;
             };
             let (rate, eta) = rate_and_eta(&s);
-            let standing = standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
+            let standing =
+                standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
             migrations.push(json!({
                 "key": key,
                 "source": source,
@@ -111,7 +112,8 @@ pub async fn run(args: StatusArgs) -> Result<Exit> {
             _ => ("-".to_string(), "-".to_string()),
         };
         unfinished |= !finished;
-        let standing = standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
+        let standing =
+            standing_of(&progress, &client, session.as_ref(), &key, &source, &target).await?;
         let verdict = verdict_text(&standing);
         stale |= matches!(
             standing,
@@ -168,7 +170,11 @@ fn verdict_text(standing: &Option<Standing>) -> String {
         Some(Standing::TargetMissing) => "stale: the target table is missing".to_string(),
         Some(Standing::Stale(changes)) => format!(
             "stale: {}",
-            changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and ")
+            changes
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
         ),
     }
 }
