@@ -77,7 +77,24 @@ async fn a_target_node_cut_mid_run_and_the_run_completes_exactly() {
     let body = common::testbed_properties(&ks, "t", &schema) + "ferry.maxParallelChunks=6\n";
     let cfg = common::write_config(&schema, &body);
     let child = common::spawn_migrate(&cfg, &["--create-tables", "--json"]);
-    std::thread::sleep(Duration::from_millis(1200));
+    // Cut only once COPY streams run (workers are spread over the three endpoints, so node 2
+    // carries some): a fixed sleep could cut before the first connection and miss the run.
+    let pg = common::pg_connect(5433).await;
+    let waited = std::time::Instant::now();
+    loop {
+        let copying: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query ILIKE 'COPY%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if copying >= 3 || waited.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     common::testbed_cmd(&["node", "down", "2"]);
     let out = child.wait_with_output().expect("wait");
     common::testbed_cmd(&["node", "up", "2"]);
