@@ -491,7 +491,12 @@ mod tests {
     }
 
     fn mode(text: &str) -> SslMode {
-        load(text).unwrap_or_else(|e| panic!("{e:?}")).spec.target.tls.mode
+        load(text)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .spec
+            .target
+            .tls
+            .mode
     }
 
     #[test]
@@ -522,7 +527,10 @@ mod tests {
         let e = load("yugabyte.ssl=true\n").unwrap_err();
         assert!(e[0].contains("yugabyte.sslrootcert"), "{e:?}");
         let e = load("yugabyte.sslmode=disable\nyugabyte.sslcert=/x/c.crt\n").unwrap_err();
-        assert!(e[0].contains("yugabyte.sslcert is set but TLS to the target is off"), "{e:?}");
+        assert!(
+            e[0].contains("yugabyte.sslcert is set but TLS to the target is off"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -535,13 +543,21 @@ mod tests {
             client_key: None,
             password: None,
         };
-        assert_eq!(TargetTls::from_spec(&spec(SslMode::Disable, false)).unwrap().pg_mode(), M::Disable);
+        assert_eq!(
+            TargetTls::from_spec(&spec(SslMode::Disable, false))
+                .unwrap()
+                .pg_mode(),
+            M::Disable
+        );
         let prefer = TargetTls::from_spec(&spec(SslMode::Prefer, false)).unwrap();
         assert_eq!((prefer.pg_mode(), prefer.check), (M::Prefer, Check::None));
         let allow = TargetTls::from_spec(&spec(SslMode::Allow, false)).unwrap();
         assert_eq!(allow.pg_mode(), M::Prefer);
         let require = TargetTls::from_spec(&spec(SslMode::Require, false)).unwrap();
-        assert_eq!((require.pg_mode(), require.check), (M::Require, Check::None));
+        assert_eq!(
+            (require.pg_mode(), require.check),
+            (M::Require, Check::None)
+        );
         // With a root certificate named, require reads it (and then checks the chain): a missing
         // file is an error naming the key.
         let e = TargetTls::from_spec(&spec(SslMode::Require, true)).unwrap_err();
