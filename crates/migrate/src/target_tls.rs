@@ -479,3 +479,88 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PgTlsStream<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_str, Loaded};
+
+    fn load(text: &str) -> Result<Loaded, Vec<String>> {
+        load_str(text, "t.properties", &[], &|_| None)
+            .map_err(|e| e.errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    fn mode(text: &str) -> SslMode {
+        load(text)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .spec
+            .target
+            .tls
+            .mode
+    }
+
+    #[test]
+    fn sslmode_takes_libpq_words_and_the_jdbc_switch() {
+        assert_eq!(mode(""), SslMode::Prefer, "libpq's and pgJDBC's default");
+        assert_eq!(mode("yugabyte.sslmode=DISABLE\n"), SslMode::Disable);
+        assert_eq!(mode("yugabyte.sslmode=allow\n"), SslMode::Allow);
+        assert_eq!(mode("yugabyte.sslmode=require\n"), SslMode::Require);
+        assert_eq!(
+            mode("yugabyte.ssl=true\nyugabyte.sslrootcert=/x/root.crt\n"),
+            SslMode::VerifyFull,
+            "pgJDBC: ssl=true without sslmode is verify-full"
+        );
+        assert_eq!(mode("yugabyte.ssl=false\n"), SslMode::Disable);
+        assert_eq!(
+            mode("yugabyte.ssl=true\nyugabyte.sslmode=require\n"),
+            SslMode::Require,
+            "sslmode wins over ssl"
+        );
+        let e = load("yugabyte.sslmode=verify-fully\n").unwrap_err();
+        assert!(e[0].contains("yugabyte.sslmode"), "{e:?}");
+    }
+
+    #[test]
+    fn verification_without_a_root_and_files_without_tls_are_refused_by_key() {
+        let e = load("yugabyte.sslmode=verify-ca\n").unwrap_err();
+        assert!(e[0].contains("yugabyte.sslrootcert is not set"), "{e:?}");
+        let e = load("yugabyte.ssl=true\n").unwrap_err();
+        assert!(e[0].contains("yugabyte.sslrootcert"), "{e:?}");
+        let e = load("yugabyte.sslmode=disable\nyugabyte.sslcert=/x/c.crt\n").unwrap_err();
+        assert!(
+            e[0].contains("yugabyte.sslcert is set but TLS to the target is off"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn modes_map_onto_tokio_postgres_and_libpqs_require_with_a_root_checks_the_chain() {
+        use tokio_postgres::config::SslMode as M;
+        let spec = |mode, root: bool| TargetTlsSpec {
+            mode,
+            root_cert: root.then(|| "/nonexistent/root.crt".into()),
+            client_cert: None,
+            client_key: None,
+            password: None,
+        };
+        assert_eq!(
+            TargetTls::from_spec(&spec(SslMode::Disable, false))
+                .unwrap()
+                .pg_mode(),
+            M::Disable
+        );
+        let prefer = TargetTls::from_spec(&spec(SslMode::Prefer, false)).unwrap();
+        assert_eq!((prefer.pg_mode(), prefer.check), (M::Prefer, Check::None));
+        let allow = TargetTls::from_spec(&spec(SslMode::Allow, false)).unwrap();
+        assert_eq!(allow.pg_mode(), M::Prefer);
+        let require = TargetTls::from_spec(&spec(SslMode::Require, false)).unwrap();
+        assert_eq!(
+            (require.pg_mode(), require.check),
+            (M::Require, Check::None)
+        );
+        // With a root certificate named, require reads it (and then checks the chain): a missing
+        // file is an error naming the key.
+        let e = TargetTls::from_spec(&spec(SslMode::Require, true)).unwrap_err();
+        assert!(e.to_string().contains("yugabyte.sslrootcert"), "{e}");
+    }
+}
