@@ -398,7 +398,7 @@ fn compare_gate_on_a_postgres_index() {
             "--concurrency",
             "2",
             "--duration",
-            "2s",
+            "4s",
             "--out",
             out.to_str().unwrap(),
         ]);
