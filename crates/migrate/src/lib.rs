@@ -13,4 +13,5 @@ pub mod plan;
 pub mod progress;
 pub mod schema;
 pub mod sink;
+pub mod sizing;
 pub mod validate;
