@@ -192,16 +192,11 @@ pub async fn plan_table(
             replicas: idx,
         });
     }
-    let partition_key = state
-        .get_keyspace(keyspace)
-        .and_then(|k| k.tables.get(table))
-        .map(|t| t.partition_key.clone())
-        .unwrap_or_default();
     let sample = async {
         match sizing {
-            ChunkSizing::Measured { fetch_rows, .. } if !partition_key.is_empty() => {
+            ChunkSizing::Measured { fetch_rows, .. } => {
                 let limit = fetch_rows.clamp(1, 100_000) as u32;
-                sizing::sample_rows(session, keyspace, table, &partition_key, limit)
+                sizing::sample_rows(session, keyspace, table, limit)
                     .await
                     .map_err(|e| tracing::warn!(error = %format!("{e:#}"), "sizing sample"))
                     .ok()

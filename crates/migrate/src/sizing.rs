@@ -81,16 +81,35 @@ impl Sample {
     }
 }
 
-/// Reads up to `limit` rows' partition tokens of `keyspace.table` in token order (one request:
-/// tokens only, a few bytes a row). `partition_key` names the partition key columns.
+/// Reads up to `limit` rows' partition tokens of `keyspace.table` in token order (tokens only,
+/// a few bytes a row), after its partition key columns from `system_schema` (the session's
+/// schema metadata is not relied on: it may not be fetched).
 pub async fn sample_rows(
     session: &Session,
     keyspace: &str,
     table: &str,
-    partition_key: &[String],
     limit: u32,
 ) -> Result<Sample> {
-    let key: Vec<String> = partition_key.iter().map(|c| cql_ident(c)).collect();
+    let columns = session
+        .query_unpaged(
+            "SELECT column_name, kind, position FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await
+        .context("reading system_schema.columns")?
+        .into_rows_result()?;
+    let mut partition_key: Vec<(i32, String)> = columns
+        .rows::<(String, String, i32)>()?
+        .filter_map(|r| match r {
+            Ok((name, kind, position)) if kind == "partition_key" => Some(Ok((position, name))),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    partition_key.sort();
+    anyhow::ensure!(!partition_key.is_empty(), "{keyspace}.{table} has no partition key");
+    let key: Vec<String> = partition_key.iter().map(|(_, c)| cql_ident(c)).collect();
     let cql = format!(
         "SELECT token({}) FROM {}.{} LIMIT {limit}",
         key.join(", "),
