@@ -63,7 +63,15 @@ async fn a_1k_row_table_is_one_chunk_and_a_bigger_one_several() {
     // 16,000 rows at 5,000 rows a page: one chunk per page's worth, on loopback.
     assert!((3..=5).contains(&of("big")), "{chunks:?}");
 
-    let args = ["migrate", "-c", cfg, "--keyspace", &ks, "--create-tables", "--json"];
+    let args = [
+        "migrate",
+        "-c",
+        cfg,
+        "--keyspace",
+        &ks,
+        "--create-tables",
+        "--json",
+    ];
     let out = ferry(&args);
     assert!(out.status.success());
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
@@ -131,5 +139,8 @@ async fn kill_9_in_a_concurrent_keyspace_run_then_rerun_ends_exact() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
     let out = ferry(&["validate", "-c", cfg, "--keyspace", &ks]);
-    assert!(out.status.success(), "the keyspace differs after kill -9 and rerun");
+    assert!(
+        out.status.success(),
+        "the keyspace differs after kill -9 and rerun"
+    );
 }

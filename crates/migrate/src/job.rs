@@ -301,7 +301,7 @@ async fn check_table(
     let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
     let create = match &existing {
         Some(cols) => {
-            for p in mapping.check_existing(cols, &constant_names) {
+            for p in mapping.check_existing(cols, constant_names) {
                 checked.problems.push(format!("{tschema}.{ttable}: {p}"));
             }
             None
@@ -329,9 +329,7 @@ async fn check_table(
             target_relfilenode: now.relfilenode,
             mapping: binding.clone(),
         };
-        if let Verdict::Stale(changes) =
-            progress::judge(Some(stored), &binding_now, &now, false)
-        {
+        if let Verdict::Stale(changes) = progress::judge(Some(stored), &binding_now, &now, false) {
             checked.stale = Some(progress::StaleProgress {
                 source_table: mapping.source.qualified(),
                 target_table: target,
@@ -358,7 +356,11 @@ async fn check_table(
 async fn target_rtt(client: &tokio_postgres::Client) -> Option<std::time::Duration> {
     let ping = || async {
         let t = std::time::Instant::now();
-        client.simple_query("SELECT 1").await.ok().map(|_| t.elapsed())
+        client
+            .simple_query("SELECT 1")
+            .await
+            .ok()
+            .map(|_| t.elapsed())
     };
     let (a, b, c) = tokio::join!(ping(), ping(), ping());
     [a, b, c].into_iter().flatten().min()

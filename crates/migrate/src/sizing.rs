@@ -3,8 +3,8 @@
 //! extrapolation from the share of the ring the page covered when not) and the round trips to
 //! both sides. [`chunk_count`] is pure; [`sample_rows`] is the one probe.
 //!
-//! A chunk has fixed costs — about three target round trips (BEGIN + lease, COPY end, done mark
-//! + COMMIT) and a source round trip before its first page — and a table's last chunks are its
+//! A chunk has fixed costs — about three target round trips (BEGIN + lease, COPY end, the done
+//! mark with COMMIT) and a source round trip before its first page — and a table's last chunks are its
 //! tail. Small chunks multiply the fixed costs; big ones leave workers idle and lengthen the
 //! tail. So a chunk is at least one page, big enough that its fixed costs stay under a quarter of
 //! its streaming time, and a table big enough gets at least one chunk per worker.
@@ -108,7 +108,10 @@ pub async fn sample_rows(
         })
         .collect::<Result<_, _>>()?;
     partition_key.sort();
-    anyhow::ensure!(!partition_key.is_empty(), "{keyspace}.{table} has no partition key");
+    anyhow::ensure!(
+        !partition_key.is_empty(),
+        "{keyspace}.{table} has no partition key"
+    );
     let key: Vec<String> = partition_key.iter().map(|(_, c)| cql_ident(c)).collect();
     let cql = format!(
         "SELECT token({}) FROM {}.{} LIMIT {limit}",

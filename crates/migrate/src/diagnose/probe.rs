@@ -354,7 +354,13 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
         }
         if let Ok(Ok(p)) = tokio::time::timeout(
             timeout * 3,
-            crate::plan::plan_table(&session, &ks, &table, 64, crate::plan::ChunkSizing::AtLeast(1)),
+            crate::plan::plan_table(
+                &session,
+                &ks,
+                &table,
+                64,
+                crate::plan::ChunkSizing::AtLeast(1),
+            ),
         )
         .await
         {
