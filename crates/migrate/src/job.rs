@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 
 use crate::cassandra::{self, CassandraEndpoint};
@@ -54,8 +55,12 @@ pub struct Job {
     pub yb: YbOptions,
     pub settings: Settings,
     pub split_size_mb: u64,
-    /// At least this many chunks per table, so small tables still read in parallel.
+    /// At least this many chunks per table, so small tables still read in parallel; with
+    /// `measure_chunks`, only when the table's sample cannot be read.
     pub min_chunks: usize,
+    /// Size each table's chunk count from its sampled rows and the measured round trips
+    /// (`cassandra.inputSplitSizeMb.autoDetermine`, on by default).
+    pub measure_chunks: bool,
     /// Schema of the progress tables in the target.
     pub progress_schema: String,
     /// Forget stored progress and start over (refused when the target has rows, unless
@@ -142,104 +147,52 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     // A resume is checked against what its plan describes before anything is written; `--fresh`
     // forgets the plan and the measurement modes keep their own.
     let check_stored = !job.fresh && matches!(job.settings.mode, Mode::Migrate);
+    let sizing = if job.measure_chunks {
+        let (source_rtt, target_rtt) =
+            tokio::join!(pipeline::source_rtt(&session), target_rtt(&admin));
+        tracing::info!(
+            source_rtt_us = source_rtt.map(|d| d.as_micros() as u64),
+            target_rtt_us = target_rtt.map(|d| d.as_micros() as u64),
+            "round trips for chunk sizing"
+        );
+        match (source_rtt, target_rtt) {
+            (Some(source_rtt), Some(target_rtt)) => plan::ChunkSizing::Measured {
+                workers: job.settings.writers,
+                fetch_rows: job.settings.fetch_size_rows.max(1) as u64,
+                source_rtt,
+                target_rtt,
+                fallback: job.min_chunks,
+            },
+            _ => plan::ChunkSizing::AtLeast(job.min_chunks),
+        }
+    } else {
+        plan::ChunkSizing::AtLeast(job.min_chunks)
+    };
+    // Tables are checked and planned several at once: across a WAN each costs round trips,
+    // and these reads are independent (the admin connection pipelines them).
+    let ctx = CheckCtx {
+        job,
+        session: &session,
+        admin: &admin,
+        facts: &facts,
+        progress: &progress,
+        sizing,
+        check_stored,
+        constant_names: &constant_names,
+        t0,
+    };
+    let checked: Vec<Checked> = futures::stream::iter(pairs)
+        .map(|pair| check_table(&ctx, pair))
+        .buffered(8)
+        .try_collect()
+        .await?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
     let mut stale = Vec::new();
-    for (ks, t, tschema, ttable) in pairs {
-        let key = job_key(
-            &format!("{ks}.{t}"),
-            &format!("{}.{}", pg_ident(&tschema), pg_ident(&ttable)),
-        );
-        // Independent reads, at once: across a WAN each is a round trip or more.
-        let (source, existing, plan, source_id, stored) = tokio::try_join!(
-            schema::read_source_table(&session, &ks, &t),
-            sink::existing_columns(&admin, &tschema, &ttable),
-            plan::plan_table(&session, &ks, &t, job.split_size_mb, job.min_chunks),
-            schema::source_table_id(&session, &ks, &t),
-            async {
-                if check_stored {
-                    progress.stored_plan(&admin, &key).await
-                } else {
-                    Ok(None)
-                }
-            },
-        )?;
-        let mapping = TableMapping::new(
-            source,
-            &tschema,
-            &ttable,
-            &job.renames,
-            job.primary_key.as_deref(),
-        )?;
-        // Constant columns a created table gets: timestamps for CURRENT_TIMESTAMP, else text.
-        let extra: Vec<(String, String)> = job
-            .constants
-            .iter()
-            .filter(|(n, _)| !mapping.target_columns.iter().any(|t| &t.name == n))
-            .map(|(n, v)| {
-                let ty = if v.eq_ignore_ascii_case("CURRENT_TIMESTAMP")
-                    || v.eq_ignore_ascii_case("CURRENTTIMESTAMP")
-                {
-                    "timestamp with time zone"
-                } else {
-                    "text"
-                };
-                (n.clone(), ty.to_string())
-            })
-            .collect();
-        let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
-        let create = match &existing {
-            Some(cols) => {
-                for p in mapping.check_existing(cols, &constant_names) {
-                    problems.push(format!("{tschema}.{ttable}: {p}"));
-                }
-                None
-            }
-            None if job.create_tables => Some(ddl.clone()),
-            None => {
-                problems.push(format!(
-                    "target table {tschema}.{ttable} does not exist — rerun with --create-tables, or create it:\n{ddl};"
-                ));
-                None
-            }
-        };
-        let binding = binding_text(&mapping, &ddl);
-        // A table this run creates voids its old progress (the run says so); an existing one
-        // must still be what its stored plan describes.
-        if let (Some(stored), Some(_)) = (&stored, &existing) {
-            let target = mapping.qualified_target();
-            let mut now = progress::target_now(&admin, &target, false).await?;
-            if progress::needs_exact_count(stored, &now) {
-                now = progress::target_now(&admin, &target, true).await?;
-            }
-            let binding_now = progress::Binding {
-                source_id: source_id.clone(),
-                target_oid: now.oid,
-                target_relfilenode: now.relfilenode,
-                mapping: binding.clone(),
-            };
-            if let Verdict::Stale(changes) =
-                progress::judge(Some(stored), &binding_now, &now, false)
-            {
-                stale.push(progress::StaleProgress {
-                    source_table: mapping.source.qualified(),
-                    target_table: target,
-                    changes,
-                    done_chunks: stored.done_chunks,
-                    rows_done: stored.rows_done,
-                    target_has_rows: now.has_rows,
-                });
-            }
-        }
-        tracing::info!(ms = t0.elapsed().as_millis() as u64, table = %t, "checked and planned");
-        tables.push(PreparedTable {
-            mapping,
-            plan,
-            create,
-            ddl,
-            source_id,
-            binding,
-        });
+    for c in checked {
+        problems.extend(c.problems);
+        stale.extend(c.stale);
+        tables.extend(c.table);
     }
     if !problems.is_empty() {
         bail!(
@@ -267,6 +220,153 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     })
 }
 
+/// What `prepare` shares with each table's check.
+struct CheckCtx<'a> {
+    job: &'a Job,
+    session: &'a Session,
+    admin: &'a tokio_postgres::Client,
+    facts: &'a TargetFacts,
+    progress: &'a Progress,
+    sizing: plan::ChunkSizing,
+    check_stored: bool,
+    constant_names: &'a [String],
+    t0: std::time::Instant,
+}
+
+/// One table checked: its plan, or the problems that stop the run.
+#[derive(Default)]
+struct Checked {
+    table: Option<PreparedTable>,
+    problems: Vec<String>,
+    stale: Option<progress::StaleProgress>,
+}
+
+/// Reads one table's schema on both sides, plans it, and checks its stored plan.
+async fn check_table(
+    ctx: &CheckCtx<'_>,
+    (ks, t, tschema, ttable): (String, String, String, String),
+) -> Result<Checked> {
+    let CheckCtx {
+        job,
+        session,
+        admin,
+        facts,
+        progress,
+        sizing,
+        check_stored,
+        constant_names,
+        t0,
+    } = *ctx;
+    let mut checked = Checked::default();
+    let key = job_key(
+        &format!("{ks}.{t}"),
+        &format!("{}.{}", pg_ident(&tschema), pg_ident(&ttable)),
+    );
+    // Independent reads, at once: across a WAN each is a round trip or more.
+    let (source, existing, plan, source_id, stored) = tokio::try_join!(
+        schema::read_source_table(session, &ks, &t),
+        sink::existing_columns(admin, &tschema, &ttable),
+        plan::plan_table(session, &ks, &t, job.split_size_mb, sizing),
+        schema::source_table_id(session, &ks, &t),
+        async {
+            if check_stored {
+                progress.stored_plan(admin, &key).await
+            } else {
+                Ok(None)
+            }
+        },
+    )?;
+    let mapping = TableMapping::new(
+        source,
+        &tschema,
+        &ttable,
+        &job.renames,
+        job.primary_key.as_deref(),
+    )?;
+    // Constant columns a created table gets: timestamps for CURRENT_TIMESTAMP, else text.
+    let extra: Vec<(String, String)> = job
+        .constants
+        .iter()
+        .filter(|(n, _)| !mapping.target_columns.iter().any(|t| &t.name == n))
+        .map(|(n, v)| {
+            let ty = if v.eq_ignore_ascii_case("CURRENT_TIMESTAMP")
+                || v.eq_ignore_ascii_case("CURRENTTIMESTAMP")
+            {
+                "timestamp with time zone"
+            } else {
+                "text"
+            };
+            (n.clone(), ty.to_string())
+        })
+        .collect();
+    let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
+    let create = match &existing {
+        Some(cols) => {
+            for p in mapping.check_existing(cols, constant_names) {
+                checked.problems.push(format!("{tschema}.{ttable}: {p}"));
+            }
+            None
+        }
+        None if job.create_tables => Some(ddl.clone()),
+        None => {
+            checked.problems.push(format!(
+                "target table {tschema}.{ttable} does not exist — rerun with --create-tables, or create it:\n{ddl};"
+            ));
+            None
+        }
+    };
+    let binding = binding_text(&mapping, &ddl);
+    // A table this run creates voids its old progress (the run says so); an existing one
+    // must still be what its stored plan describes.
+    if let (Some(stored), Some(_)) = (&stored, &existing) {
+        let target = mapping.qualified_target();
+        let mut now = progress::target_now(admin, &target, false).await?;
+        if progress::needs_exact_count(stored, &now) {
+            now = progress::target_now(admin, &target, true).await?;
+        }
+        let binding_now = progress::Binding {
+            source_id: source_id.clone(),
+            target_oid: now.oid,
+            target_relfilenode: now.relfilenode,
+            mapping: binding.clone(),
+        };
+        if let Verdict::Stale(changes) = progress::judge(Some(stored), &binding_now, &now, false) {
+            checked.stale = Some(progress::StaleProgress {
+                source_table: mapping.source.qualified(),
+                target_table: target,
+                changes,
+                done_chunks: stored.done_chunks,
+                rows_done: stored.rows_done,
+                target_has_rows: now.has_rows,
+            });
+        }
+    }
+    tracing::info!(ms = t0.elapsed().as_millis() as u64, table = %t, "checked and planned");
+    checked.table = Some(PreparedTable {
+        mapping,
+        plan,
+        create,
+        ddl,
+        source_id,
+        binding,
+    });
+    Ok(checked)
+}
+
+/// The target's round trip: the fastest of three trivial statements sent at once.
+async fn target_rtt(client: &tokio_postgres::Client) -> Option<std::time::Duration> {
+    let ping = || async {
+        let t = std::time::Instant::now();
+        client
+            .simple_query("SELECT 1")
+            .await
+            .ok()
+            .map(|_| t.elapsed())
+    };
+    let (a, b, c) = tokio::join!(ping(), ping(), ping());
+    [a, b, c].into_iter().flatten().min()
+}
+
 /// What a plan's binding is made of: the target DDL, and each source column with the target
 /// column it goes to. A stored plan made for another is stale.
 fn binding_text(mapping: &TableMapping, ddl: &str) -> String {
@@ -289,7 +389,13 @@ fn binding_text(mapping: &TableMapping, ddl: &str) -> String {
 pub type OnTableStart<'a> = dyn Fn(&PreparedTable, &Arc<Counters>, &Bound) + Sync + 'a;
 
 /// Runs a prepared job: creates missing tables, stores (or finds) each table's plan in the
-/// progress tables, and runs the table. `on_start` sees each table's counters as it starts.
+/// progress tables, and runs the tables, several at once. `on_start` sees each table's counters
+/// as it starts.
+///
+/// The run's workers (`Settings::writers`) are one budget: a table takes as many as it has
+/// chunks left (at most the whole budget) and gives them back when it ends, so a keyspace of
+/// small tables copies many at a time while a big table gets every worker. A table's set-up
+/// (DDL, plan binding) happens while earlier tables copy. Reports come back in table order.
 pub async fn run(
     job: &Job,
     prepared: &Prepared,
@@ -297,14 +403,46 @@ pub async fn run(
     on_start: &OnTableStart<'_>,
 ) -> Result<Vec<TableReport>> {
     let t0 = std::time::Instant::now();
-    let admin = prepared.admin.lock().await;
     let progress = Progress::new(&job.progress_schema);
-    progress.ensure(&admin).await?;
+    progress.ensure(&*prepared.admin.lock().await).await?;
     let rejects = RejectLog::new(job.settings.reject_file.clone());
-    let mut reports = Vec::new();
-    for t in &prepared.tables {
-        let target = t.mapping.qualified_target();
-        let mut key = job_key(&t.mapping.source.qualified(), &target);
+    let budget = tokio::sync::Semaphore::new(job.settings.writers.max(1));
+    let shared = RunShared {
+        job,
+        prepared,
+        progress: &progress,
+        rejects: &rejects,
+        budget: &budget,
+        stop,
+        on_start,
+        t0,
+    };
+    let reports =
+        futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t))).await?;
+    Ok(reports.into_iter().flatten().collect())
+}
+
+/// What every table of a run shares.
+struct RunShared<'a> {
+    job: &'a Job,
+    prepared: &'a Prepared,
+    progress: &'a Progress,
+    rejects: &'a RejectLog,
+    budget: &'a tokio::sync::Semaphore,
+    stop: &'a AtomicBool,
+    on_start: &'a OnTableStart<'a>,
+    t0: std::time::Instant,
+}
+
+/// One table of a run: bind its plan (on the admin connection, one table at a time: binding
+/// is a transaction), wait for its share of the workers, copy. `None` when the run was stopped
+/// before the table started.
+async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableReport>> {
+    let job = r.job;
+    let target = t.mapping.qualified_target();
+    let mut key = job_key(&t.mapping.source.qualified(), &target);
+    let (bound, constants) = {
+        let admin = r.prepared.admin.lock().await;
         let lock_key = key.clone();
         // While one worker creates the table and binds its plan, another must not judge the
         // old plan against the new table: the job's lock spans both (the plan's own
@@ -317,7 +455,7 @@ pub async fn run(
                 )
                 .await?;
         }
-        let bound = bind_table(job, &admin, &progress, t, &mut key).await;
+        let bound = bind_table(job, &admin, r.progress, t, &mut key).await;
         if t.create.is_some() {
             admin
                 .execute_typed(
@@ -334,45 +472,67 @@ pub async fn run(
             &job.constants,
         )
         .await?;
-        let names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
-        let writer = TableWriter::new(
-            &t.mapping,
-            &names,
-            job.settings.insert_mode,
-            job.yb,
-            prepared.facts.kind,
-        );
-        let counters = Arc::new(Counters::default());
-        tracing::info!(ms = t0.elapsed().as_millis() as u64, %target, "table ready to copy");
-        on_start(t, &counters, &bound);
-        let report = pipeline::run_table(
-            &prepared.session,
-            &t.mapping,
-            &t.plan,
-            &job.target,
-            &prepared.facts,
-            &writer,
-            constants,
-            &job.settings,
-            &counters,
-            &rejects,
-            &progress,
-            &key,
-            &job.owner,
-            stop,
-        )
-        .await?;
-        progress.finish_if_done(&admin, &key).await?;
-        let mut report = report;
-        if matches!(bound.verdict, Verdict::Resume { .. }) {
-            report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
-        }
-        reports.push(report);
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
+        (bound, constants)
+    };
+    let left = match (&bound.verdict, &bound.stored) {
+        (Verdict::Resume { .. }, Some(s)) => s.chunks.saturating_sub(s.done_chunks) as usize,
+        _ => t.plan.chunks.len(),
+    };
+    let all = job.settings.writers.max(1);
+    let share = left.clamp(1, all);
+    let _workers = r
+        .budget
+        .acquire_many(share as u32)
+        .await
+        .context("the worker budget closed")?;
+    if r.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(None);
     }
-    Ok(reports)
+    // A table with part of the budget runs that many workers and that share of the page
+    // memory; the adaptive controller steers a table that holds the whole budget.
+    let mut settings = job.settings.clone();
+    settings.writers = share;
+    settings.page_budget_bytes = job.settings.page_budget_bytes * share as u64 / all as u64;
+    if share < all {
+        settings.adaptive = None;
+    }
+    let names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
+    let writer = TableWriter::new(
+        &t.mapping,
+        &names,
+        job.settings.insert_mode,
+        job.yb,
+        r.prepared.facts.kind,
+    );
+    let counters = Arc::new(Counters::default());
+    tracing::info!(ms = r.t0.elapsed().as_millis() as u64, %target, workers = share, "table ready to copy");
+    (r.on_start)(t, &counters, &bound);
+    let started_at = std::time::SystemTime::now();
+    let mut report = pipeline::run_table(
+        &r.prepared.session,
+        &t.mapping,
+        &t.plan,
+        &job.target,
+        &r.prepared.facts,
+        &writer,
+        constants,
+        &settings,
+        &counters,
+        r.rejects,
+        r.progress,
+        &key,
+        &job.owner,
+        r.stop,
+    )
+    .await?;
+    r.progress
+        .finish_if_done(&*r.prepared.admin.lock().await, &key)
+        .await?;
+    if matches!(bound.verdict, Verdict::Resume { .. }) {
+        report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
+    }
+    report.started_at = Some(started_at);
+    Ok(Some(report))
 }
 
 /// Creates the table when this run must, applies `--fresh` and the measurement modes, and binds

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod progress;
 pub mod schema;
 pub mod sink;
+pub mod sizing;
 pub mod source;
 pub mod target_tls;
 pub mod tls;

@@ -224,6 +224,8 @@ pub struct TableReport {
     pub workers: (u64, u64, u64),
     /// Rows earlier runs of a resumed plan wrote (already in the target).
     pub rows_before: u64,
+    /// When the table started copying (set by the job, which runs tables side by side).
+    pub started_at: Option<std::time::SystemTime>,
 }
 
 impl TableReport {
@@ -320,7 +322,7 @@ pub fn page_budget(max: u64, rtt: Option<Duration>) -> u64 {
 }
 
 /// The source's round trip: the fastest of three small queries sent at once.
-async fn source_rtt(session: &Session) -> Option<Duration> {
+pub async fn source_rtt(session: &Session) -> Option<Duration> {
     let ping = || async {
         let t = Instant::now();
         session
@@ -483,6 +485,7 @@ pub async fn run_table(
             counters.workers_peak.load(Ordering::Relaxed),
         ),
         rows_before: 0,
+        started_at: None,
     })
 }
 

@@ -10,6 +10,8 @@ use scylla::client::session::Session;
 use scylla::cluster::Node;
 use scylla::routing::Token;
 
+use crate::sizing;
+
 /// One unit of work: the rows whose partition token lies in `(start, end]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
@@ -42,6 +44,37 @@ pub struct Plan {
     /// False when `system.size_estimates` had nothing for the table yet (it is refreshed every
     /// few minutes): chunk counts then come from the minimum alone.
     pub estimated: bool,
+    /// Rows the sizing sample counted (exactly for a small table) or extrapolated.
+    pub sampled_rows: Option<u64>,
+}
+
+/// How many chunks a table gets at least.
+#[derive(Clone, Copy, Debug)]
+pub enum ChunkSizing {
+    /// A fixed minimum (a fixed split size, or where nothing is measured).
+    AtLeast(usize),
+    /// From the table's sampled rows and the measured round trips ([`sizing::chunk_count`]);
+    /// `fallback` when the sample cannot be read.
+    Measured {
+        workers: usize,
+        fetch_rows: u64,
+        source_rtt: std::time::Duration,
+        target_rtt: std::time::Duration,
+        fallback: usize,
+    },
+}
+
+/// Joins neighbouring ranges owned by the same replicas, so a small table on one replica set
+/// can be one chunk; ranges of different owners stay apart.
+pub fn merge_owned<R: Clone + PartialEq>(ranges: &[OwnedRange<R>]) -> Vec<OwnedRange<R>> {
+    let mut out: Vec<OwnedRange<R>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end == r.start && last.replicas == r.replicas => last.end = r.end,
+            _ => out.push(r.clone()),
+        }
+    }
+    out
 }
 
 /// Size of the whole token space, (i64::MIN, i64::MAX].
@@ -119,7 +152,7 @@ pub async fn plan_table(
     keyspace: &str,
     table: &str,
     split_size_mb: u64,
-    min_chunks: usize,
+    sizing: ChunkSizing,
 ) -> Result<Plan> {
     session
         .refresh_metadata()
@@ -159,7 +192,47 @@ pub async fn plan_table(
             replicas: idx,
         });
     }
-    let (partitions, bytes) = size_estimate(session, keyspace, table).await?;
+    let sample = async {
+        match sizing {
+            ChunkSizing::Measured { fetch_rows, .. } => {
+                let limit = fetch_rows.clamp(1, 100_000) as u32;
+                sizing::sample_rows(session, keyspace, table, limit)
+                    .await
+                    .map_err(|e| tracing::warn!(error = %format!("{e:#}"), "sizing sample"))
+                    .ok()
+            }
+            _ => None,
+        }
+    };
+    let ((partitions, bytes), sample) =
+        tokio::try_join!(size_estimate(session, keyspace, table), async {
+            Ok(sample.await)
+        })?;
+    let sampled_rows = sample.map(|s| s.rows());
+    let min_chunks = match (sizing, sampled_rows) {
+        (ChunkSizing::AtLeast(n), _) => n,
+        (
+            ChunkSizing::Measured {
+                workers,
+                fetch_rows,
+                source_rtt,
+                target_rtt,
+                ..
+            },
+            Some(rows),
+        ) => sizing::chunk_count(&sizing::Inputs {
+            rows,
+            workers,
+            fetch_rows,
+            source_rtt,
+            target_rtt,
+        }),
+        (ChunkSizing::Measured { fallback, .. }, None) => fallback,
+    };
+    let ranges = match sizing {
+        ChunkSizing::Measured { .. } => merge_owned(&ranges),
+        ChunkSizing::AtLeast(_) => ranges,
+    };
     let chunks = split(
         &ranges,
         partitions,
@@ -179,6 +252,7 @@ pub async fn plan_table(
         est_partitions: partitions,
         est_bytes: bytes,
         estimated: bytes > 0,
+        sampled_rows,
     })
 }
 
@@ -366,6 +440,22 @@ mod tests {
         let c = split(&ranges, 0, 0, 256 << 20, 64);
         assert_eq!(c.len(), 64);
         assert_eq!(covered(&c), u64::MAX as u128);
+    }
+
+    #[test]
+    fn neighbours_of_one_owner_merge_others_stay_apart() {
+        let r = |start, end, replicas| OwnedRange {
+            start,
+            end,
+            replicas,
+        };
+        let one = merge_owned(&[r(i64::MIN, 0, 0), r(0, 10, 0), r(10, i64::MAX, 0)]);
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].start, one[0].end), (i64::MIN, i64::MAX));
+        // A 1K-row table on one node: one chunk.
+        assert_eq!(split(&one, 10, 1000, 64 << 20, 1).len(), 1);
+        let two = merge_owned(&[r(i64::MIN, 0, 0), r(0, 10, 1), r(10, i64::MAX, 0)]);
+        assert_eq!(two.len(), 3);
     }
 
     proptest! {

@@ -150,6 +150,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "rows_read": r.rows_read,
         "rows_written": r.rows_written,
         "rows_before": r.rows_before,
+        "started_at": r.started_at.map(unix_secs),
         "rows_rejected": r.rows_rejected,
         "bytes": r.bytes,
         "chunks": r.chunks,

@@ -70,6 +70,9 @@ pub async fn run(args: PlanArgs) -> Result<Exit> {
         } else {
             println!("  estimated: unknown (system.size_estimates has nothing for this table yet)");
         }
+        if let Some(rows) = p.sampled_rows {
+            println!("  rows: about {rows} (one page of partition tokens, for chunk sizing)");
+        }
         println!(
             "  chunks: {} over {} replica set(s)",
             p.chunks.len(),

@@ -228,7 +228,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "cassandra.inputSplitSizeMb.autoDetermine",
         kind: Kind::Bool,
         default: Dflt::Bool(true),
-        meaning: "When true, ferry may shrink chunks below cassandra.inputSplitSizeMb so that every worker has several chunks to lease.",
+        meaning: "When true, ferry sizes each table's chunk count from its rows (one page of partition tokens, sampled) and the measured round trips to both sides: a 1K-row table is one chunk, a big one at least one chunk per worker; chunks stay under cassandra.inputSplitSizeMb as estimated.",
         disposition: Disposition::Used,
     },
     KeyDef {

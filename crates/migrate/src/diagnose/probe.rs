@@ -384,7 +384,13 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
         }
         let plan = match tokio::time::timeout(
             timeout * 3,
-            crate::plan::plan_table(&session, &ks, &table, 64, 1),
+            crate::plan::plan_table(
+                &session,
+                &ks,
+                &table,
+                64,
+                crate::plan::ChunkSizing::AtLeast(1),
+            ),
         )
         .await
         {
@@ -531,6 +537,7 @@ async fn scan(
                 est_partitions: 0,
                 est_bytes: 0,
                 estimated: false,
+                sampled_rows: None,
             };
             &whole_ring
         }
