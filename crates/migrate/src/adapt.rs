@@ -7,7 +7,8 @@
 //! multiplicatively on timeouts and errors. It probes upwards again now and then, as the best
 //! level moves with the load.
 //!
-//! Pure logic, fed one measurement per window; [`crate::pipeline`] applies its decisions.
+//! The controller is pure logic, fed one measurement per window; [`steer`] feeds it and applies
+//! its level, for one table's workers ([`crate::pipeline`]) or a run's slots ([`crate::job`]).
 
 /// What one window measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -168,6 +169,42 @@ impl Controller {
         self.level = (self.level + step).min(self.max);
         self.changed();
         (Decision::Raise, self.level)
+    }
+}
+
+/// How long one window measures.
+pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `c` forever: every [`WINDOW`], the rows moved (`rows`, a running total) and the retried
+/// failures (`errors`, a running total) since the last window go in, and `apply` gets the level
+/// whenever it is decided.
+pub async fn steer(
+    mut c: Controller,
+    rows: impl Fn() -> u64,
+    errors: impl Fn() -> u64,
+    apply: impl Fn(usize),
+) {
+    let (mut last_rows, mut last_errors, mut last_t) = (rows(), errors(), std::time::Instant::now());
+    loop {
+        tokio::time::sleep(WINDOW).await;
+        let (r, e, t) = (rows(), errors(), std::time::Instant::now());
+        let window = Window {
+            rate: r.saturating_sub(last_rows) as f64 / t.duration_since(last_t).as_secs_f64(),
+            errors: e.saturating_sub(last_errors),
+        };
+        (last_rows, last_errors, last_t) = (r, e, t);
+        let before = c.level();
+        let (decision, level) = c.observe(window);
+        if level != before {
+            tracing::info!(
+                ?decision,
+                from = before,
+                to = level,
+                rate = window.rate as u64,
+                "adaptive concurrency"
+            );
+        }
+        apply(level);
     }
 }
 

@@ -3,13 +3,15 @@
 //! plan, then run each table through the pipeline.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 
+use crate::adapt;
+use crate::budget::Budget;
 use crate::cassandra::{self, CassandraEndpoint};
 use crate::pipeline::{self, Counters, Mode, RejectLog, Settings, TableReport};
 use crate::plan::{self, Plan};
@@ -392,10 +394,13 @@ pub type OnTableStart<'a> = dyn Fn(&PreparedTable, &Arc<Counters>, &Bound) + Syn
 /// progress tables, and runs the tables, several at once. `on_start` sees each table's counters
 /// as it starts.
 ///
-/// The run's workers (`Settings::writers`) are one budget: a table takes as many as it has
-/// chunks left (at most the whole budget) and gives them back when it ends, so a keyspace of
-/// small tables copies many at a time while a big table gets every worker. A table's set-up
-/// (DDL, plan binding) happens while earlier tables copy. Reports come back in table order.
+/// The run's workers are one budget of slots ([`crate::budget`]): every table starts workers
+/// for the chunks it has left, and a worker copies while it holds a slot, so a keyspace of
+/// small tables copies many at a time, a big table gets every slot the others leave, and a
+/// table's tail leaves its slots to the next tables. The target connections are the run's too.
+/// With several tables, the adaptive controller steers the number of slots from the run's
+/// total rate; with one, that table's workers. A table's set-up (DDL, plan binding) happens
+/// while earlier tables copy. Reports come back in table order.
 pub async fn run(
     job: &Job,
     prepared: &Prepared,
@@ -406,19 +411,59 @@ pub async fn run(
     let progress = Progress::new(&job.progress_schema);
     progress.ensure(&*prepared.admin.lock().await).await?;
     let rejects = RejectLog::new(job.settings.reject_file.clone());
-    let budget = tokio::sync::Semaphore::new(job.settings.writers.max(1));
+    let many = prepared.tables.len() > 1;
+    let most = job
+        .settings
+        .adaptive
+        .map_or(job.settings.writers, |(_, max)| max.max(job.settings.writers))
+        .max(1);
+    // One table: its own workers (and controller) are the limit.
+    let budget = Budget::new(if many { job.settings.writers.max(1) } else { most });
+    let all_counters = std::sync::Mutex::new(Vec::<Arc<Counters>>::new());
     let shared = RunShared {
         job,
         prepared,
         progress: &progress,
         rejects: &rejects,
         budget: &budget,
+        most,
+        all_counters: &all_counters,
         stop,
         on_start,
         t0,
     };
-    let reports =
-        futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t))).await?;
+    let tables = futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t)));
+    let reports = match job.settings.adaptive {
+        Some((min, max)) if many => {
+            let sum = |f: fn(&Counters) -> u64| {
+                all_counters
+                    .lock()
+                    .map(|cs| cs.iter().map(|c| f(c)).sum())
+                    .unwrap_or(0)
+            };
+            let steer = adapt::steer(
+                adapt::Controller::new(job.settings.writers, min, max),
+                || sum(|c| c.rows_read.load(Ordering::Relaxed)),
+                || {
+                    sum(|c| {
+                        c.read_retries.load(Ordering::Relaxed)
+                            + c.write_retries.load(Ordering::Relaxed)
+                    })
+                },
+                |level| budget.set_level(level),
+            );
+            tokio::select! {
+                r = tables => r,
+                _ = steer => unreachable!("the controller never ends"),
+            }
+        }
+        _ => tables.await,
+    }?;
+    tracing::info!(
+        idle_connections = budget.idle_conns(),
+        slots = budget.level(),
+        "run copied"
+    );
     Ok(reports.into_iter().flatten().collect())
 }
 
@@ -428,7 +473,11 @@ struct RunShared<'a> {
     prepared: &'a Prepared,
     progress: &'a Progress,
     rejects: &'a RejectLog,
-    budget: &'a tokio::sync::Semaphore,
+    budget: &'a Budget,
+    /// The most workers one table starts.
+    most: usize,
+    /// Every started table's counters, for the run's controller.
+    all_counters: &'a std::sync::Mutex<Vec<Arc<Counters>>>,
     stop: &'a AtomicBool,
     on_start: &'a OnTableStart<'a>,
     t0: std::time::Instant,
@@ -478,24 +527,17 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
         (Verdict::Resume { .. }, Some(s)) => s.chunks.saturating_sub(s.done_chunks) as usize,
         _ => t.plan.chunks.len(),
     };
-    let all = job.settings.writers.max(1);
-    let share = left.clamp(1, all);
-    let _workers = r
-        .budget
-        .acquire_many(share as u32)
-        .await
-        .context("the worker budget closed")?;
-    if r.stop.load(std::sync::atomic::Ordering::Relaxed) {
+    if r.stop.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    // A table with part of the budget runs that many workers and that share of the page
-    // memory; the adaptive controller steers a table that holds the whole budget.
+    // A table starts a worker per chunk left, up to what one table may run; beside other
+    // tables, the run's slots (and controller) decide how many work at once.
     let mut settings = job.settings.clone();
-    settings.writers = share;
-    settings.page_budget_bytes = job.settings.page_budget_bytes * share as u64 / all as u64;
-    if share < all {
+    if r.prepared.tables.len() > 1 {
+        settings.writers = left.clamp(1, r.most);
         settings.adaptive = None;
     }
+    let share = settings.writers;
     let names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
     let writer = TableWriter::new(
         &t.mapping,
@@ -505,6 +547,9 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
         r.prepared.facts.kind,
     );
     let counters = Arc::new(Counters::default());
+    if let Ok(mut all) = r.all_counters.lock() {
+        all.push(counters.clone());
+    }
     tracing::info!(ms = r.t0.elapsed().as_millis() as u64, %target, workers = share, "table ready to copy");
     (r.on_start)(t, &counters, &bound);
     let started_at = std::time::SystemTime::now();
@@ -523,6 +568,7 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
         &key,
         &job.owner,
         r.stop,
+        r.budget,
     )
     .await?;
     r.progress

@@ -1,6 +1,7 @@
 //! ferry's migration engine: CQL type model, configuration, schema, plan, encoders, sample data.
 
 pub mod adapt;
+pub mod budget;
 pub mod cassandra;
 pub mod config;
 pub mod cql;

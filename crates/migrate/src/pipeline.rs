@@ -25,6 +25,7 @@ use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::Consistency;
 
 use crate::adapt;
+use crate::budget::{Budget, IdleConn, Slot};
 use crate::cql::CqlType;
 use crate::encode;
 use crate::plan::Plan;
@@ -297,6 +298,8 @@ struct Ctx<'a> {
     job: &'a str,
     owner: &'a str,
     stop: &'a AtomicBool,
+    /// The run's slots and idle connections, shared with the tables copied beside this one.
+    budget: &'a Budget,
     /// Chunks whose reads timed out, and how often their range is halved.
     splits: Mutex<HashMap<u32, u32>>,
     /// Workers with an index below this work; the others wait (adaptive concurrency).
@@ -345,9 +348,11 @@ fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
     if row_bytes == 0 {
         return ceiling;
     }
-    // Workers the controller has just stood down finish their chunks first: they count too.
+    // Workers the controller has just stood down finish their chunks first: they count too;
+    // so do the workers of the tables copied beside this one (the budget is the run's).
     let holders = (ctx.active.load(Ordering::Relaxed) as u64)
         .max(ctx.counters.chunks_in_flight.load(Ordering::Relaxed))
+        .max(ctx.budget.in_use() as u64)
         .max(1);
     let share = ctx.page_budget / holders;
     let rows = (share / (3 * row_bytes)).min(ceiling as u64).max(128);
@@ -356,7 +361,8 @@ fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
 /// chunk is read page by page and streamed into COPY inside one transaction that also marks the
-/// chunk done, so after any crash a rerun writes every row exactly once.
+/// chunk done, so after any crash a rerun writes every row exactly once. A worker works while it
+/// holds one of `budget`'s slots, on a connection from its pool (see [`crate::budget`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_table(
     session: &Session,
@@ -373,6 +379,7 @@ pub async fn run_table(
     job: &str,
     owner: &str,
     stop: &AtomicBool,
+    budget: &Budget,
 ) -> Result<TableReport> {
     let start = Instant::now();
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
@@ -435,6 +442,7 @@ pub async fn run_table(
         job,
         owner,
         stop,
+        budget,
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
@@ -490,43 +498,27 @@ pub async fn run_table(
 }
 
 /// Adaptive concurrency: measures the read rate each window and lets [`adapt::Controller`] set
-/// how many workers work. The first window at a new level is discarded by the controller.
+/// how many of this table's workers work. The first window at a new level is discarded by the
+/// controller.
 async fn adapt_loop(ctx: &Ctx<'_>, start: usize, min: usize, max: usize) {
-    const WINDOW: Duration = Duration::from_secs(2);
-    let mut c = adapt::Controller::new(start, min, max);
-    let rows = || ctx.counters.rows_read.load(Ordering::Relaxed);
-    let errors = || {
-        ctx.counters.read_retries.load(Ordering::Relaxed)
-            + ctx.counters.write_retries.load(Ordering::Relaxed)
-    };
-    let (mut last_rows, mut last_errors, mut last_t) = (rows(), errors(), Instant::now());
-    loop {
-        tokio::time::sleep(WINDOW).await;
-        let (r, e, t) = (rows(), errors(), Instant::now());
-        let window = adapt::Window {
-            rate: r.saturating_sub(last_rows) as f64 / t.duration_since(last_t).as_secs_f64(),
-            errors: e.saturating_sub(last_errors),
-        };
-        (last_rows, last_errors, last_t) = (r, e, t);
-        let before = c.level();
-        let (decision, level) = c.observe(window);
-        if level != before {
-            tracing::info!(
-                ?decision,
-                from = before,
-                to = level,
-                rate = window.rate as u64,
-                "adaptive concurrency"
-            );
-        }
-        ctx.active.store(level, Ordering::Relaxed);
-        ctx.counters
-            .workers_active
-            .store(level as u64, Ordering::Relaxed);
-        ctx.counters
-            .workers_peak
-            .fetch_max(level as u64, Ordering::Relaxed);
-    }
+    adapt::steer(
+        adapt::Controller::new(start, min, max),
+        || ctx.counters.rows_read.load(Ordering::Relaxed),
+        || {
+            ctx.counters.read_retries.load(Ordering::Relaxed)
+                + ctx.counters.write_retries.load(Ordering::Relaxed)
+        },
+        |level| {
+            ctx.active.store(level, Ordering::Relaxed);
+            ctx.counters
+                .workers_active
+                .store(level as u64, Ordering::Relaxed);
+            ctx.counters
+                .workers_peak
+                .fetch_max(level as u64, Ordering::Relaxed);
+        },
+    )
+    .await
 }
 
 /// Why a chunk attempt failed, which decides what happens next.
@@ -606,13 +598,62 @@ struct Conn {
     /// The table's COPY statement (migrate and replay).
     copy: Option<tokio_postgres::Statement>,
     node: String,
+    /// Its node's index in [`TargetFacts::nodes`].
+    index: usize,
 }
 
 impl Conn {
+    /// A connection to `nodes[node]`: an idle one of the run's if there is one (to that node,
+    /// else to any: the returned index says which), else a new one. Only the table's COPY
+    /// statement is prepared on a reused connection.
+    async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize)> {
+        if let Some(idle) = ctx.budget.take_conn(node) {
+            let copy = Self::prepare_copy(ctx, &idle.client).await?;
+            let (h, p) = &ctx.facts.nodes[idle.node];
+            let at = idle.node;
+            return Ok((
+                Conn {
+                    client: idle.client,
+                    st: idle.st,
+                    copy,
+                    node: format!("{h}:{p}"),
+                    index: at,
+                },
+                at,
+            ));
+        }
+        let (h, p) = &ctx.facts.nodes[node];
+        Ok((Self::open(ctx, h, *p, node).await?, node))
+    }
+
+    /// Gives the connection to the run's pool, for the next worker of any table.
+    fn park(self, budget: &Budget) {
+        budget.give_conn(IdleConn {
+            client: self.client,
+            st: self.st,
+            node: self.index,
+        });
+    }
+
+    async fn prepare_copy(
+        ctx: &Ctx<'_>,
+        client: &tokio_postgres::Client,
+    ) -> Result<Option<tokio_postgres::Statement>> {
+        if matches!(ctx.settings.mode, Mode::Migrate | Mode::Replay(_)) {
+            client
+                .prepare(&ctx.writer.copy_sql)
+                .await
+                .map(Some)
+                .with_context(|| format!("preparing {}", ctx.writer.copy_sql))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Connects to `host:port` and prepares everything in one more round trip. The server is
     /// told to probe the connection (TCP keepalives) so that a worker that vanishes without
     /// closing it frees its chunk within about `ferry.leaseSecs`.
-    async fn open(ctx: &Ctx<'_>, host: &str, port: u16) -> Result<Conn> {
+    async fn open(ctx: &Ctx<'_>, host: &str, port: u16, index: usize) -> Result<Conn> {
         let client = ctx.target.connect(host, port).await?;
         let lease = ctx.settings.lease.as_secs().max(3);
         let keepalive = format!(
@@ -620,20 +661,9 @@ impl Conn {
             (lease / 2).max(1),
             (lease / 6).max(1)
         );
-        let want_copy = matches!(ctx.settings.mode, Mode::Migrate | Mode::Replay(_));
         let (st, copy, _) = tokio::try_join!(
             ctx.progress.chunk_statements(&client),
-            async {
-                if want_copy {
-                    client
-                        .prepare(&ctx.writer.copy_sql)
-                        .await
-                        .map(Some)
-                        .with_context(|| format!("preparing {}", ctx.writer.copy_sql))
-                } else {
-                    Ok(None)
-                }
-            },
+            Self::prepare_copy(ctx, &client),
             async {
                 client
                     .batch_execute(&keepalive)
@@ -646,6 +676,7 @@ impl Conn {
             st,
             copy,
             node: format!("{host}:{port}"),
+            index,
         })
     }
 }
@@ -659,22 +690,47 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     let nodes = &ctx.facts.nodes;
     let mut node = index % nodes.len();
     let mut conn: Option<Conn> = None;
+    let mut slot: Option<Slot<'_>> = None;
     let mut target_down = Outage::new(ctx.settings.outage_deadline);
     let mut source_down = Outage::new(ctx.settings.outage_deadline);
     let mut failures = 0u32;
+    // Gives up the slot, and the connection to the run's pool (both are the run's).
+    let release = |slot: &mut Option<Slot<'_>>, conn: &mut Option<Conn>| {
+        *slot = None;
+        if let Some(c) = conn.take() {
+            c.park(ctx.budget);
+        }
+    };
     loop {
         if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
+            release(&mut slot, &mut conn);
             return Ok(());
         }
         if index >= ctx.active.load(Ordering::Relaxed) {
             // Not needed at the current level (adaptive concurrency).
+            release(&mut slot, &mut conn);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
+        if slot.is_none() {
+            // Worker 0 waits its turn ahead of other tables' extra workers; the others take a
+            // free slot or wait.
+            slot = if index == 0 {
+                Some(ctx.budget.first_slot().await)
+            } else {
+                ctx.budget.try_slot()
+            };
+            if slot.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-            let (h, p) = &nodes[node];
-            match Conn::open(ctx, h, *p).await {
-                Ok(c) => conn = Some(c),
+            match Conn::get(ctx, node).await {
+                Ok((c, at)) => {
+                    conn = Some(c);
+                    node = at;
+                }
                 Err(e) => {
                     conn = None;
                     failures += 1;
@@ -713,9 +769,18 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             match rollback.and(left) {
                 Ok(0) => {
                     ctx.finished.store(true, Ordering::Relaxed);
+                    release(&mut slot, &mut conn);
                     return Ok(());
                 }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Ok(_) => {
+                    // The rest is in other workers' hands: this one's slot goes to other
+                    // tables. Worker 0 stays to pick up a chunk that comes back.
+                    release(&mut slot, &mut conn);
+                    if index > 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
                 Err(e) => {
                     conn = None;
                     failures += 1;
@@ -740,6 +805,9 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             failures = 0;
             target_down.ok();
             source_down.ok();
+            if ctx.budget.should_yield() {
+                release(&mut slot, &mut conn);
+            }
             continue;
         };
         // The chunk's transaction did not commit: rolling it back frees the chunk.
