@@ -144,3 +144,73 @@ async fn kill_9_in_a_concurrent_keyspace_run_then_rerun_ends_exact() {
         "the keyspace differs after kill -9 and rerun"
     );
 }
+
+/// A run's target connections are the run's, not each table's: a keyspace of ten tables of
+/// four chunks each (40 chunks, 16 workers) opens about as many sessions as one table would.
+/// The count is PostgreSQL's own (`pg_stat_database.sessions` of a database only this test
+/// uses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyspace_run_reuses_its_target_connections_across_tables() {
+    common::testbed();
+    let ks = common::unique_name("sizing_conns");
+    for i in 0..10 {
+        common::gen(&ks, &format!("t{i}"), 16_000, 3, 60 + i as u64);
+    }
+    let db = format!("{ks}_db");
+    let pg = common::pg_connect(5433).await;
+    pg.batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create database");
+    let props = common::testbed_properties(&ks, "t0", &ks).replace(
+        "yugabyte.database=ferry\n",
+        &format!("yugabyte.database={db}\n"),
+    );
+    let cfg = common::write_config(&ks, &props);
+    let cfg = cfg.to_str().unwrap();
+    let sessions = || async {
+        pg.query_one(
+            "SELECT sessions FROM pg_stat_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .expect("pg_stat_database")
+        .get::<_, i64>(0)
+    };
+    let before = sessions().await;
+    let out = ferry(&["plan", "-c", cfg, "--keyspace", &ks, "--create-tables"]);
+    let chunks: usize = chunks_by_table(&String::from_utf8_lossy(&out.stdout))
+        .iter()
+        .filter(|(t, _)| !t.ends_with("_counters"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        chunks >= 30,
+        "the ten tables should plan several chunks each: {chunks}"
+    );
+    let planned = sessions().await;
+    let out = ferry(&[
+        "migrate",
+        "-c",
+        cfg,
+        "--keyspace",
+        &ks,
+        "--create-tables",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    // Statistics reach pg_stat_database when a backend ends; give the last ones a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let opened = sessions().await - planned;
+    eprintln!(
+        "sessions: plan {} , migrate {opened} for {chunks} chunks",
+        planned - before
+    );
+    // 16 workers' connections, the admin connection and the run's own few; one per table's
+    // worker would be 40 or more.
+    assert!(
+        opened <= 24,
+        "the run opened {opened} target sessions for {chunks} chunks in 20 tables"
+    );
+    let out = ferry(&["validate", "-c", cfg, "--keyspace", &ks]);
+    assert!(out.status.success(), "the keyspace differs after migrating");
+}

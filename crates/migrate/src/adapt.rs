@@ -184,7 +184,8 @@ pub async fn steer(
     errors: impl Fn() -> u64,
     apply: impl Fn(usize),
 ) {
-    let (mut last_rows, mut last_errors, mut last_t) = (rows(), errors(), std::time::Instant::now());
+    let (mut last_rows, mut last_errors, mut last_t) =
+        (rows(), errors(), std::time::Instant::now());
     loop {
         tokio::time::sleep(WINDOW).await;
         let (r, e, t) = (rows(), errors(), std::time::Instant::now());

@@ -415,10 +415,16 @@ pub async fn run(
     let most = job
         .settings
         .adaptive
-        .map_or(job.settings.writers, |(_, max)| max.max(job.settings.writers))
+        .map_or(job.settings.writers, |(_, max)| {
+            max.max(job.settings.writers)
+        })
         .max(1);
     // One table: its own workers (and controller) are the limit.
-    let budget = Budget::new(if many { job.settings.writers.max(1) } else { most });
+    let budget = Budget::new(if many {
+        job.settings.writers.max(1)
+    } else {
+        most
+    });
     let all_counters = std::sync::Mutex::new(Vec::<Arc<Counters>>::new());
     let shared = RunShared {
         job,

@@ -116,6 +116,36 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             bottleneck(r)
         ));
     }
+    if reports.len() > 1 {
+        // The run's span: tables copy side by side, so their seconds overlap.
+        let starts = reports.iter().filter_map(|r| r.started_at);
+        let first = starts.clone().min();
+        let last = reports
+            .iter()
+            .filter_map(|r| r.started_at.map(|s| s + r.elapsed))
+            .max();
+        let span = match (first, last) {
+            (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default(),
+            _ => reports.iter().map(|r| r.elapsed).sum(),
+        };
+        let sum = |f: fn(&TableReport) -> u64| reports.iter().map(f).sum::<u64>();
+        let written = sum(|r| r.rows_written);
+        out.push_str(&format!(
+            "{:<32} {:>11} {:>11} {:>9} {:>10.1} {:>8.1} {:>10.0}  {}\n",
+            format!("total ({} tables)", reports.len()),
+            sum(|r| r.rows_read),
+            written,
+            sum(|r| r.rows_rejected),
+            sum(|r| r.bytes) as f64 / 1e6,
+            span.as_secs_f64(),
+            written as f64 / span.as_secs_f64().max(1e-3),
+            format!(
+                "{:.1} tables copying at once on average",
+                reports.iter().map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
+                    / span.as_secs_f64().max(1e-3)
+            )
+        ));
+    }
     for r in reports.iter().filter(|r| r.rows_before > 0) {
         out.push_str(&format!(
             "{}: resumed; {} rows were already in {} from earlier runs ({} in all)\n",

@@ -35,6 +35,19 @@ struct TableLive {
     chunks_total: u64,
     done_before: u64,
     counters: Arc<Counters>,
+    /// When the table joined the run (its rate is over the time since).
+    added: Instant,
+}
+
+/// A table's state on the page: waiting for a worker, copying, or done.
+fn table_state(done: u64, total: u64, leased: u64) -> &'static str {
+    if done >= total {
+        "done"
+    } else if leased > 0 || done > 0 {
+        "copying"
+    } else {
+        "waiting"
+    }
 }
 
 /// One point of the chart.
@@ -90,6 +103,7 @@ impl Live {
                 chunks_total: t.plan.chunks.len() as u64,
                 done_before: done_before.unwrap_or(0),
                 counters: counters.clone(),
+                added: Instant::now(),
             });
         }
     }
@@ -184,8 +198,12 @@ impl Live {
                     errors.extend(q.iter().cloned());
                 }
                 let done = (t.done_before + ld(&c.chunks_done)).min(t.chunks_total);
+                let state = table_state(done, t.chunks_total, chunks_leased);
+                let secs = t.added.elapsed().as_secs_f64().max(1e-3);
                 json!({
                     "name": t.name,
+                    "state": state,
+                    "rows_per_sec": if state == "waiting" { 0.0 } else { ld(&c.rows_written) as f64 / secs },
                     "chunks_total": t.chunks_total,
                     "chunks_done": done,
                     "chunks_leased": chunks_leased,
