@@ -164,7 +164,7 @@ async fn a_keyspace_run_reuses_its_target_connections_across_tables() {
     let props = common::testbed_properties(&ks, "t0", &ks).replace(
         "yugabyte.database=ferry\n",
         &format!("yugabyte.database={db}\n"),
-    );
+    ) + "ferry.adaptiveConcurrency=false\n"; // 16 workers, not raised while counting
     let cfg = common::write_config(&ks, &props);
     let cfg = cfg.to_str().unwrap();
     let sessions = || async {
