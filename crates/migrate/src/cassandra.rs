@@ -28,6 +28,8 @@ pub struct CassandraEndpoint {
     pub routing: Routing,
     /// `cassandra.connection.ssl.*`; `None`: clear text.
     pub tls: Option<CassandraTls>,
+    /// Frame compression (`cassandra.connection.compression`); `None`: uncompressed.
+    pub compression: Option<scylla::client::Compression>,
 }
 
 /// TLS to Cassandra: the trust store the nodes' certificates must lead to (checked with the IP
@@ -92,6 +94,7 @@ impl std::fmt::Debug for CassandraEndpoint {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("routing", &self.routing)
             .field("tls", &self.tls)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -107,6 +110,7 @@ impl CassandraEndpoint {
             connections_per_host: 4,
             routing: Routing::default(),
             tls: None,
+            compression: None,
         }
     }
 }
@@ -120,6 +124,7 @@ pub async fn connect(ep: &CassandraEndpoint) -> Result<Session> {
             NonZeroUsize::new(ep.connections_per_host.max(1)).expect("max(1) is non-zero"),
         ))
         .tcp_nodelay(true)
+        .compression(ep.compression)
         // ferry reads table schemas from system_schema itself and column types from prepared
         // statements; the driver needs only keyspaces and tables for routing. Skipping the
         // columns, UDTs and views saves several sequential round trips at connect.

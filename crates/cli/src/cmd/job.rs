@@ -158,6 +158,11 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             connect_timeout_ms: s.source.connect_timeout_ms,
             connections_per_host: s.source.connections_per_node.max(1) as usize,
             routing: routing.clone(),
+            compression: match s.source.compression {
+                spec::CqlCompression::None => None,
+                spec::CqlCompression::Lz4 => Some(scylla::client::Compression::Lz4),
+                spec::CqlCompression::Snappy => Some(scylla::client::Compression::Snappy),
+            },
             tls: s.source.tls.as_ref().map(|t| CassandraTls {
                 trust_store: t.trust_store.clone(),
                 trust_store_password: t

@@ -94,6 +94,9 @@ pub enum Disposition {
     DoesNotApply(&'static str),
 }
 
+/// Compression of the CQL native protocol.
+pub const CQL_COMPRESSION: &[&str] = &["NONE", "LZ4", "SNAPPY"];
+
 pub const CONSISTENCY_LEVELS: &[&str] = &[
     "ONE",
     "TWO",
@@ -291,6 +294,13 @@ pub static KEYS: &[KeyDef] = &[
         kind: MS_1H,
         default: Dflt::Int(10_000),
         meaning: "How long opening one connection to a Cassandra node may take.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "cassandra.connection.compression",
+        kind: Kind::Enum(CQL_COMPRESSION),
+        default: Dflt::Str("NONE"),
+        meaning: "Compression of the CQL native protocol's frames (the connector's spark.cassandra.connection.compression): LZ4 or SNAPPY cut the bytes a page takes on the wire (rows compress to about a half to a third) for some CPU on both ends; worth it when the link's bandwidth, not its latency, limits the read (ferry diagnose says when).",
         disposition: Disposition::Used,
     },
     KeyDef {

@@ -62,6 +62,16 @@ pub struct SourceSpec {
     pub retry_delay_max_ms: u64,
     /// `cassandra.connection.ssl.*`; `None`: clear text.
     pub tls: Option<SourceTls>,
+    /// `cassandra.connection.compression`.
+    pub compression: CqlCompression,
+}
+
+/// Compression of the CQL native protocol's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CqlCompression {
+    None,
+    Lz4,
+    Snappy,
 }
 
 /// TLS to Cassandra: the files as the user named them (read when connecting).
@@ -527,6 +537,11 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
         retry_delay_min_ms,
         retry_delay_max_ms,
         tls,
+        compression: match s.word("cassandra.connection.compression") {
+            "LZ4" => CqlCompression::Lz4,
+            "SNAPPY" => CqlCompression::Snappy,
+            _ => CqlCompression::None,
+        },
     }
 }
 

@@ -423,6 +423,13 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
                 if let Some(ep) = out.endpoints.iter_mut().find(|e| e.rtt_ms.is_some()) {
                     ep.throughput = Some(tp);
                 }
+                if sample.rows > 0 {
+                    if let Some(c) =
+                        compression_check(&every_dc, &ks, &table, job, opts, timeout).await
+                    {
+                        out.checks.push(c);
+                    }
+                }
                 out.scan = Some(sample);
             }
             Err(e) => out.checks.push(Check::new(
@@ -435,6 +442,71 @@ pub async fn source(job: &Job, spec: &MigrationSpec, opts: &Options) -> SourceRe
         }
     }
     out
+}
+
+/// Whether LZ4 frame compression would read the table faster: the same bounded scan, with and
+/// without it, back to back on two sessions (the table's pages are warm for both), measured
+/// rather than guessed — on a link whose bandwidth is the limit the compressed pages arrive
+/// sooner; on loopback or a fast link the compression's CPU only costs. `None` when the
+/// configuration already compresses or the compressed session cannot be had.
+async fn compression_check(
+    endpoint: &cassandra::CassandraEndpoint,
+    ks: &str,
+    table: &str,
+    job: &Job,
+    opts: &Options,
+    timeout: Duration,
+) -> Option<Check> {
+    if endpoint.compression.is_some() {
+        return None;
+    }
+    let lz4 = cassandra::CassandraEndpoint {
+        compression: Some(scylla::client::Compression::Lz4),
+        ..endpoint.clone()
+    };
+    let (plain, packed) = tokio::join!(
+        tokio::time::timeout(timeout * 3, cassandra::connect(endpoint)),
+        tokio::time::timeout(timeout * 3, cassandra::connect(&lz4)),
+    );
+    let (plain, packed) = (plain.ok()?.ok()?, packed.ok()?.ok()?);
+    let secs = |s: &ScanSample| s.page_ms.iter().sum::<f64>() / 1e3;
+    // Each session plans for itself: a plan's replicas are its session's nodes, and a read
+    // routed to them would take that session's (uncompressed) connections.
+    let sizing = crate::plan::ChunkSizing::AtLeast(1);
+    let (plan_plain, plan_packed) = tokio::join!(
+        crate::plan::plan_table(&plain, ks, table, 64, sizing),
+        crate::plan::plan_table(&packed, ks, table, 64, sizing),
+    );
+    let (plan_plain, plan_packed) = (plan_plain.ok()?, plan_packed.ok()?);
+    let with = scan(&packed, ks, table, Some(&plan_packed), job, opts)
+        .await
+        .ok()?;
+    let without = scan(&plain, ks, table, Some(&plan_plain), job, opts)
+        .await
+        .ok()?;
+    let (a, b) = (secs(&without), secs(&with));
+    let gain = a / b.max(1e-6);
+    let found = format!(
+        "NONE; {} rows read in {:.2} s uncompressed, {:.2} s with LZ4 ({:.2}×)",
+        without.rows, a, b, gain
+    );
+    Some(if gain >= 1.15 {
+        Check::new(
+            "cassandra.connection.compression",
+            Verdict::Warn,
+            found,
+            "the link's bandwidth limits the read: LZ4 frames carry the same rows in fewer bytes"
+                .into(),
+        )
+        .recommend("cassandra.connection.compression", "LZ4")
+    } else {
+        Check::new(
+            "cassandra.connection.compression",
+            Verdict::Ok,
+            found,
+            "compression does not pay here (the link is not what limits the read)".into(),
+        )
+    })
 }
 
 /// Round trips pinned to one node, and the node's own facts.
