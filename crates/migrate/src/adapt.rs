@@ -17,6 +17,8 @@ pub struct Window {
     pub rate: f64,
     /// Reads or writes that failed (and were retried) in the window.
     pub errors: u64,
+    /// The 99th percentile of the window's Cassandra page reads, in milliseconds.
+    pub source_p99_ms: Option<f64>,
 }
 
 /// Why the level changed (or did not), for the log and the live page.
@@ -34,6 +36,8 @@ pub enum Decision {
     Hold,
     /// Errors or timeouts: fewer at once.
     BackOff,
+    /// The source's page reads are slower than `ferry.sourceLatencyTargetMs`: fewer at once.
+    OverLatency,
 }
 
 /// The controller's state.
@@ -55,6 +59,10 @@ pub struct Controller {
     /// How much one window's rate differs from the previous at a steady level, relative
     /// (an exponentially weighted mean): a raise must gain clearly more than this noise.
     noise: f64,
+    /// `ferry.sourceLatencyTargetMs`: the page reads' p99 stays under it.
+    latency_target_ms: Option<f64>,
+    /// The last window's page-read p99.
+    last_p99_ms: Option<f64>,
 }
 
 /// A raise must gain at least this much to count (more when the rate is noisy).
@@ -79,7 +87,17 @@ impl Controller {
             rates: Vec::new(),
             noise: 0.0,
             down_next: false,
+            latency_target_ms: None,
+            last_p99_ms: None,
         }
+    }
+
+    /// Keeps the p99 of the source's page reads under `ms` (`ferry.sourceLatencyTargetMs`): a
+    /// window over it lowers the level by a quarter, and the level is not raised while the p99
+    /// is within 80% of it.
+    pub fn with_latency_target(mut self, ms: Option<f64>) -> Self {
+        self.latency_target_ms = ms;
+        self
     }
 
     /// Workers allowed now.
@@ -89,6 +107,16 @@ impl Controller {
 
     /// Feeds one window's measurement; returns the decision and the new level.
     pub fn observe(&mut self, w: Window) -> (Decision, usize) {
+        self.last_p99_ms = w.source_p99_ms;
+        if let (Some(target), Some(p99)) = (self.latency_target_ms, w.source_p99_ms) {
+            if p99 > target && !self.settling {
+                self.level = (self.level * 3 / 4).max(self.min);
+                self.before = None;
+                self.hold = HOLD_WINDOWS;
+                self.changed();
+                return (Decision::OverLatency, self.level);
+            }
+        }
         if w.errors > 0 {
             // Multiplicative decrease, and a longer wait before probing again.
             self.level = (self.level * 3 / 4).max(self.min);
@@ -158,7 +186,11 @@ impl Controller {
     }
 
     fn raise(&mut self, rate: f64) -> (Decision, usize) {
-        if self.level >= self.max {
+        let near_target = matches!(
+            (self.latency_target_ms, self.last_p99_ms),
+            (Some(t), Some(p)) if p > 0.8 * t
+        );
+        if self.level >= self.max || near_target {
             self.hold = HOLD_WINDOWS;
             self.rates.clear();
             return (Decision::Hold, self.level);
@@ -182,17 +214,22 @@ pub async fn steer(
     mut c: Controller,
     rows: impl Fn() -> u64,
     errors: impl Fn() -> u64,
-    apply: impl Fn(usize),
+    pages: impl Fn() -> crate::latency::Snapshot,
+    apply: impl Fn(usize, Option<f64>),
 ) {
+    let mut last_pages = pages();
     let (mut last_rows, mut last_errors, mut last_t) =
         (rows(), errors(), std::time::Instant::now());
     loop {
         tokio::time::sleep(WINDOW).await;
         let (r, e, t) = (rows(), errors(), std::time::Instant::now());
+        let now_pages = pages();
         let window = Window {
             rate: r.saturating_sub(last_rows) as f64 / t.duration_since(last_t).as_secs_f64(),
             errors: e.saturating_sub(last_errors),
+            source_p99_ms: now_pages.percentile_since(&last_pages, 99.0),
         };
+        last_pages = now_pages;
         (last_rows, last_errors, last_t) = (r, e, t);
         let before = c.level();
         let (decision, level) = c.observe(window);
@@ -202,10 +239,11 @@ pub async fn steer(
                 from = before,
                 to = level,
                 rate = window.rate as u64,
+                source_p99_ms = window.source_p99_ms.map(|p| p as u64),
                 "adaptive concurrency"
             );
         }
-        apply(level);
+        apply(level, window.source_p99_ms);
     }
 }
 
@@ -222,7 +260,12 @@ mod tests {
         (0..windows)
             .map(|_| {
                 let rate = f(c.level());
-                c.observe(Window { rate, errors: 0 }).1
+                c.observe(Window {
+                    rate,
+                    errors: 0,
+                    source_p99_ms: None,
+                })
+                .1
             })
             .collect()
     }
@@ -268,7 +311,14 @@ mod tests {
             x ^= x << 17;
             let jitter = (x % 3001) as f64 / 10_000.0 - 0.15;
             let rate = 80_000.0 * (1.0 + jitter);
-            levels.push(c.observe(Window { rate, errors: 0 }).1);
+            levels.push(
+                c.observe(Window {
+                    rate,
+                    errors: 0,
+                    source_p99_ms: None,
+                })
+                .1,
+            );
         }
         let high = levels[150..].iter().filter(|&&l| l > 24).count();
         assert!(high <= 15, "{levels:?}");
@@ -280,12 +330,14 @@ mod tests {
         let (d, l) = c.observe(Window {
             rate: 1.0,
             errors: 3,
+            source_p99_ms: None,
         });
         assert_eq!((d, l), (Decision::BackOff, 12));
         for _ in 0..10 {
             c.observe(Window {
                 rate: 1.0,
                 errors: 1,
+                source_p99_ms: None,
             });
         }
         assert_eq!(c.level(), 4);
@@ -303,5 +355,33 @@ mod tests {
         assert_eq!(Controller::new(100, 4, 48).level(), 48);
         assert_eq!(Controller::new(1, 4, 48).level(), 4);
         assert_eq!(Controller::new(0, 0, 0).level(), 1);
+    }
+
+    /// A source whose page reads slow down as more run at once (p99 = 5 ms per worker) while
+    /// the rate still grows: unbounded, the controller climbs to its maximum; with a 60 ms
+    /// target it backs off and settles where the p99 stays under it.
+    #[test]
+    fn a_latency_target_caps_the_level_where_the_p99_stays_under_it() {
+        let run = |target: Option<f64>| {
+            let mut c = Controller::new(16, 2, 64).with_latency_target(target);
+            let mut levels = Vec::new();
+            for _ in 0..200 {
+                let l = c.level() as f64;
+                let w = Window {
+                    rate: 5_000.0 * l,
+                    errors: 0,
+                    source_p99_ms: Some(5.0 * l),
+                };
+                levels.push(c.observe(w).1);
+            }
+            levels
+        };
+        let free = run(None);
+        assert!(free[100..].iter().all(|&l| l == 64), "{free:?}");
+        let capped = run(Some(60.0));
+        // 60 ms at 5 ms per worker: at most 12 workers, and well above the floor.
+        let over = capped[20..].iter().filter(|&&l| l > 12).count();
+        assert!(over <= 5, "{capped:?}");
+        assert!(capped[100..].iter().all(|&l| l >= 6), "{capped:?}");
     }
 }

@@ -447,8 +447,9 @@ pub async fn run(
                     .map(|cs| cs.iter().map(|c| f(c)).sum())
                     .unwrap_or(0)
             };
+            let target = job.settings.source_latency_target_ms.map(|ms| ms as f64);
             let steer = adapt::steer(
-                adapt::Controller::new(job.settings.writers, min, max),
+                adapt::Controller::new(job.settings.writers, min, max).with_latency_target(target),
                 || sum(|c| c.rows_read.load(Ordering::Relaxed)),
                 || {
                     sum(|c| {
@@ -456,7 +457,25 @@ pub async fn run(
                             + c.write_retries.load(Ordering::Relaxed)
                     })
                 },
-                |level| budget.set_level(level),
+                || {
+                    let mut all = crate::latency::Snapshot::default();
+                    if let Ok(cs) = all_counters.lock() {
+                        for c in cs.iter() {
+                            all.add(&c.source_pages.snapshot());
+                        }
+                    }
+                    all
+                },
+                |level, p99| {
+                    budget.set_level(level);
+                    if let Ok(cs) = all_counters.lock() {
+                        for c in cs.iter() {
+                            c.workers_active.store(level as u64, Ordering::Relaxed);
+                            c.source_p99_window_us
+                                .store(p99.map_or(0, |p| (p * 1e3) as u64), Ordering::Relaxed);
+                        }
+                    }
+                },
             );
             tokio::select! {
                 r = tables => r,

@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod encode;
 pub mod gen;
 pub mod job;
+pub mod latency;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

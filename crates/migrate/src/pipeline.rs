@@ -59,6 +59,8 @@ pub fn capture_file(dir: &std::path::Path, chunk: u32, start: i64, end: i64) -> 
 /// How to read and write; the typed form of the `cassandra.*` / `yugabyte.*` settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The page reads' p99 the adaptive controller keeps under (`ferry.sourceLatencyTargetMs`).
+    pub source_latency_target_ms: Option<u64>,
     pub fetch_size_rows: i32,
     pub consistency: Consistency,
     pub read_timeout_ms: u64,
@@ -122,6 +124,11 @@ pub struct Counters {
     pub pages_failed_over: AtomicU64,
     /// Request latency per node, observed per page or lease, never per row (`ferry migrate --ui`).
     pub nodes: NodeLatencies,
+    /// How long Cassandra page reads took, and chunk commits (the done mark with COMMIT).
+    pub source_pages: crate::latency::Histogram,
+    pub commits: crate::latency::Histogram,
+    /// The page reads' p99 in the controller's last window, in µs (0: not measured).
+    pub source_p99_window_us: AtomicU64,
     /// The last few errors that were retried, newest last.
     pub recent_errors: Mutex<std::collections::VecDeque<String>>,
 }
@@ -227,6 +234,9 @@ pub struct TableReport {
     pub rows_before: u64,
     /// When the table started copying (set by the job, which runs tables side by side).
     pub started_at: Option<std::time::SystemTime>,
+    /// The 99th percentile of the table's Cassandra page reads and of its chunk commits, in ms.
+    pub source_p99_ms: Option<f64>,
+    pub commit_p99_ms: Option<f64>,
 }
 
 impl TableReport {
@@ -494,6 +504,8 @@ pub async fn run_table(
         ),
         rows_before: 0,
         started_at: None,
+        source_p99_ms: counters.source_pages.snapshot().percentile(99.0),
+        commit_p99_ms: counters.commits.snapshot().percentile(99.0),
     })
 }
 
@@ -501,14 +513,19 @@ pub async fn run_table(
 /// how many of this table's workers work. The first window at a new level is discarded by the
 /// controller.
 async fn adapt_loop(ctx: &Ctx<'_>, start: usize, min: usize, max: usize) {
+    let target = ctx.settings.source_latency_target_ms.map(|ms| ms as f64);
     adapt::steer(
-        adapt::Controller::new(start, min, max),
+        adapt::Controller::new(start, min, max).with_latency_target(target),
         || ctx.counters.rows_read.load(Ordering::Relaxed),
         || {
             ctx.counters.read_retries.load(Ordering::Relaxed)
                 + ctx.counters.write_retries.load(Ordering::Relaxed)
         },
-        |level| {
+        || ctx.counters.source_pages.snapshot(),
+        |level, p99| {
+            ctx.counters
+                .source_p99_window_us
+                .store(p99.map_or(0, |p| (p * 1e3) as u64), Ordering::Relaxed);
             ctx.active.store(level, Ordering::Relaxed);
             ctx.counters
                 .workers_active
@@ -935,6 +952,7 @@ async fn copy_chunk(
                     let c = ctx.counters;
                     c.nodes
                         .observe(Side::Source, &p.coordinator.to_string(), t.elapsed());
+                    c.source_pages.record(t.elapsed());
                     c.read_retries
                         .fetch_add(u64::from(p.retries), Ordering::Relaxed);
                     if p.failed_over {
@@ -1087,6 +1105,7 @@ async fn commit_chunk(
         .await
         .map_err(classify_commit)?;
     let c = ctx.counters;
+    c.commits.record(t.elapsed());
     c.target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     c.bytes_written.fetch_add(bytes, Ordering::Relaxed);

@@ -233,6 +233,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
             reject_file,
             lease: std::time::Duration::from_secs(s.run.lease_secs),
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
+            source_latency_target_ms: s.run.source_latency_target_ms,
             mode: ferry_migrate::pipeline::Mode::Migrate,
             // `ferry.pageMemoryMb` (48 MiB): 16 workers at the default fetch size of 5,000 rows
             // fit it at ~200 B a row; the pipeline takes less of it for a nearby source.

@@ -91,6 +91,7 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
         });
     }
     let live = super::ui::Live::new(&prepared.facts.version);
+    live.set_source_latency_target(job.settings.source_latency_target_ms);
     let server = match args.ui {
         Some(addr) => {
             let s = super::ui::serve(addr, live.clone()).await?;
@@ -211,6 +212,9 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
         output::print_json("migrate", &summary)?;
     } else {
         print!("{}", output::summary_table(&reports));
+        if let Some(line) = output::latency_line(&reports, job.settings.source_latency_target_ms) {
+            print!("{line}");
+        }
         println!(
             "target: {}",
             prepared.facts.version.split(" on ").next().unwrap_or("")

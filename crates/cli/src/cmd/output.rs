@@ -96,6 +96,28 @@ pub fn bottleneck_side(s: Duration, t: Duration, e: Duration) -> &'static str {
     }
 }
 
+/// The latency line: the slowest table's p99 of Cassandra page reads (against
+/// `ferry.sourceLatencyTargetMs` when set) and of chunk commits on the target.
+pub fn latency_line(reports: &[TableReport], source_target_ms: Option<u64>) -> Option<String> {
+    let worst =
+        |f: fn(&TableReport) -> Option<f64>| reports.iter().filter_map(f).max_by(f64::total_cmp);
+    let (pages, commits) = (worst(|r| r.source_p99_ms), worst(|r| r.commit_p99_ms));
+    if pages.is_none() && commits.is_none() {
+        return None;
+    }
+    let ms = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.0} ms"));
+    let against = match (source_target_ms, pages) {
+        (Some(t), Some(p)) if p <= t as f64 => format!(" (ferry.sourceLatencyTargetMs={t}: met)"),
+        (Some(t), Some(_)) => format!(" (ferry.sourceLatencyTargetMs={t}: over)"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "latency p99: Cassandra page reads {}{against}, target chunk commits {}\n",
+        ms(pages),
+        ms(commits)
+    ))
+}
+
 /// The summary table, one line per table plus a total.
 pub fn summary_table(reports: &[TableReport]) -> String {
     let mut out = String::new();
@@ -190,6 +212,8 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "write_retries": r.write_retries,
         "read_retries": r.read_retries,
         "pages_failed_over": r.pages_failed_over,
+        "source_page_p99_ms": r.source_p99_ms,
+        "commit_p99_ms": r.commit_p99_ms,
         "workers": {"start": r.workers.0, "end": r.workers.1, "peak": r.workers.2},
         "wait_seconds": {
             "source": r.source_wait.as_secs_f64(),

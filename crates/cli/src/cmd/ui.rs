@@ -76,6 +76,8 @@ pub struct Live {
     nodes: Mutex<BTreeMap<(Side, String), NodeNow>>,
     finished: AtomicBool,
     outcome: Mutex<Option<String>>,
+    /// `ferry.sourceLatencyTargetMs`, shown beside the page reads' p99.
+    source_latency_target_ms: Mutex<Option<u64>>,
 }
 
 impl Live {
@@ -88,7 +90,15 @@ impl Live {
             nodes: Mutex::new(BTreeMap::new()),
             finished: AtomicBool::new(false),
             outcome: Mutex::new(None),
+            source_latency_target_ms: Mutex::new(None),
         })
+    }
+
+    /// The page reads' p99 bound the page shows beside the measured one.
+    pub fn set_source_latency_target(&self, ms: Option<u64>) {
+        if let Ok(mut t) = self.source_latency_target_ms.lock() {
+            *t = ms;
+        }
     }
 
     /// A table starts: its counters join the page.
@@ -213,6 +223,11 @@ impl Live {
                     "rows_rejected": ld(&c.rows_rejected),
                     "bytes_written": ld(&c.bytes_written),
                     "wait_seconds": {"source": s as f64 / 1e9, "target": w as f64 / 1e9, "encode": e as f64 / 1e9},
+                    // The page reads' p99 in the controller's last window, and over the run;
+                    // the chunk commits' p99 over the run.
+                    "source_page_p99_window_ms": match ld(&c.source_p99_window_us) { 0 => None, us => Some(us as f64 / 1e3) },
+                    "source_page_p99_ms": c.source_pages.snapshot().percentile(99.0),
+                    "commit_p99_ms": c.commits.snapshot().percentile(99.0),
                     "bottleneck": bottleneck_of(s, w, e),
                 })
             })
@@ -269,6 +284,7 @@ impl Live {
             "bytes_written": sum("bytes_written"),
             "rows_per_sec": rate(|s| s.rows_per_sec),
             "mb_per_sec": rate(|s| s.mb_per_sec),
+            "source_latency_target_ms": self.source_latency_target_ms.lock().ok().and_then(|t| *t),
             "mean_rows_per_sec": sum("rows_written") as f64 / elapsed.max(1e-3),
             "chunks": {
                 "total": sum("chunks_total"),
@@ -361,6 +377,32 @@ impl Live {
             "Chunks not started.",
             per_table("chunks_pending"),
         );
+        let seconds = |key: &str| -> Vec<(String, f64)> {
+            per_table(key)
+                .into_iter()
+                .map(|(l, ms)| (l, ms / 1e3))
+                .collect()
+        };
+        family(
+            "ferry_source_page_p99_seconds",
+            "gauge",
+            "99th percentile of the Cassandra page reads over the run.",
+            seconds("source_page_p99_ms"),
+        );
+        family(
+            "ferry_commit_p99_seconds",
+            "gauge",
+            "99th percentile of the chunk commits (done mark and COMMIT) on the target over the run.",
+            seconds("commit_p99_ms"),
+        );
+        if let Some(t) = st["source_latency_target_ms"].as_f64() {
+            family(
+                "ferry_source_latency_target_seconds",
+                "gauge",
+                "ferry.sourceLatencyTargetMs: the page reads' p99 the controller keeps under.",
+                vec![(String::new(), t / 1e3)],
+            );
+        }
         let mut waits = Vec::new();
         for t in &tables {
             for side in ["source", "target", "encode"] {

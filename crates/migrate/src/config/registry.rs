@@ -1084,6 +1084,17 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.sourceLatencyTargetMs",
+        kind: Kind::Int {
+            min: 1,
+            max: 600_000,
+            unit: "ms",
+        },
+        default: Dflt::None,
+        meaning: "Keep the 99th percentile of ferry's own Cassandra page reads under this, so a production source stays responsive for its applications: the adaptive controller (ferry.adaptiveConcurrency) lowers the chunks in flight by a quarter after a 2 s window whose p99 is over it, and does not raise them while the p99 is within 80% of it; it still maximises the rate under that bound. Unset: no bound. Across a WAN the round trip is part of every read: set it above it.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.adaptiveConcurrency",
         kind: Kind::Bool,
         default: Dflt::Bool(true),

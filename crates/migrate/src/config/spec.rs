@@ -256,6 +256,8 @@ pub struct RunSpec {
     /// Attempts of one chunk before the run stops (`spark.task.maxFailures`, default 4).
     pub max_chunk_attempts: u32,
     pub outage_deadline_secs: u64,
+    /// `ferry.sourceLatencyTargetMs`: the page reads' p99 the controller keeps under.
+    pub source_latency_target_ms: Option<u64>,
     /// Chunk lease duration (`ferry.leaseSecs`).
     pub lease_secs: u64,
     /// Adapt the chunks in flight to the measured rate (`ferry.adaptiveConcurrency`).
@@ -853,6 +855,7 @@ fn build_run(s: &Settings) -> RunSpec {
             .opt_int("spark.task.maxFailures")
             .map_or(DEFAULT_MAX_CHUNK_ATTEMPTS, |n| n as u32),
         outage_deadline_secs: s.u64("ferry.outageDeadlineSecs"),
+        source_latency_target_ms: s.opt_int("ferry.sourceLatencyTargetMs").map(|n| n as u64),
         lease_secs: s.u64("ferry.leaseSecs"),
         adaptive_concurrency: s.bool("ferry.adaptiveConcurrency"),
         page_memory_bytes: s.u64("ferry.pageMemoryMb") << 20,
