@@ -377,7 +377,9 @@ mod tests {
             levels
         };
         let free = run(None);
-        assert!(free[100..].iter().all(|&l| l == 64), "{free:?}");
+        // At the maximum but for its probes downwards now and then.
+        let at_max = free[100..].iter().filter(|&&l| l == 64).count();
+        assert!(at_max >= 70, "{free:?}");
         let capped = run(Some(60.0));
         // 60 ms at 5 ms per worker: at most 12 workers, and well above the floor.
         let over = capped[20..].iter().filter(|&&l| l > 12).count();
