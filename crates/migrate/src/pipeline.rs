@@ -234,6 +234,9 @@ pub struct TableReport {
     pub rows_before: u64,
     /// When the table started copying (set by the job, which runs tables side by side).
     pub started_at: Option<std::time::SystemTime>,
+    /// Rows per second over the middle 80% of the table's time (set-up and the last chunks'
+    /// tail left out); `None` for a run too short to tell (under a second).
+    pub steady_rows_per_sec: Option<f64>,
     /// The 99th percentile of the table's Cassandra page reads and of its chunk commits, in ms.
     pub source_p99_ms: Option<f64>,
     pub commit_p99_ms: Option<f64>,
@@ -471,15 +474,41 @@ pub async fn run_table(
         .adaptive
         .map_or(start_level, |(_, max)| max.max(start_level));
     let workers = futures::future::try_join_all((0..spawned).map(|i| worker(ctx, i)));
-    let result = match settings.adaptive {
-        None => workers.await,
-        Some((min, max)) => {
-            tokio::select! {
-                r = workers => r,
-                _ = adapt_loop(ctx, start_level, min, max) => unreachable!("the controller never ends"),
+    // Rows written over time, for the steady-state rate.
+    let progress_over_time = Mutex::new(vec![(0.0, 0u64)]);
+    let sample = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(mut s) = progress_over_time.lock() {
+                s.push((
+                    start.elapsed().as_secs_f64(),
+                    counters.rows_written.load(Ordering::Relaxed),
+                ));
             }
         }
     };
+    let run = async {
+        match settings.adaptive {
+            None => workers.await,
+            Some((min, max)) => {
+                tokio::select! {
+                    r = workers => r,
+                    _ = adapt_loop(ctx, start_level, min, max) => unreachable!("the controller never ends"),
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = run => r,
+        _ = sample => unreachable!("the sampler never ends"),
+    };
+    let steady_rows_per_sec = progress_over_time.lock().ok().and_then(|mut s| {
+        s.push((
+            start.elapsed().as_secs_f64(),
+            counters.rows_written.load(Ordering::Relaxed),
+        ));
+        steady_rate(&s)
+    });
     rejects.flush()?;
     result?;
     Ok(TableReport {
@@ -504,9 +533,32 @@ pub async fn run_table(
         ),
         rows_before: 0,
         started_at: None,
+        steady_rows_per_sec,
         source_p99_ms: counters.source_pages.snapshot().percentile(99.0),
         commit_p99_ms: counters.commits.snapshot().percentile(99.0),
     })
+}
+
+/// The rate over the middle 80% of a run's time, from `(seconds, rows so far)` samples in time
+/// order (the first at 0, the last at the end), interpolated between samples.
+pub fn steady_rate(samples: &[(f64, u64)]) -> Option<f64> {
+    let end = samples.last()?.0;
+    if end < 1.0 || samples.len() < 3 {
+        return None;
+    }
+    let at = |t: f64| -> f64 {
+        let i = samples.partition_point(|(s, _)| *s < t);
+        if i == 0 {
+            return samples[0].1 as f64;
+        }
+        let ((t0, r0), (t1, r1)) = (samples[i - 1], samples[i.min(samples.len() - 1)]);
+        if t1 <= t0 {
+            return r1 as f64;
+        }
+        r0 as f64 + (r1 as f64 - r0 as f64) * (t - t0) / (t1 - t0)
+    };
+    let (a, b) = (0.1 * end, 0.9 * end);
+    Some((at(b) - at(a)) / (b - a))
 }
 
 /// Adaptive concurrency: measures the read rate each window and lets [`adapt::Controller`] set
@@ -1360,6 +1412,29 @@ pub fn renames(pairs: &[(String, String)]) -> HashMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_steady_rate_leaves_out_set_up_and_tail() {
+        // 2 s of set-up, 10 s at 1,000 rows/s, a 2 s tail of 500 rows.
+        let mut samples = vec![(0.0, 0u64)];
+        for i in 1..=28 {
+            let t = i as f64 * 0.5;
+            let rows = if t <= 2.0 {
+                0.0
+            } else if t <= 12.0 {
+                (t - 2.0) * 1000.0
+            } else {
+                10_000.0 + (t - 12.0) * 250.0
+            };
+            samples.push((t, rows as u64));
+        }
+        // The middle 80% (1.4 s to 12.6 s): mostly the steady part.
+        let steady = super::steady_rate(&samples).unwrap();
+        let whole = 10_500.0 / 14.0;
+        assert!(steady > whole * 1.1, "{steady} vs whole-run {whole}");
+        assert!((steady - (10_150.0 - 0.0) / 11.2).abs() < 1.0, "{steady}");
+        assert_eq!(super::steady_rate(&[(0.0, 0), (0.5, 10)]), None);
+    }
+
     use super::*;
 
     const MAX: u64 = 48 << 20;

@@ -208,6 +208,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "chunks": r.chunks,
         "seconds": r.elapsed.as_secs_f64(),
         "rows_per_sec": r.rows_per_sec(),
+        "steady_rows_per_sec": r.steady_rows_per_sec,
         "mb_per_sec": r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
         "write_retries": r.write_retries,
         "read_retries": r.read_retries,
