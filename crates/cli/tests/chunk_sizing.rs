@@ -8,18 +8,7 @@ mod common;
 use std::process::Output;
 
 fn ferry(args: &[&str]) -> Output {
-    let out = common::ferry()
-        .args(args)
-        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
-        .output()
-        .expect("run ferry");
-    eprintln!(
-        "ferry {args:?}: exit {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_ferry_env(args, &[("FERRY_CASSANDRA_PASSWORD", "cassandra")])
 }
 
 /// `ferry plan`'s chunk count for each table, by source table name.

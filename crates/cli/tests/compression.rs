@@ -14,31 +14,7 @@ use std::sync::Mutex;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn ferry(args: &[&str]) -> Output {
-    let out = common::ferry()
-        .args(args)
-        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
-        .output()
-        .expect("run ferry");
-    eprintln!(
-        "ferry {args:?}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn toxi(method: &str, path: &str, body: Option<&str>) -> bool {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args([
-        "-fsS",
-        "-X",
-        method,
-        &format!("http://127.0.0.1:8474{path}"),
-    ]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "-d", b]);
-    }
-    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+    common::run_ferry_env(args, &[("FERRY_CASSANDRA_PASSWORD", "cassandra")])
 }
 
 /// A bandwidth toxic on the source proxy's downstream, removed on drop (also on a failed test).
@@ -46,18 +22,18 @@ struct Bandwidth;
 
 impl Bandwidth {
     fn cap(kbps: u32) -> Bandwidth {
-        toxi(
+        common::toxiproxy(
             "DELETE",
             "/proxies/cassandra/toxics/compression_test_bw",
-            None,
+            "",
         );
         assert!(
-            toxi(
+            common::toxiproxy(
                 "POST",
                 "/proxies/cassandra/toxics",
-                Some(&format!(
+                &format!(
                     r#"{{"name":"compression_test_bw","type":"bandwidth","stream":"downstream","toxicity":1.0,"attributes":{{"rate":{kbps}}}}}"#
-                )),
+                ),
             ),
             "adding the bandwidth toxic"
         );
@@ -67,10 +43,10 @@ impl Bandwidth {
 
 impl Drop for Bandwidth {
     fn drop(&mut self) {
-        toxi(
+        common::toxiproxy(
             "DELETE",
             "/proxies/cassandra/toxics/compression_test_bw",
-            None,
+            "",
         );
     }
 }

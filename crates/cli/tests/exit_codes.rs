@@ -290,20 +290,8 @@ fn free_port() -> u16 {
 }
 
 fn toxiproxy(method: &str, path: &str, body: &str) {
-    let mut cmd = std::process::Command::new("curl");
-    cmd.args([
-        "-fsS",
-        "-X",
-        method,
-        &format!("http://127.0.0.1:8474{path}"),
-    ]);
-    if !body.is_empty() {
-        cmd.args(["-H", "Content-Type: application/json", "-d", body]);
-    }
-    let out = cmd.output().expect("curl toxiproxy");
     assert!(
-        out.status.success(),
-        "toxiproxy {method} {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        common::toxiproxy(method, path, body),
+        "toxiproxy {method} {path} failed"
     );
 }

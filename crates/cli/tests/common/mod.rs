@@ -102,6 +102,21 @@ pub fn proxy_upstream_bytes(proxy: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// One call to toxiproxy's API (`body` empty: none); whether it succeeded.
+pub fn toxiproxy(method: &str, path: &str, body: &str) -> bool {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-fsS",
+        "-X",
+        method,
+        &format!("http://127.0.0.1:8474{path}"),
+    ]);
+    if !body.is_empty() {
+        cmd.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
 /// Writes a properties file for a test and returns its path.
 pub fn write_config(name: &str, body: &str) -> PathBuf {
     let dir = std::env::temp_dir().join("ferry-tests");
@@ -202,7 +217,16 @@ pub fn bench_dir(prefix: &str) -> PathBuf {
 
 /// Runs `ferry ARGS`, echoing its output (shown when the test fails).
 pub fn run_ferry(args: &[&str]) -> Output {
-    let out = ferry().args(args).output().expect("running ferry");
+    run_ferry_env(args, &[])
+}
+
+/// Runs `ferry ARGS` with these environment variables, echoing its output.
+pub fn run_ferry_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = ferry()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running ferry");
     eprintln!(
         "ferry {}\n{}{}",
         args.join(" "),
