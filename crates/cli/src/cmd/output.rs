@@ -152,20 +152,22 @@ pub fn summary_table(reports: &[TableReport]) -> String {
         };
         let sum = |f: fn(&TableReport) -> u64| reports.iter().map(f).sum::<u64>();
         let written = sum(|r| r.rows_written);
+        let label = format!("total ({} tables)", reports.len());
+        let overlap = format!(
+            "{:.1} tables copying at once on average",
+            reports.iter().map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
+                / span.as_secs_f64().max(1e-3)
+        );
         out.push_str(&format!(
             "{:<32} {:>11} {:>11} {:>9} {:>10.1} {:>8.1} {:>10.0}  {}\n",
-            format!("total ({} tables)", reports.len()),
+            label,
             sum(|r| r.rows_read),
             written,
             sum(|r| r.rows_rejected),
             sum(|r| r.bytes) as f64 / 1e6,
             span.as_secs_f64(),
             written as f64 / span.as_secs_f64().max(1e-3),
-            format!(
-                "{:.1} tables copying at once on average",
-                reports.iter().map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
-                    / span.as_secs_f64().max(1e-3)
-            )
+            overlap
         ));
     }
     for r in reports.iter().filter(|r| r.rows_before > 0) {
