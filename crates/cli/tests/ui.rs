@@ -134,6 +134,15 @@ fn the_live_page_moves_in_chromium_and_metrics_parse_as_prometheus_text() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // Each table's state and rate.
+    let s = status(port).expect("status");
+    let t = &s["tables"][0];
+    assert!(
+        ["copying", "done"].contains(&t["state"].as_str().unwrap_or("")),
+        "{t:#}"
+    );
+    assert!(t["rows_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{t:#}");
+
     let first = chromium(&["--dump-dom"], &url);
     std::thread::sleep(Duration::from_secs(3));
     let second = chromium(&["--dump-dom"], &url);
@@ -218,6 +227,8 @@ fn the_live_page_moves_in_chromium_and_metrics_parse_as_prometheus_text() {
             .sum()
     };
     assert!(value("ferry_written_rows_total") > 0.0);
+    assert!(value("ferry_source_page_p99_seconds") > 0.0);
+    assert!(value("ferry_commit_p99_seconds") > 0.0);
     assert!(value("ferry_total_chunks") > 0.0);
     assert!(scrape
         .samples
