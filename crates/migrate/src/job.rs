@@ -409,9 +409,33 @@ pub async fn run(
 ) -> Result<Vec<TableReport>> {
     let t0 = std::time::Instant::now();
     let progress = Progress::new(&job.progress_schema);
-    progress.ensure(&*prepared.admin.lock().await).await?;
-    let rejects = RejectLog::new(job.settings.reject_file.clone());
     let many = prepared.tables.len() > 1;
+    // Binding a table's plan is a transaction of a few round trips; across a WAN, tables bound
+    // one after another on the admin connection would wait on each other. Up to 7 more
+    // connections, opened while the progress schema is checked, bind tables side by side.
+    let extra = if many {
+        prepared.tables.len().min(BINDERS) - 1
+    } else {
+        0
+    };
+    let nodes = &prepared.facts.nodes;
+    let (ensured, more) = tokio::join!(
+        async { progress.ensure(&*prepared.admin.lock().await).await },
+        futures::future::join_all((0..extra).map(|i| {
+            let (h, p) = &nodes[(i + 1) % nodes.len()];
+            job.target.connect(h, *p)
+        }))
+    );
+    ensured?;
+    let binders: Vec<tokio::sync::Mutex<tokio_postgres::Client>> = more
+        .into_iter()
+        .filter_map(|c| {
+            c.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a binding connection"))
+                .ok()
+        })
+        .map(tokio::sync::Mutex::new)
+        .collect();
+    let rejects = RejectLog::new(job.settings.reject_file.clone());
     let most = job
         .settings
         .adaptive
@@ -432,13 +456,20 @@ pub async fn run(
         progress: &progress,
         rejects: &rejects,
         budget: &budget,
+        binders: &binders,
         most,
         all_counters: &all_counters,
         stop,
         on_start,
         t0,
     };
-    let tables = futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t)));
+    let tables = futures::future::try_join_all(
+        prepared
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| run_one(&shared, i, t)),
+    );
     let reports = match job.settings.adaptive {
         Some((min, max)) if many => {
             let sum = |f: fn(&Counters) -> u64| {
@@ -492,6 +523,9 @@ pub async fn run(
     Ok(reports.into_iter().flatten().collect())
 }
 
+/// The most connections that bind tables' plans at once (the admin connection included).
+const BINDERS: usize = 8;
+
 /// What every table of a run shares.
 struct RunShared<'a> {
     job: &'a Job,
@@ -499,6 +533,9 @@ struct RunShared<'a> {
     progress: &'a Progress,
     rejects: &'a RejectLog,
     budget: &'a Budget,
+    /// Connections besides the admin one that bind tables' plans (table i uses number
+    /// i mod (n + 1), the admin connection being number 0).
+    binders: &'a [tokio::sync::Mutex<tokio_postgres::Client>],
     /// The most workers one table starts.
     most: usize,
     /// Every started table's counters, for the run's controller.
@@ -511,12 +548,19 @@ struct RunShared<'a> {
 /// One table of a run: bind its plan (on the admin connection, one table at a time: binding
 /// is a transaction), wait for its share of the workers, copy. `None` when the run was stopped
 /// before the table started.
-async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableReport>> {
+async fn run_one(
+    r: &RunShared<'_>,
+    index: usize,
+    t: &PreparedTable,
+) -> Result<Option<TableReport>> {
     let job = r.job;
     let target = t.mapping.qualified_target();
     let mut key = job_key(&t.mapping.source.qualified(), &target);
     let (bound, constants) = {
-        let admin = r.prepared.admin.lock().await;
+        let admin = match index % (r.binders.len() + 1) {
+            0 => r.prepared.admin.lock().await,
+            n => r.binders[n - 1].lock().await,
+        };
         let lock_key = key.clone();
         // While one worker creates the table and binds its plan, another must not judge the
         // old plan against the new table: the job's lock spans both (the plan's own
