@@ -10,6 +10,7 @@
 //!   server's INFO (memory, eviction policy, keyspace hits).
 //! * [`ray`]: the seed's CPU- and I/O-bound task benchmarks as a Ray job (Jobs REST API), in
 //!   tasks/s on a given number of the cluster's CPUs.
+//! * [`http`]: requests/s and latency percentiles against one URL (wrk's and oha's figures).
 //! * [`host`]: host facts, and /proc sampled during every probe.
 //! * [`suite`]: a TOML suite of probes with expectations → one baseline record.
 //!
@@ -18,6 +19,7 @@
 
 pub mod cassandra;
 pub mod host;
+pub mod http;
 pub mod kafka;
 pub mod postgres;
 pub mod ray;
@@ -47,6 +49,8 @@ pub enum Error {
     Redis(String),
     #[error("Ray: {0}")]
     Ray(String),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("{0}")]
     Spec(String),
     #[error("{0}")]
@@ -72,6 +76,7 @@ pub enum Probe {
     Trino(trino::TrinoSpec),
     Redis(redis::RedisSpec),
     Ray(ray::RaySpec),
+    Http(http::HttpSpec),
 }
 
 /// Runs a probe (blocking probes on a blocking thread) and returns its record.
@@ -88,6 +93,7 @@ pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
         Probe::Trino(spec) => trino::run(spec).await,
         Probe::Redis(spec) => redis::run(spec).await,
         Probe::Ray(spec) => ray::run(spec).await,
+        Probe::Http(spec) => http::run(spec).await,
     }
 }
 

@@ -5,7 +5,7 @@
 //! name = "platform baseline"
 //!
 //! [[probe]]
-//! type = "kafka"                       # kafka | postgres | cassandra | trino | redis | ray
+//! type = "kafka"                       # kafka | postgres | cassandra | trino | redis | ray | http
 //! name = "kafka-producer"              # defaults to the type
 //! expect = ["records_per_sec >= 100k"] # METRIC OP VALUE
 //! topic = "perf-test-topic"            # …then the probe's own settings, as its flags name them
@@ -64,7 +64,7 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             Some(toml::Value::String(s)) => s,
             _ => {
                 return Err(Error::Spec(format!(
-                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\" | \"redis\" | \"ray\"",
+                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\" | \"redis\" | \"ray\" | \"http\"",
                     i + 1
                 )))
             }
@@ -100,9 +100,10 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "trino" => Probe::Trino(value.try_into().map_err(bad)?),
             "redis" => Probe::Redis(value.try_into().map_err(bad)?),
             "ray" => Probe::Ray(value.try_into().map_err(bad)?),
+            "http" => Probe::Http(value.try_into().map_err(bad)?),
             other => {
                 return Err(Error::Spec(format!(
-                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino, redis, ray)"
+                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino, redis, ray, http)"
                 )))
             }
         };
@@ -172,6 +173,7 @@ fn probe_kind(p: &Probe) -> &'static str {
         Probe::Trino(_) => "trino",
         Probe::Redis(_) => "redis",
         Probe::Ray(_) => "ray",
+        Probe::Http(_) => "http",
     }
 }
 

@@ -64,6 +64,7 @@ pub fn service_of(rec: &RunRecord) -> String {
         "trino" => "Trino".into(),
         "redis" => "Redis".into(),
         "ray" => "Ray".into(),
+        "http" => "HTTP".into(),
         "migration" => "Migration (Cassandra → PostgreSQL/YugabyteDB)".into(),
         other => other.to_string(),
     }
@@ -192,6 +193,7 @@ pub fn headline(rec: &RunRecord) -> String {
         "cassandra" | "redis" => "operations/s",
         "trino" => "queries/s",
         "ray" => "tasks/s",
+        "http" => "requests/s",
         "migration" => "rows/s",
         _ => "records/s",
     };
