@@ -665,6 +665,15 @@ fn server_table(server: &serde_json::Value) -> Block {
             "/stats/keyspace_hit_ratio",
         ),
         ("keys evicted during the run", "/during/evicted_keys"),
+        // The server's JVM (Kafka, Cassandra, Trino), read before and after the probe.
+        ("JVM read with", "/jvm/read_with"),
+        ("JVM GC collections during the run", "/jvm/during/gc_count"),
+        ("JVM GC pause time during the run (ms)", "/jvm/during/gc_ms"),
+        ("JVM GC share of the run (%)", "/jvm/during/gc_time_pct"),
+        ("JVM heap used before (MB)", "/jvm/before/heap_used_mb"),
+        ("JVM heap used after (MB)", "/jvm/after/heap_used_mb"),
+        ("JVM heap committed (MB)", "/jvm/after/heap_committed_mb"),
+        ("JVM not read", "/jvm/error"),
         // Ray
         ("nodes", "/nodes"),
         ("cluster CPUs", "/cluster_resources/CPU"),
