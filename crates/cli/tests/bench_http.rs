@@ -54,6 +54,8 @@ class H(BaseHTTPRequestHandler):
         self.reply(201 if ok else 400, body)
 
 ThreadingHTTPServer.daemon_threads = True
+# A load tool closing its connections at the end is not an error worth a traceback.
+ThreadingHTTPServer.handle_error = lambda *a: None
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
