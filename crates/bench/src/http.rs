@@ -7,7 +7,7 @@
 //! the last byte of its response. A response whose status is not the expected one (any 2xx
 //! unless `expect_status` is given) is counted and timed like any other, and the run is then
 //! marked failed with the count; a transport error (refused, reset, timeout) is counted, the
-//! connection reopened, and the run goes on. The first connection is opened before the clock
+//! connection reopened, and the run goes on — and is marked failed too, with the first error. The first connection is opened before the clock
 //! starts, so a server that is not there is a one-line error, not a run of errors.
 
 use std::pin::Pin;
