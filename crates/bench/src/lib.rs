@@ -10,6 +10,9 @@
 //!   server's INFO (memory, eviction policy, keyspace hits).
 //! * [`ray`]: the seed's CPU- and I/O-bound task benchmarks as a Ray job (Jobs REST API), in
 //!   tasks/s on a given number of the cluster's CPUs.
+//! * [`http`]: requests/s and latency percentiles against one URL (wrk's and oha's figures).
+//! * [`jvm`]: the GC count, GC time and heap of the server's JVM (Kafka, Cassandra, Trino)
+//!   before and after a probe, with jstat (or JMX through attach).
 //! * [`host`]: host facts, and /proc sampled during every probe.
 //! * [`suite`]: a TOML suite of probes with expectations → one baseline record.
 //!
@@ -18,6 +21,8 @@
 
 pub mod cassandra;
 pub mod host;
+pub mod http;
+pub mod jvm;
 pub mod kafka;
 pub mod postgres;
 pub mod ray;
@@ -47,6 +52,8 @@ pub enum Error {
     Redis(String),
     #[error("Ray: {0}")]
     Ray(String),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("{0}")]
     Spec(String),
     #[error("{0}")]
@@ -72,10 +79,39 @@ pub enum Probe {
     Trino(trino::TrinoSpec),
     Redis(redis::RedisSpec),
     Ray(ray::RaySpec),
+    Http(http::HttpSpec),
 }
 
-/// Runs a probe (blocking probes on a blocking thread) and returns its record.
+/// Runs a probe (blocking probes on a blocking thread) and returns its record; for a JVM
+/// server on this machine (Kafka, Cassandra, Trino) with its JVM's figures before and after.
 pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
+    let port = match probe {
+        Probe::Kafka(s) => jvm::port_of(&s.bootstrap).or(Some(9092)),
+        Probe::Cassandra(s) => s.hosts.first().map(|h| jvm::port_of(h).unwrap_or(9042)),
+        Probe::Trino(s) => jvm::port_of(&s.server),
+        _ => None,
+    };
+    let watch = match port {
+        Some(p) => tokio::task::spawn_blocking(move || jvm::Watch::start(p))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let rec = run_probe_alone(probe).await?;
+    match watch {
+        Some(w) => tokio::task::spawn_blocking(move || {
+            let mut rec = rec;
+            w.finish(&mut rec);
+            rec
+        })
+        .await
+        .map_err(|e| Error::Io(format!("reading the server's JVM failed: {e}"))),
+        None => Ok(rec),
+    }
+}
+
+async fn run_probe_alone(probe: &Probe) -> Result<RunRecord, Error> {
     match probe {
         Probe::Kafka(spec) => {
             let spec = spec.clone();
@@ -88,6 +124,7 @@ pub async fn run_probe(probe: &Probe) -> Result<RunRecord, Error> {
         Probe::Trino(spec) => trino::run(spec).await,
         Probe::Redis(spec) => redis::run(spec).await,
         Probe::Ray(spec) => ray::run(spec).await,
+        Probe::Http(spec) => http::run(spec).await,
     }
 }
 

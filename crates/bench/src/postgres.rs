@@ -398,8 +398,13 @@ pub async fn run(spec: &PgSpec) -> Result<RunRecord, Error> {
         init_builtin(&admin, spec).await?;
     }
     let mut clients = Vec::new();
+    // Connection set-up (TCP, TLS when asked, authentication, the startup round trips): the
+    // seed's "connection test", timed for each of the probe's connections.
+    let mut connect_ms = Vec::new();
     for i in 0..spec.concurrency {
+        let t = Instant::now();
         let c = connect(spec, &tls, i).await?;
+        connect_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let w = prepare(&c, spec).await?;
         clients.push((c, w));
     }
@@ -472,6 +477,16 @@ pub async fn run(spec: &PgSpec) -> Result<RunRecord, Error> {
     ));
     let (mut summary, samples) = summarize(&all.ops, elapsed, 0.0, "", true);
     summary.insert("seconds".into(), elapsed.as_secs_f64());
+    if !connect_ms.is_empty() {
+        summary.insert(
+            "connect_avg_ms".into(),
+            connect_ms.iter().sum::<f64>() / connect_ms.len() as f64,
+        );
+        summary.insert(
+            "connect_max_ms".into(),
+            connect_ms.iter().copied().fold(0.0, f64::max),
+        );
+    }
     record.summary = summary;
     record.sample_unit = Some("window".into());
     record.samples = samples;

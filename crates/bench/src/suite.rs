@@ -5,7 +5,7 @@
 //! name = "platform baseline"
 //!
 //! [[probe]]
-//! type = "kafka"                       # kafka | postgres | cassandra | trino | redis | ray
+//! type = "kafka"                       # kafka | postgres | cassandra | trino | redis | ray | http
 //! name = "kafka-producer"              # defaults to the type
 //! expect = ["records_per_sec >= 100k"] # METRIC OP VALUE
 //! topic = "perf-test-topic"            # …then the probe's own settings, as its flags name them
@@ -34,6 +34,41 @@ pub struct Suite {
 
 /// Parses a suite; errors name the probe and the key at fault.
 pub fn parse(text: &str) -> Result<Suite, Error> {
+    parse_with(text, &[])
+}
+
+/// One `--set PROBE.KEY=VALUE`: a setting of one probe of the suite replaced for this run (the
+/// day's tuning: the same suite, a documented change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub probe: String,
+    pub key: String,
+    pub value: toml::Value,
+}
+
+/// `PROBE.KEY=VALUE`; VALUE is read as TOML (`16`, `true`, `"lz4"`, `[1, 2]`), else as a string.
+pub fn parse_override(s: &str) -> Result<Override, String> {
+    let (path, raw) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected PROBE.KEY=VALUE, got {s:?}"))?;
+    let (probe, key) = path
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| format!("expected PROBE.KEY=VALUE, got {s:?}"))?;
+    let value = format!("v = {}", raw.trim())
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    Ok(Override {
+        probe: probe.to_string(),
+        key: key.to_string(),
+        value,
+    })
+}
+
+/// Parses a suite with some probes' settings replaced.
+pub fn parse_with(text: &str, sets: &[Override]) -> Result<Suite, Error> {
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e| Error::Spec(format!("the suite is not valid TOML: {e}")))?;
@@ -64,7 +99,7 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             Some(toml::Value::String(s)) => s,
             _ => {
                 return Err(Error::Spec(format!(
-                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\" | \"redis\" | \"ray\"",
+                    "probe {}: missing type = \"kafka\" | \"postgres\" | \"cassandra\" | \"trino\" | \"redis\" | \"ray\" | \"http\"",
                     i + 1
                 )))
             }
@@ -91,6 +126,15 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
                 )))
             }
         };
+        for o in sets.iter().filter(|o| o.probe == name) {
+            if ["type", "name", "expect"].contains(&o.key.as_str()) {
+                return Err(Error::Spec(format!(
+                    "--set {}.{}: only a probe's own settings can be set",
+                    o.probe, o.key
+                )));
+            }
+            t.insert(o.key.clone(), o.value.clone());
+        }
         let bad = |e: toml::de::Error| Error::Spec(format!("probe {name}: {}", e.message()));
         let value = toml::Value::Table(t);
         let probe = match kind.as_str() {
@@ -100,9 +144,10 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             "trino" => Probe::Trino(value.try_into().map_err(bad)?),
             "redis" => Probe::Redis(value.try_into().map_err(bad)?),
             "ray" => Probe::Ray(value.try_into().map_err(bad)?),
+            "http" => Probe::Http(value.try_into().map_err(bad)?),
             other => {
                 return Err(Error::Spec(format!(
-                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino, redis, ray)"
+                    "probe {name}: unknown type {other:?} (known: kafka, postgres, cassandra, trino, redis, ray, http)"
                 )))
             }
         };
@@ -111,6 +156,21 @@ pub fn parse(text: &str) -> Result<Suite, Error> {
             probe,
             expect,
         });
+    }
+    if let Some(o) = sets
+        .iter()
+        .find(|o| !out.iter().any(|p: &SuiteProbe| p.name == o.probe))
+    {
+        return Err(Error::Spec(format!(
+            "--set {}.{}: the suite has no probe named {:?} (its probes: {})",
+            o.probe,
+            o.key,
+            o.probe,
+            out.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     Ok(Suite { name, probes: out })
 }
@@ -172,6 +232,7 @@ fn probe_kind(p: &Probe) -> &'static str {
         Probe::Trino(_) => "trino",
         Probe::Redis(_) => "redis",
         Probe::Ray(_) => "ray",
+        Probe::Http(_) => "http",
     }
 }
 
@@ -223,6 +284,84 @@ mod tests {
             panic!()
         };
         assert_eq!((r.num_cpus, r.tasks, r.rounds), (Some(1), 20, 3));
+    }
+
+    #[test]
+    fn the_platform_day_suite_holds_every_step_and_the_seeds_expectations() {
+        let s = parse(include_str!("../../../bench/suites/platform-day.toml")).unwrap();
+        let kinds: Vec<&str> = s.probes.iter().map(|p| probe_kind(&p.probe)).collect();
+        for k in [
+            "kafka-produce",
+            "kafka-consume",
+            "trino",
+            "ray",
+            "postgres",
+            "redis",
+            "http",
+        ] {
+            assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+        }
+        let exp: Vec<&str> = s
+            .probes
+            .iter()
+            .flat_map(|p| p.expect.iter().map(|e| e.text.as_str()))
+            .collect();
+        for e in [
+            "records_per_sec >= 100k",
+            "elapsed_p95_ms < 2000",
+            "cpu_tasks_per_sec >= 1000",
+            "p99_ms < 10",
+        ] {
+            assert!(exp.contains(&e), "{e} missing: {exp:?}");
+        }
+        let Probe::Kafka(k) = &s.probes[0].probe else {
+            panic!()
+        };
+        assert_eq!(
+            (k.num_records, k.record_size, k.acks.as_str()),
+            (100_000, 1024, "all")
+        );
+        // The demo's tuning applies to this suite.
+        let tuned = parse_with(
+            include_str!("../../../bench/suites/platform-day.toml"),
+            &[
+                parse_override("redis.pipeline=16").unwrap(),
+                parse_override("kafka-producer.linger_ms=50").unwrap(),
+                parse_override("kafka-producer.compression=lz4").unwrap(),
+                parse_override("postgres-tps.concurrency=8").unwrap(),
+            ],
+        );
+        assert!(tuned.is_ok(), "{tuned:?}");
+    }
+
+    #[test]
+    fn overrides_replace_one_probes_settings() {
+        let text = "[[probe]]\ntype = \"redis\"\nname = \"redis\"\npipeline = 1\n[[probe]]\ntype = \"kafka\"\nname = \"k\"\n";
+        let sets = vec![
+            parse_override("redis.pipeline=16").unwrap(),
+            parse_override("k.compression=lz4").unwrap(),
+        ];
+        let s = parse_with(text, &sets).unwrap();
+        let Probe::Redis(r) = &s.probes[0].probe else {
+            panic!()
+        };
+        assert_eq!(r.pipeline, 16);
+        let Probe::Kafka(k) = &s.probes[1].probe else {
+            panic!()
+        };
+        assert_eq!(k.compression.as_deref(), Some("lz4"));
+        let e = parse_with(text, &[parse_override("nope.pipeline=2").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no probe named \"nope\"") && e.contains("redis, k"),
+            "{e}"
+        );
+        let e = parse_with(text, &[parse_override("redis.pipelines=2").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipelines"), "{e}");
+        assert!(parse_override("redis=2").is_err());
     }
 
     #[test]

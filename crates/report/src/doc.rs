@@ -7,7 +7,7 @@
 
 use crate::compare::{fmt_p, fmt_side, Verdict};
 use crate::metric::{self, fmt_value};
-use crate::model::{self, fmt_time, Report};
+use crate::model::{self, fmt_time, Measurement, Report};
 use crate::record::RunRecord;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,61 +104,23 @@ pub fn build(r: &Report) -> Vec<Block> {
     }
     d.push(Block::Bullets(facts));
 
-    // Executive summary.
+    // Executive summary: one row per probe, its headline figure, the expectation it was held
+    // to, and its change since its first run — what a reader needs in one screen.
     d.push(Block::H2("Executive summary".into()));
+    d.push(executive_table(r));
+    d.push(Block::Para(EXECUTIVE_LEGEND.into()));
     let mut bullets = Vec::new();
-    for (service, ms) in &r.services {
-        for m in ms {
-            bullets.push(format!(
-                "{service} — {}: {}",
-                m.record.label(),
-                model::headline(&m.record)
-            ));
-        }
-    }
     if !r.expectations.is_empty() {
         let met = r.expectations.iter().filter(|(_, e)| e.met).count();
-        let missed: Vec<String> = r
-            .expectations
-            .iter()
-            .filter(|(_, e)| !e.met)
-            .map(|(p, e)| {
-                format!(
-                    "{p}: `{}` was {}",
-                    e.expect,
-                    e.actual.map(fmt_value).unwrap_or("absent".into())
-                )
-            })
-            .collect();
-        bullets.push(if missed.is_empty() {
-            format!("Expectations: all {met} met.")
-        } else {
-            format!(
-                "Expectations: {met} of {} met; **missed** — {}.",
-                r.expectations.len(),
-                missed.join("; ")
-            )
-        });
-    }
-    for (_, _, c) in &r.improvements {
-        for m in c.metrics.iter().filter(|m| {
-            m.metric == metric::RECORDS_PER_SEC
-                || (m.metric == "p99_ms"
-                    && !c
-                        .metrics
-                        .iter()
-                        .any(|x| x.metric == metric::RECORDS_PER_SEC))
-        }) {
-            bullets.push(format!(
-                "{}: {} {} → {} ({}, **{}**)",
-                c.name,
-                metric::label(&m.metric),
-                fmt_side(&m.before),
-                fmt_side(&m.after),
-                pct(m.change),
-                m.verdict.as_str()
-            ));
-        }
+        bullets.push(format!(
+            "Expectations: {met} of {} met{}.",
+            r.expectations.len(),
+            if met == r.expectations.len() {
+                String::new()
+            } else {
+                " (every miss is under Expectations)".to_string()
+            }
+        ));
     }
     bullets.push(format!(
         "Bottleneck hints: {}.",
@@ -168,62 +130,46 @@ pub fn build(r: &Report) -> Vec<Block> {
             let kinds: std::collections::BTreeSet<&str> =
                 r.hints.iter().map(|h| h.resource).collect();
             format!(
-                "{} ({})",
+                "{} ({}; see Bottlenecks)",
                 r.hints.len(),
                 kinds.into_iter().collect::<Vec<_>>().join(", ")
             )
         }
     ));
     for (p, e) in &r.failures {
-        bullets.push(format!("**{p} failed**: {e}"));
+        let first = e.lines().next().unwrap_or(e);
+        bullets.push(format!("**{p} failed**: {}", shorten(first, 160)));
     }
     d.push(Block::Bullets(bullets));
 
     // Baseline metrics per service.
     d.push(Block::H2("Baseline metrics per service".into()));
-    let throughput: Vec<(String, f64)> = r
-        .services
-        .values()
-        .flatten()
-        .filter_map(|m| {
-            m.record
-                .summary
-                .get(metric::RECORDS_PER_SEC)
-                .map(|v| (format!("{} · {}", m.service, m.record.label()), *v))
-        })
-        .collect();
-    if throughput.len() > 1 {
-        d.push(Block::Chart(Chart::Bars {
-            title: "Throughput".into(),
-            unit: "records/s".into(),
-            items: throughput,
-        }));
+    // One chart per unit: tasks/s, operations/s and queries/s never share an axis.
+    let mut by_unit: std::collections::BTreeMap<&str, Vec<(String, f64)>> = Default::default();
+    for m in r.services.values().flatten() {
+        if let Some(v) = m.record.summary.get(metric::RECORDS_PER_SEC) {
+            by_unit
+                .entry(model::throughput_unit(&m.record.kind))
+                .or_default()
+                .push((format!("{} · {}", m.service, m.record.label()), *v));
+        }
+    }
+    for (unit, items) in by_unit {
+        if items.len() > 1 {
+            d.push(Block::Chart(Chart::Bars {
+                title: "Throughput".into(),
+                unit: unit.into(),
+                items,
+            }));
+        }
     }
     for (service, ms) in &r.services {
         d.push(Block::H3(service.clone()));
         let recs: Vec<&RunRecord> = ms.iter().map(|m| &m.record).collect();
-        let cols = columns(&recs);
-        let mut head = vec!["probe".to_string(), "started".to_string()];
-        head.extend(cols.iter().map(|c| metric::label(c)));
-        let rows = ms
-            .iter()
-            .map(|m| {
-                let mut row = vec![m.record.label().to_string(), fmt_time(m.record.started_at)];
-                row.extend(cols.iter().map(|c| {
-                    m.record
-                        .summary
-                        .get(c)
-                        .map(|v| fmt_value(*v))
-                        .unwrap_or("-".into())
-                }));
-                row
-            })
-            .collect();
-        d.push(Block::Table(Table {
-            numeric: (0..head.len()).map(|i| i >= 2).collect(),
-            head,
-            rows,
-        }));
+        for (group, cols) in split_columns(&columns(&recs)) {
+            d.push(Block::Para(format!("**{group}**")));
+            d.push(metric_table(ms, &cols));
+        }
         let series: Vec<(String, Vec<(f64, f64)>)> = ms
             .iter()
             .filter_map(|m| {
@@ -280,7 +226,7 @@ pub fn build(r: &Report) -> Vec<Block> {
             }
             if let Some(server) = &m.record.server {
                 d.push(Block::Para(format!(
-                    "{}: server snapshot",
+                    "**Server facts**: {}",
                     m.record.label()
                 )));
                 d.push(server_table(server));
@@ -465,15 +411,22 @@ pub fn build(r: &Report) -> Vec<Block> {
             .find(|m| m.metric == metric::RECORDS_PER_SEC)
         {
             if let (Some(b), Some(a)) = (&m.before, &m.after) {
-                pairs.push((c.name.clone(), b.median, a.median));
+                pairs.push((
+                    model::throughput_unit(&c.kind),
+                    (c.name.clone(), b.median, a.median),
+                ));
             }
         }
     }
-    if !pairs.is_empty() {
+    let mut by_unit: std::collections::BTreeMap<&str, Vec<(String, f64, f64)>> = Default::default();
+    for (unit, item) in pairs {
+        by_unit.entry(unit).or_default().push(item);
+    }
+    for (unit, items) in by_unit {
         d.push(Block::Chart(Chart::Pairs {
             title: "Throughput before and after".into(),
-            unit: "records/s".into(),
-            items: pairs,
+            unit: unit.into(),
+            items,
         }));
     }
 
@@ -515,6 +468,173 @@ pub fn build(r: &Report) -> Vec<Block> {
     d
 }
 
+/// The executive summary's table: per probe (latest run), the headline figure, the
+/// expectation it was held to, and its change since the probe's first run with the verdict.
+fn executive_table(r: &Report) -> Block {
+    let mut rows = Vec::new();
+    for (service, ms) in &r.services {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for m in ms.iter().rev() {
+            let key = (m.record.kind.as_str(), m.record.label());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let rec = &m.record;
+            let metric = model::headline_metric(rec);
+            let figure = match (&metric, &rec.error) {
+                (_, Some(_)) => "**failed**".to_string(),
+                (Some(k), None) => rec
+                    .summary
+                    .get(k)
+                    .map(|v| format!("**{}**", model::fmt_metric(rec, k, *v)))
+                    .unwrap_or_else(|| "-".into()),
+                (None, None) => "-".into(),
+            };
+            let expectation = match rec.expectations.as_slice() {
+                [] => "-".to_string(),
+                es => {
+                    let missed: Vec<&str> = es
+                        .iter()
+                        .filter(|e| !e.met)
+                        .map(|e| e.expect.as_str())
+                        .collect();
+                    if missed.is_empty() {
+                        format!("met: `{}`", es[0].expect)
+                    } else {
+                        format!("**missed**: `{}`", missed.join("`, `"))
+                    }
+                }
+            };
+            let change = metric.as_ref().and_then(|k| {
+                r.improvements
+                    .iter()
+                    .find(|(_, _, c)| c.kind == rec.kind && c.name == rec.label())
+                    .and_then(|(_, _, c)| c.metrics.iter().find(|x| &x.metric == k))
+            });
+            let (delta, verdict) = match change {
+                Some(c) => (
+                    pct(c.change),
+                    match c.verdict {
+                        Verdict::Better | Verdict::Worse => format!("**{}**", c.verdict.as_str()),
+                        v => v.as_str().to_string(),
+                    },
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            rows.push(vec![
+                service.clone(),
+                rec.label().to_string(),
+                figure,
+                expectation,
+                delta,
+                verdict,
+            ]);
+        }
+    }
+    table_cols(
+        &[
+            "service",
+            "probe",
+            "headline",
+            "expectation",
+            "vs baseline",
+            "verdict",
+        ],
+        &[2, 4],
+        rows,
+    )
+}
+
+/// The executive summary's legend, under its table.
+const EXECUTIVE_LEGEND: &str = "headline: the metric of the probe's first expectation, else its throughput; vs baseline: the change of that figure since the probe's first run in these records (median over samples), with the verdict of Welch's t-test and a bootstrap interval together (`-`: measured once).";
+
+/// A service's metrics in three tables: throughput (`…_per_sec`), latency (`…_ms`), and the
+/// other figures (counts, ratios, seconds, heap) — so no table runs to dozens of columns.
+pub fn split_columns(cols: &[String]) -> Vec<(&'static str, Vec<String>)> {
+    let mut groups: Vec<(&'static str, Vec<String>)> = vec![
+        ("Throughput", Vec::new()),
+        ("Latency", Vec::new()),
+        ("Other figures", Vec::new()),
+    ];
+    for c in cols {
+        let g = if c.ends_with("_per_sec") {
+            0
+        } else if c.ends_with("_ms") {
+            1
+        } else {
+            2
+        };
+        groups[g].1.push(c.clone());
+    }
+    groups.retain(|(_, c)| !c.is_empty());
+    groups
+}
+
+/// Most metric columns a table shows side by side; more, and the table turns (one row per
+/// metric, one column per run).
+const MAX_METRIC_COLUMNS: usize = 6;
+
+fn metric_table(ms: &[Measurement], cols: &[String]) -> Block {
+    let value = |m: &Measurement, c: &str| {
+        m.record
+            .summary
+            .get(c)
+            .map(|v| fmt_value(*v))
+            .unwrap_or("-".into())
+    };
+    if cols.len() <= MAX_METRIC_COLUMNS {
+        let mut head = vec!["probe".to_string(), "started".to_string()];
+        head.extend(cols.iter().map(|c| metric::label(c)));
+        let rows = ms
+            .iter()
+            .map(|m| {
+                let mut row = vec![m.record.label().to_string(), fmt_time(m.record.started_at)];
+                row.extend(cols.iter().map(|c| value(m, c)));
+                row
+            })
+            .collect();
+        return Block::Table(Table {
+            numeric: (0..head.len()).map(|i| i >= 2).collect(),
+            head,
+            rows,
+        });
+    }
+    let mut head = vec!["metric".to_string()];
+    head.extend(ms.iter().map(|m| {
+        format!(
+            "{} ({})",
+            m.record.label(),
+            fmt_time(m.record.started_at)
+                .get(11..19)
+                .unwrap_or_default()
+        )
+    }));
+    let rows = cols
+        .iter()
+        .map(|c| {
+            let mut row = vec![metric::label(c)];
+            row.extend(ms.iter().map(|m| value(m, c)));
+            row
+        })
+        .collect();
+    Block::Table(Table {
+        numeric: (0..head.len()).map(|i| i >= 1).collect(),
+        head,
+        rows,
+    })
+}
+
+/// At most `max` characters, with an ellipsis.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
 /// A PostgreSQL server snapshot: the seed's pg_stat_database query and its SHOW settings.
 fn server_table(server: &serde_json::Value) -> Block {
     let mut rows = Vec::new();
@@ -545,6 +665,15 @@ fn server_table(server: &serde_json::Value) -> Block {
             "/stats/keyspace_hit_ratio",
         ),
         ("keys evicted during the run", "/during/evicted_keys"),
+        // The server's JVM (Kafka, Cassandra, Trino), read before and after the probe.
+        ("JVM read with", "/jvm/read_with"),
+        ("JVM GC collections during the run", "/jvm/during/gc_count"),
+        ("JVM GC pause time during the run (ms)", "/jvm/during/gc_ms"),
+        ("JVM GC share of the run (%)", "/jvm/during/gc_time_pct"),
+        ("JVM heap used before (MB)", "/jvm/before/heap_used_mb"),
+        ("JVM heap used after (MB)", "/jvm/after/heap_used_mb"),
+        ("JVM heap committed (MB)", "/jvm/after/heap_committed_mb"),
+        ("JVM not read", "/jvm/error"),
         // Ray
         ("nodes", "/nodes"),
         ("cluster CPUs", "/cluster_resources/CPU"),

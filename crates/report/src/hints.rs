@@ -15,11 +15,12 @@ const DISK_BUSY_PCT: f64 = 80.0;
 const CACHE_HIT_RATIO: f64 = 0.99;
 const CONNECTIONS_SHARE: f64 = 0.8;
 const TAIL_FACTOR: f64 = 10.0;
+const GC_TIME_PCT: f64 = 10.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hint {
     pub probe: String,
-    /// `cpu`, `memory`, `disk`, `client`, `cache`, `connections`, `latency`.
+    /// `cpu`, `memory`, `disk`, `client`, `cache`, `connections`, `jvm`, `latency`.
     pub resource: &'static str,
     pub message: String,
 }
@@ -151,6 +152,24 @@ fn measurement_hints(rec: &RunRecord) -> Vec<Hint> {
             );
         }
     }
+    if let Some(jvm) = rec.server.as_ref().and_then(|s| s.get("jvm")) {
+        let during = |k: &str| {
+            jvm.pointer(&format!("/during/{k}"))
+                .and_then(|v| v.as_f64())
+        };
+        if let Some(pct) = during("gc_time_pct").filter(|p| *p > GC_TIME_PCT) {
+            hint(
+                "jvm",
+                format!(
+                    "the server's JVM spent {pct:.0}% of the run in GC pauses ({:.0} collections, {:.0} ms; heap {:.0} → {:.0} MB; threshold {GC_TIME_PCT:.0}%): try the seed's G1 settings — a fixed heap (-Xms = -Xmx, large enough for the live set), -XX:+UseG1GC -XX:MaxGCPauseMillis=200 -XX:+UnlockExperimentalVMOptions -XX:G1NewSizePercent=30 -XX:G1MaxNewSizePercent=40 -XX:InitiatingHeapOccupancyPercent=35 (the seed's G1NewCollectionPercentage is not a HotSpot flag; G1NewSizePercent is), and for Trino -XX:G1HeapRegionSize=32M -XX:+ParallelRefProcEnabled -XX:+AlwaysPreTouch",
+                    during("gc_count").unwrap_or(0.0),
+                    during("gc_ms").unwrap_or(0.0),
+                    jvm.pointer("/before/heap_used_mb").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                    jvm.pointer("/after/heap_used_mb").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                ),
+            );
+        }
+    }
     for prefix in ["", "read_", "write_", "set_", "get_"] {
         let p50 = rec.summary.get(&format!("{prefix}p50_ms"));
         let p99 = rec.summary.get(&format!("{prefix}p99_ms"));
@@ -199,5 +218,30 @@ mod tests {
         assert_eq!(kinds, ["cpu", "cache", "connections"]);
         assert!(h[0].message.contains("97%"));
         assert!(h[1].message.contains("90.00%") && h[1].message.contains("128MB"));
+    }
+
+    #[test]
+    fn gc_time_over_a_tenth_of_the_run_names_the_g1_flags() {
+        let mut rec = RunRecord::new("kafka-produce", HostFacts::default(), 0.0);
+        let jvm = |pct: f64| {
+            serde_json::json!({"jvm": {"during": {"gc_time_pct": pct, "gc_count": 40, "gc_ms": 900},
+                "before": {"heap_used_mb": 200.0}, "after": {"heap_used_mb": 700.0}}})
+        };
+        rec.server = Some(jvm(9.5));
+        assert!(hints(&rec).is_empty());
+        rec.server = Some(jvm(18.0));
+        let h = hints(&rec);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].resource, "jvm");
+        for s in [
+            "18%",
+            "40 collections",
+            "200 → 700 MB",
+            "MaxGCPauseMillis=200",
+            "G1NewSizePercent=30",
+            "InitiatingHeapOccupancyPercent=35",
+        ] {
+            assert!(h[0].message.contains(s), "{s}: {}", h[0].message);
+        }
     }
 }

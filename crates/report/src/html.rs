@@ -6,10 +6,10 @@ use crate::metric::fmt_value;
 
 const CSS: &str = "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2330;max-width:1100px;margin:2rem auto;padding:0 1.2rem}\
 h1{font-size:1.8rem;border-bottom:3px solid #2b6cb0;padding-bottom:.3rem}h2{margin-top:2.2rem;border-bottom:1px solid #d5dbe5;padding-bottom:.2rem}\
-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:13px}th,td{border:1px solid #d5dbe5;padding:.28rem .55rem}\
-th{background:#eef2f8;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#f8fafc}\
+table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:13px;max-width:100%}th,td{border:1px solid #d5dbe5;padding:.28rem .55rem}td.w{overflow-wrap:anywhere}\
+th{background:#eef2f8;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}tr:nth-child(even) td{background:#f8fafc}\
 code{background:#eef2f8;padding:0 .25rem;border-radius:3px;font-size:12px}figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.3rem}\
-svg text{font:12px system-ui,sans-serif;fill:#1d2330}.tw{overflow-x:auto}";
+svg text{font:12px system-ui,sans-serif;fill:#1d2330}svg{max-width:100%;height:auto}.tw{overflow-x:auto}";
 
 const COLORS: [&str; 6] = [
     "#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795",
@@ -85,6 +85,9 @@ fn inline(s: &str) -> String {
     out
 }
 
+/// Characters above which a text cell may break inside a word.
+const LONG_CELL: usize = 40;
+
 fn table(o: &mut String, t: &Table) {
     o.push_str("<div class=\"tw\"><table>\n<thead><tr>");
     for h in &t.head {
@@ -94,8 +97,12 @@ fn table(o: &mut String, t: &Table) {
     for row in &t.rows {
         o.push_str("<tr>");
         for (i, c) in row.iter().enumerate() {
+            // Long text (parameters, SQL, URLs) may break anywhere so the table fits the page;
+            // short words never break.
             let class = if t.numeric.get(i).copied().unwrap_or(false) {
                 " class=\"n\""
+            } else if c.chars().count() > LONG_CELL {
+                " class=\"w\""
             } else {
                 ""
             };

@@ -64,6 +64,7 @@ pub fn service_of(rec: &RunRecord) -> String {
         "trino" => "Trino".into(),
         "redis" => "Redis".into(),
         "ray" => "Ray".into(),
+        "http" => "HTTP".into(),
         "migration" => "Migration (Cassandra → PostgreSQL/YugabyteDB)".into(),
         other => other.to_string(),
     }
@@ -182,19 +183,61 @@ pub fn fmt_time(unix: f64) -> String {
         .unwrap_or_else(|| format!("{unix}"))
 }
 
+/// What one of a kind's `records_per_sec` counts, e.g. `tasks/s` for Ray: two figures share a
+/// chart axis only when their units are equal.
+pub fn throughput_unit(kind: &str) -> &'static str {
+    match kind {
+        "postgres" => "transactions/s",
+        "cassandra" | "redis" => "operations/s",
+        "trino" => "queries/s",
+        "ray" => "tasks/s",
+        "http" => "requests/s",
+        "migration" => "rows/s",
+        _ => "records/s",
+    }
+}
+
+/// The one figure that stands for a measurement in the executive summary: the metric of its
+/// first expectation (what the team said it cares about), else its throughput.
+pub fn headline_metric(rec: &RunRecord) -> Option<String> {
+    rec.expectations
+        .first()
+        .map(|e| e.metric.clone())
+        .or_else(|| {
+            rec.summary
+                .contains_key(crate::metric::RECORDS_PER_SEC)
+                .then(|| crate::metric::RECORDS_PER_SEC.to_string())
+        })
+        .or_else(|| {
+            rec.summary
+                .keys()
+                .find(|k| k.ends_with("_per_sec"))
+                .cloned()
+        })
+}
+
+/// A metric's value with its unit as a reader says it: `95,000 records/s`, `p99 3.2 ms`.
+pub fn fmt_metric(rec: &RunRecord, metric: &str, v: f64) -> String {
+    use crate::metric::{fmt_value, label, RECORDS_PER_SEC};
+    if metric == RECORDS_PER_SEC {
+        format!("{} {}", fmt_value(v), throughput_unit(&rec.kind))
+    } else if let Some(m) = metric.strip_suffix("_ms") {
+        format!(
+            "{} {} ms",
+            m.replace("p999", "p99.9").replace('_', " "),
+            fmt_value(v)
+        )
+    } else {
+        format!("{} {}", fmt_value(v), label(metric))
+    }
+}
+
 /// The headline of a measurement: the figures a reader wants first.
 pub fn headline(rec: &RunRecord) -> String {
     use crate::metric::fmt_value;
     let s = &rec.summary;
     let mut parts = Vec::new();
-    let unit = match rec.kind.as_str() {
-        "postgres" => "transactions/s",
-        "cassandra" | "redis" => "operations/s",
-        "trino" => "queries/s",
-        "ray" => "tasks/s",
-        "migration" => "rows/s",
-        _ => "records/s",
-    };
+    let unit = throughput_unit(&rec.kind);
     if let Some(v) = s.get("records_per_sec") {
         parts.push(format!("**{} {unit}**", fmt_value(*v)));
     }

@@ -15,6 +15,10 @@ use crate::exit::Exit;
 pub struct BaselineArgs {
     /// The suite (TOML: [[probe]] tables with type, name, expect and the probe's settings).
     pub suite: PathBuf,
+    /// Replace one probe's setting for this run, PROBE.KEY=VALUE (repeatable), e.g.
+    /// `--set redis.pipeline=16`: the tuned rerun of the same suite. Recorded in the record.
+    #[arg(long = "set", value_name = "PROBE.KEY=VALUE", value_parser = ferry_bench::suite::parse_override)]
+    pub sets: Vec<ferry_bench::suite::Override>,
     /// Write the run record here (default: runs/baseline-<unix ms>.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -26,9 +30,9 @@ pub struct BaselineArgs {
 pub async fn run(args: BaselineArgs) -> Result<Exit> {
     let text = std::fs::read_to_string(&args.suite)
         .with_context(|| format!("reading the suite {}", args.suite.display()))?;
-    let suite =
-        ferry_bench::suite::parse(&text).with_context(|| format!("in {}", args.suite.display()))?;
-    let record = ferry_bench::suite::run(&suite, |r| {
+    let suite = ferry_bench::suite::parse_with(&text, &args.sets)
+        .with_context(|| format!("in {}", args.suite.display()))?;
+    let mut record = ferry_bench::suite::run(&suite, |r| {
         if args.json {
             return;
         }
@@ -48,6 +52,16 @@ pub async fn run(args: BaselineArgs) -> Result<Exit> {
         }
     })
     .await;
+    if !args.sets.is_empty() {
+        record.parameters.insert(
+            "set".into(),
+            json!(args
+                .sets
+                .iter()
+                .map(|o| format!("{}.{}={}", o.probe, o.key, o.value))
+                .collect::<Vec<_>>()),
+        );
+    }
     let hints = ferry_report::hints::hints(&record);
     if !args.json {
         for h in &hints {

@@ -1,4 +1,4 @@
-//! `ferry bench kafka|postgres|cassandra|trino|redis|ray`: one probe against one service → a run record, a
+//! `ferry bench kafka|postgres|cassandra|trino|redis|ray|http`: one probe against one service → a run record, a
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ferry_bench::{cassandra, kafka, postgres, ray, redis, trino, Probe};
+use ferry_bench::{cassandra, http, kafka, postgres, ray, redis, trino, Probe};
 use ferry_report::RunRecord;
 
 use crate::exit::Exit;
@@ -33,6 +33,9 @@ pub enum BenchProbe {
     Redis(RedisArgs),
     /// Ray task throughput: the seed's CPU- and I/O-bound tasks as a job through the Jobs API.
     Ray(RayArgs),
+    /// HTTP requests/s and latency percentiles against one URL, as wrk and oha report them
+    /// (keep-alive connections, one request in flight on each).
+    Http(HttpArgs),
 }
 
 /// Where the record goes and how often to run.
@@ -247,6 +250,65 @@ pub struct RayArgs {
     pub timeout: Duration,
     #[command(flatten)]
     pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HttpArgs {
+    /// The endpoint, http://HOST:PORT/PATH?QUERY.
+    pub url: String,
+    /// The request method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub method: String,
+    /// A header sent with every request, "Name: value" (repeatable). Only names go into the
+    /// run record: values may be credentials.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The request body.
+    #[arg(short = 'd', long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// The request body, read from a file.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Connections, each with one request in flight.
+    #[arg(short = 'c', long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// How long to run, e.g. 10s, 500ms, 2m (default 10s unless --requests is given).
+    #[arg(short = 'z', long, value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Send this many requests over all connections, then stop.
+    #[arg(short = 'n', long)]
+    pub requests: Option<u64>,
+    /// The status every response must have (default: any 2xx); others fail the run (exit 1).
+    #[arg(long, value_name = "CODE")]
+    pub expect_status: Option<u16>,
+    /// Give up on one request after this long (counted as an error).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+impl HttpArgs {
+    fn spec(&self) -> Result<http::HttpSpec> {
+        let body = match &self.body_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --body-file {}", p.display()))?,
+            ),
+            None => self.body.clone(),
+        };
+        Ok(http::HttpSpec {
+            url: self.url.clone(),
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            body,
+            concurrency: self.concurrency,
+            duration_s: self.duration.map(|d| d.as_secs_f64()),
+            requests: self.requests,
+            expect_status: self.expect_status,
+            timeout_s: self.timeout.as_secs_f64(),
+        })
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -472,6 +534,7 @@ pub async fn run(args: BenchArgs) -> Result<Exit> {
         BenchProbe::Trino(a) => (Probe::Trino(a.spec()), a.out),
         BenchProbe::Redis(a) => (Probe::Redis(a.spec()), a.out),
         BenchProbe::Ray(a) => (Probe::Ray(a.spec()), a.out),
+        BenchProbe::Http(a) => (Probe::Http(a.spec()?), a.out),
     };
     if out.repeat == 0 {
         bail!("--repeat must be at least 1");
@@ -668,6 +731,25 @@ pub fn summary_line(r: &RunRecord) -> String {
                 parts.join("; "),
                 reserved.map(|c| format!("{c:.0}")).unwrap_or("?".into()),
                 res.map(|c| format!("{c:.0}")).unwrap_or("?".into()),
+            )
+        }
+        "http" => {
+            let statuses = r
+                .server
+                .as_ref()
+                .and_then(|v| v.get("status_counts"))
+                .and_then(|v| v.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!(
+                "{:.0} requests in {:.2}s, {:.2} requests/sec, {:.2} MB/sec (bodies); latency avg {:.3} ms, p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; status {{{statuses}}}, {:.0} errors{rep}",
+                g("records"), g("seconds"), g("records_per_sec"), g("mb_per_sec"), g("avg_ms"),
+                g("p50_ms"), g("p95_ms"), g("p99_ms"), g("p999_ms"), g("max_ms"), g("errors")
             )
         }
         _ => ferry_report::model::headline(r).replace("**", ""),

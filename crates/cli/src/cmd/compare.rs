@@ -25,6 +25,10 @@ pub struct CompareArgs {
     /// Fail (exit 1) unless --metric improved by at least this much beyond noise, e.g. 30%.
     #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
     pub min_improvement: Option<f64>,
+    /// Judge only these probes (by name; repeatable): e.g. the ones a tuning was meant for.
+    /// Every probe is still compared and shown.
+    #[arg(long = "probe", value_name = "NAME")]
+    pub probes: Vec<String>,
     /// The metric the gate judges.
     #[arg(long, default_value = "records_per_sec")]
     pub metric: String,
@@ -63,9 +67,28 @@ pub async fn run(args: CompareArgs) -> Result<Exit> {
         ..Options::default()
     };
     let comparisons = compare::compare(&before, &after, &opts);
+    if let Some(p) = args
+        .probes
+        .iter()
+        .find(|p| !comparisons.iter().any(|c| &c.name == *p))
+    {
+        anyhow::bail!(
+            "--probe {p}: no probe of that name is in both records (compared: {})",
+            comparisons
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let judged: Vec<ProbeComparison> = comparisons
+        .iter()
+        .filter(|c| args.probes.is_empty() || args.probes.contains(&c.name))
+        .cloned()
+        .collect();
     let gate = args.min_improvement.map(|min| {
         compare::gate(
-            &comparisons,
+            &judged,
             &Gate {
                 metric: args.metric.clone(),
                 min_improvement: min,
