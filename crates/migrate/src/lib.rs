@@ -6,6 +6,7 @@ pub mod config;
 pub mod cql;
 pub mod diagnose;
 pub mod encode;
+pub mod error;
 pub mod gen;
 pub mod job;
 pub mod pipeline;

@@ -27,10 +27,11 @@ use scylla::statement::Consistency;
 use crate::adapt;
 use crate::cql::CqlType;
 use crate::encode;
+use crate::error::{kind_in, SideError};
 use crate::plan::Plan;
 use crate::progress::{ChunkStatements, Lease, Progress};
 use crate::schema::{ColumnKind, TableMapping};
-use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
+use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
 
 /// What a run does. Besides migrating, two measurement modes find each side's limit with the
@@ -137,21 +138,7 @@ impl Counters {
     }
 }
 
-/// Which side a node serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    Source,
-    Target,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Source => "source",
-            Side::Target => "target",
-        }
-    }
-}
+pub use crate::error::Side;
 
 /// Totals of the requests to one node: enough for a mean over any interval (difference of two
 /// readings) and the worst case.
@@ -534,35 +521,40 @@ enum ChunkError {
     /// Reading Cassandra failed after the page's own retries: restart the chunk with backoff,
     /// unless the failure is one no restart fixes.
     Source(ReadError),
-    /// Writing failed in a way another attempt (maybe on another node) can fix.
-    TargetTransient(anyhow::Error),
-    /// Nothing a retry fixes.
-    Permanent(anyhow::Error),
+    /// Writing failed; [`SideError::retryable`] decides whether another attempt (maybe on
+    /// another node) follows.
+    Target(SideError),
+    /// A local failure (the capture file, a row the driver cannot decode): not retried.
+    Local(anyhow::Error),
 }
 
-fn classify_pg(e: tokio_postgres::Error, what: &str) -> ChunkError {
-    let msg = e
-        .as_db_error()
-        .map(|d| format!("{}: {}", d.code().code(), d.message()))
-        .unwrap_or_else(|| e.to_string());
-    let err = anyhow!("{what}: {msg}");
-    if is_transient(&e) {
-        ChunkError::TargetTransient(err)
-    } else {
-        ChunkError::Permanent(err)
-    }
+fn classify_pg(e: tokio_postgres::Error, node: &str, what: &str) -> ChunkError {
+    ChunkError::Target(SideError::target(&e, node, what))
 }
 
 /// A failed done-mark-and-commit. The done mark divides by zero when its row was not there
 /// to mark (the plan was reset under this worker): nothing was committed.
-fn classify_commit(e: tokio_postgres::Error) -> ChunkError {
+fn classify_commit(e: tokio_postgres::Error, node: &str) -> ChunkError {
     if e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) {
-        return ChunkError::Permanent(anyhow!(
+        return ChunkError::Local(anyhow!(
             "the chunk's progress row changed while it was copied (was the job reset with --fresh \
              by another process?); nothing of it was committed — rerun to resume"
         ));
     }
-    classify_pg(e, "committing the chunk")
+    classify_pg(e, node, "committing")
+}
+
+/// A target failure outside a chunk's copy (opening a connection, leasing): the driver error in
+/// `e`'s chain becomes a [`SideError`] naming the node; an error already worded (a refused
+/// connection) stays as it is.
+fn target_failure(e: anyhow::Error, node: &str, doing: &str) -> anyhow::Error {
+    match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+    {
+        Some(pg) => SideError::target(pg, node, doing).into(),
+        None => e,
+    }
 }
 
 /// Tracks how long one side has been failing; past the deadline the run stops.
@@ -613,6 +605,7 @@ impl Conn {
     /// told to probe the connection (TCP keepalives) so that a worker that vanishes without
     /// closing it frees its chunk within about `ferry.leaseSecs`.
     async fn open(ctx: &Ctx<'_>, host: &str, port: u16) -> Result<Conn> {
+        let node = format!("{host}:{port}");
         let client = ctx.target.connect(host, port).await?;
         let lease = ctx.settings.lease.as_secs().max(3);
         let keepalive = format!(
@@ -640,12 +633,13 @@ impl Conn {
                     .await
                     .context("setting TCP keepalives")
             },
-        )?;
+        )
+        .map_err(|e| target_failure(e, &node, "preparing the chunk statements"))?;
         Ok(Conn {
             client,
             st,
             copy,
-            node: format!("{host}:{port}"),
+            node,
         })
     }
 }
@@ -676,6 +670,11 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             match Conn::open(ctx, h, *p).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
+                    // A node that is down is retried (on the next node); refused credentials,
+                    // a missing privilege or a TLS refusal stop the run now.
+                    if !kind_in(&e).retryable() {
+                        return Err(e);
+                    }
                     conn = None;
                     failures += 1;
                     target_down.failed("the target", "connecting", e)?;
@@ -695,9 +694,13 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 l
             }
             Err(e) => {
+                let e = SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table));
+                if !e.retryable() {
+                    return Err(e.into());
+                }
                 conn = None;
                 failures += 1;
-                target_down.failed("the target", "leasing a chunk", anyhow!(e))?;
+                target_down.failed("the target", "leasing a chunk", e.into())?;
                 node = (node + 1) % nodes.len();
                 tokio::time::sleep(backoff(failures)).await;
                 continue;
@@ -717,9 +720,13 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                 Err(e) => {
+                    let e = SideError::target(&e, &c.node, "checking progress");
+                    if !e.retryable() {
+                        return Err(e.into());
+                    }
                     conn = None;
                     failures += 1;
-                    target_down.failed("the target", "checking progress", anyhow!(e))?;
+                    target_down.failed("the target", "checking progress", e.into())?;
                     node = (node + 1) % nodes.len();
                 }
             }
@@ -747,13 +754,26 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             conn = None;
         }
         failures += 1;
-        let what = format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
+        let chunk = format!(
+            "chunk {} (token range ({}, {}]) of {}",
+            lease.chunk_id, lease.start, lease.end, ctx.table
+        );
+        let what = format!("copying {chunk}");
         match err {
             ChunkError::Source(e) => {
                 // The page was retried under the source policy already: a consistency level
                 // that cannot be met, or an error no retry fixes, ends the run now.
-                if matches!(e.kind(), FailureKind::Unavailable | FailureKind::Fatal) {
+                if e.kind() == FailureKind::Unavailable {
                     return Err(anyhow!(e).context(format!("chunk {}", lease.chunk_id)));
+                }
+                if let ReadError::Failed {
+                    kind: FailureKind::Fatal,
+                    source,
+                    ..
+                } = &e
+                {
+                    let node = ctx.reader.endpoint(lease.replica_set);
+                    return Err(SideError::source(source, &node, what).into());
                 }
                 ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
@@ -774,7 +794,12 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 tokio::time::sleep(ctx.settings.retry_policy().delay(failures)).await;
                 continue;
             }
-            ChunkError::TargetTransient(e) => {
+            ChunkError::Target(mut e) => {
+                e.doing = format!("{what} ({})", e.doing);
+                if !e.retryable() {
+                    return Err(e.into());
+                }
+                let e = anyhow::Error::from(e);
                 ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
                 tracing::warn!(
@@ -787,11 +812,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     node = (node + 1) % nodes.len();
                 }
             }
-            ChunkError::Permanent(e) => {
-                return Err(e.context(format!(
-                    "chunk {} (token range ({}, {}]) of {}",
-                    lease.chunk_id, lease.start, lease.end, ctx.table
-                )));
+            ChunkError::Local(e) => {
+                return Err(e.context(what));
             }
         }
         tokio::time::sleep(backoff(failures)).await;
@@ -894,13 +916,13 @@ async fn copy_chunk(
                     ctx.writer
                         .prepare_tx(client)
                         .await
-                        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+                        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
                     Out::Copy(CopyStream::start(conn).await?)
                 }
                 Mode::Capture(dir) => {
                     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
                     Out::File(std::fs::File::create(&path).map_err(|e| {
-                        ChunkError::Permanent(anyhow!("creating {}: {e}", path.display()))
+                        ChunkError::Local(anyhow!("creating {}: {e}", path.display()))
                     })?)
                 }
                 Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
@@ -926,8 +948,7 @@ async fn copy_chunk(
         loop {
             let (res, next) = page;
             let t = Instant::now();
-            let n =
-                encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Permanent)?;
+            let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Local)?;
             ctx.counters
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -984,7 +1005,7 @@ async fn copy_chunk(
     )
     .await?;
     for r in rejected {
-        ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
+        ctx.rejects.write(r).map_err(ChunkError::Local)?;
     }
     Ok(())
 }
@@ -1004,7 +1025,7 @@ async fn commit_chunk(
         ctx.writer
             .finish_tx(&conn.client)
             .await
-            .map_err(|e| classify_pg(e, "merging staged rows"))?;
+            .map_err(|e| classify_pg(e, &conn.node, "merging staged rows"))?;
     }
     ctx.progress
         .complete_commit(
@@ -1017,7 +1038,7 @@ async fn commit_chunk(
             rejected,
         )
         .await
-        .map_err(classify_commit)?;
+        .map_err(|e| classify_commit(e, &conn.node))?;
     let c = ctx.counters;
     c.target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -1042,7 +1063,7 @@ impl Out {
             Out::Discard => Ok(()),
             Out::File(f) => f
                 .write_all(&bytes)
-                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+                .map_err(|e| ChunkError::Local(anyhow!("writing the capture: {e}"))),
         }
     }
 
@@ -1052,7 +1073,7 @@ impl Out {
             Out::Discard => Ok(()),
             Out::File(f) => f
                 .flush()
-                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+                .map_err(|e| ChunkError::Local(anyhow!("writing the capture: {e}"))),
         }
     }
 }
@@ -1067,7 +1088,7 @@ async fn replay_chunk(
     let client = &conn.client;
     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
     let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
-        ChunkError::Permanent(anyhow!(
+        ChunkError::Local(anyhow!(
             "reading {}: {e} — capture with the same plan first (--capture)",
             path.display()
         ))
@@ -1075,7 +1096,7 @@ async fn replay_chunk(
     ctx.writer
         .prepare_tx(client)
         .await
-        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
     let mut copy = CopyStream::start(conn).await?;
     let bytes = payload.len() as u64;
     // `send` cuts the payload into the COPY pieces itself.
@@ -1089,20 +1110,24 @@ async fn replay_chunk(
 /// A COPY statement in progress inside the chunk's transaction.
 struct CopyStream {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
+    /// The node it goes to, for error lines.
+    node: String,
 }
 
 impl CopyStream {
     async fn start(conn: &Conn) -> Result<Self, ChunkError> {
-        let stmt = conn.copy.as_ref().ok_or_else(|| {
-            ChunkError::Permanent(anyhow!("internal: no COPY statement prepared"))
-        })?;
+        let stmt = conn
+            .copy
+            .as_ref()
+            .ok_or_else(|| ChunkError::Local(anyhow!("internal: no COPY statement prepared")))?;
         let sink = conn
             .client
             .copy_in::<_, Bytes>(stmt)
             .await
-            .map_err(|e| classify_pg(e, "starting COPY"))?;
+            .map_err(|e| classify_pg(e, &conn.node, "starting COPY"))?;
         Ok(CopyStream {
             sink: Box::pin(sink),
+            node: conn.node.clone(),
         })
     }
 
@@ -1121,7 +1146,7 @@ impl CopyStream {
                 .sink
                 .send(bytes.slice(at..end))
                 .await
-                .map_err(|e| classify_pg(e, "sending COPY data"));
+                .map_err(|e| classify_pg(e, &self.node, "sending COPY data"));
             at = end;
         }
         counters
@@ -1138,7 +1163,7 @@ impl CopyStream {
             .as_mut()
             .finish()
             .await
-            .map_err(|e| classify_pg(e, "finishing COPY"));
+            .map_err(|e| classify_pg(e, &self.node, "finishing COPY"));
         counters
             .target_wait_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
