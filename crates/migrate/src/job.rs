@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 
 use crate::cassandra::{self, CassandraEndpoint};
-use crate::pipeline::{self, Counters, Mode, RejectLog, Settings, TableReport};
+use crate::pipeline::{self, Counters, Mode, Settings, TableReport};
 use crate::plan::{self, Plan};
 use crate::progress::{self as progress, job_key, Bound, PlanToStore, Progress, Verdict};
 use crate::schema::{self, pg_ident, TableMapping};
@@ -405,20 +405,30 @@ pub async fn run(
     let t0 = std::time::Instant::now();
     let progress = Progress::new(&job.progress_schema);
     progress.ensure(&*prepared.admin.lock().await).await?;
-    let rejects = RejectLog::new(job.settings.reject_file.clone());
     let budget = tokio::sync::Semaphore::new(job.settings.writers.max(1));
     let shared = RunShared {
         job,
         prepared,
         progress: &progress,
-        rejects: &rejects,
         budget: &budget,
         stop,
         on_start,
         t0,
     };
     let reports =
-        futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t))).await?;
+        futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t))).await;
+    // The reject file is exported from the reject table, whatever the run's end: it holds every
+    // reject committed for these tables, by this run and the runs it resumed.
+    let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
+    let exported = crate::rejects::export(
+        &*prepared.admin.lock().await,
+        &progress.rejects_table(),
+        &keys,
+        &job.settings.reject_file,
+    )
+    .await;
+    let reports = reports?;
+    exported?;
     Ok(reports.into_iter().flatten().collect())
 }
 
@@ -427,7 +437,6 @@ struct RunShared<'a> {
     job: &'a Job,
     prepared: &'a Prepared,
     progress: &'a Progress,
-    rejects: &'a RejectLog,
     budget: &'a tokio::sync::Semaphore,
     stop: &'a AtomicBool,
     on_start: &'a OnTableStart<'a>,
@@ -440,10 +449,10 @@ struct RunShared<'a> {
 async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableReport>> {
     let job = r.job;
     let target = t.mapping.qualified_target();
-    let mut key = job_key(&t.mapping.source.qualified(), &target);
+    let key = table_key(job, t);
     let (bound, constants) = {
         let admin = r.prepared.admin.lock().await;
-        let lock_key = key.clone();
+        let lock_key = job_key(&t.mapping.source.qualified(), &target);
         // While one worker creates the table and binds its plan, another must not judge the
         // old plan against the new table: the job's lock spans both (the plan's own
         // transaction takes it again, which a session holding it may).
@@ -455,7 +464,7 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
                 )
                 .await?;
         }
-        let bound = bind_table(job, &admin, r.progress, t, &mut key).await;
+        let bound = bind_table(job, &admin, r.progress, t, &key).await;
         if t.create.is_some() {
             admin
                 .execute_typed(
@@ -518,7 +527,6 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
         constants,
         &settings,
         &counters,
-        r.rejects,
         r.progress,
         &key,
         &job.owner,
@@ -535,14 +543,25 @@ async fn run_one(r: &RunShared<'_>, t: &PreparedTable) -> Result<Option<TableRep
     Ok(Some(report))
 }
 
+/// A table's key in the progress tables: its source and target, and for the measurement modes
+/// (which keep their own progress) the mode.
+fn table_key(job: &Job, t: &PreparedTable) -> String {
+    let key = job_key(&t.mapping.source.qualified(), &t.mapping.qualified_target());
+    match &job.settings.mode {
+        Mode::Migrate => key,
+        Mode::ScanOnly | Mode::Capture(_) => key + " [scan]",
+        Mode::Replay(_) => key + " [replay]",
+    }
+}
+
 /// Creates the table when this run must, applies `--fresh` and the measurement modes, and binds
-/// the table's plan in the progress tables. `key` gets the measurement mode's suffix.
+/// the table's plan in the progress tables under `key` ([`table_key`]).
 async fn bind_table(
     job: &Job,
     admin: &tokio_postgres::Client,
     progress: &Progress,
     t: &PreparedTable,
-    key: &mut String,
+    key: &str,
 ) -> Result<Bound> {
     let target = t.mapping.qualified_target();
     let mut created_now = false;
@@ -573,14 +592,25 @@ async fn bind_table(
     match &job.settings.mode {
         Mode::Migrate => {}
         Mode::ScanOnly | Mode::Capture(_) => {
-            key.push_str(" [scan]");
             progress.forget(admin, key).await?;
         }
         Mode::Replay(dir) => {
-            key.push_str(" [replay]");
-            progress.forget(admin, key).await?;
-            admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            // A replay loads every captured chunk again: into an empty table, or one the user
+            // asked to empty (`--truncate`); never by surprise.
             chunks = captured_chunks(dir)?;
+            let has_rows = admin
+                .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+                .await?
+                .is_some();
+            if has_rows && !job.truncate {
+                bail!(
+                    "--replay refuses to load into {target}: it already has rows — add --truncate to empty it first"
+                );
+            }
+            progress.forget(admin, key).await?;
+            if has_rows {
+                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            }
         }
     }
     if let Mode::Capture(dir) = &job.settings.mode {

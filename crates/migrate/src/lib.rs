@@ -12,6 +12,7 @@ pub mod job;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod rejects;
 pub mod schema;
 pub mod sink;
 pub mod sizing;

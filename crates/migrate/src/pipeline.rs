@@ -10,8 +10,7 @@
 //! as written only after the server acknowledged its COPY.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -29,7 +28,8 @@ use crate::cql::CqlType;
 use crate::encode;
 use crate::error::{kind_in, SideError};
 use crate::plan::Plan;
-use crate::progress::{ChunkStatements, Lease, Progress};
+use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
+use crate::rejects::{Reject, RowShape};
 use crate::schema::{ColumnKind, TableMapping};
 use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
@@ -82,7 +82,8 @@ pub struct Settings {
     /// `None` keeps `writers` fixed.
     pub adaptive: Option<(usize, usize)>,
     pub insert_mode: InsertMode,
-    /// Rejected rows go here (JSON lines).
+    /// The reject file: rejected rows are exported here (JSON lines) from the progress
+    /// schema's reject table at the end of a run (see [`crate::rejects`]).
     pub reject_file: PathBuf,
     /// A worker that vanishes without closing its connection frees its chunk after about this
     /// long (the server's TCP keepalive probes give up).
@@ -221,50 +222,6 @@ impl TableReport {
     }
 }
 
-/// Where rejected rows are recorded, one JSON object per line.
-pub struct RejectLog {
-    file: Mutex<Option<BufWriter<File>>>,
-    path: PathBuf,
-}
-
-impl RejectLog {
-    pub fn new(path: PathBuf) -> Self {
-        RejectLog {
-            file: Mutex::new(None),
-            path,
-        }
-    }
-
-    pub fn path(&self) -> &PathBuf {
-        &self.path
-    }
-
-    pub fn write(&self, record: serde_json::Value) -> Result<()> {
-        let mut guard = self
-            .file
-            .lock()
-            .map_err(|_| anyhow!("reject log poisoned"))?;
-        if guard.is_none() {
-            let f = File::create(&self.path)
-                .with_context(|| format!("creating the reject file {}", self.path.display()))?;
-            *guard = Some(BufWriter::new(f));
-        }
-        let w = guard.as_mut().expect("opened above");
-        serde_json::to_writer(&mut *w, &record)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    }
-
-    pub fn flush(&self) -> Result<()> {
-        if let Ok(mut g) = self.file.lock() {
-            if let Some(w) = g.as_mut() {
-                w.flush()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Everything the workers of one table share.
 struct Ctx<'a> {
     reader: source::RangeReader<'a>,
@@ -274,7 +231,6 @@ struct Ctx<'a> {
     constants: Vec<Option<Vec<u8>>>,
     settings: &'a Settings,
     counters: &'a Counters,
-    rejects: &'a RejectLog,
     table: String,
     limiter: Option<RateLimiter>,
     target: &'a TargetEndpoint,
@@ -355,7 +311,6 @@ pub async fn run_table(
     constants: Vec<Option<Vec<u8>>>,
     settings: &Settings,
     counters: &Counters,
-    rejects: &RejectLog,
     progress: &Progress,
     job: &str,
     owner: &str,
@@ -412,7 +367,6 @@ pub async fn run_table(
         constants,
         settings,
         counters,
-        rejects,
         table: mapping.source.qualified(),
         limiter: (settings.reads_per_sec > 0).then(|| RateLimiter::new(settings.reads_per_sec)),
         target,
@@ -449,7 +403,6 @@ pub async fn run_table(
             }
         }
     };
-    rejects.flush()?;
     result?;
     Ok(TableReport {
         source: mapping.source.qualified(),
@@ -935,7 +888,7 @@ async fn copy_chunk(
     let copying = matches!(copy, Out::Copy(_));
     let mut rows_total = 0u64;
     let mut rows_in_copy = 0u64;
-    let mut rejected: Vec<serde_json::Value> = Vec::new();
+    let mut rejected: Vec<Reject> = Vec::new();
     // Grows to a page's encoding; starts small, as a worker may hold it while idle.
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut bytes_total = 0u64;
@@ -1001,24 +954,24 @@ async fn copy_chunk(
         conn,
         lease,
         copying,
-        (rows_total, rejected.len() as u64, bytes_total),
+        rows_total,
+        &rejected,
+        bytes_total,
     )
-    .await?;
-    for r in rejected {
-        ctx.rejects.write(r).map_err(ChunkError::Local)?;
-    }
-    Ok(())
+    .await
 }
 
-/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), marks the
-/// chunk done and commits in one round trip, then counts `(rows, rejected, bytes)`: only now
-/// has the target acknowledged them.
+/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), records
+/// its rejected rows, marks the chunk done and commits in one round trip, then counts rows,
+/// rejects and bytes: only now has the target acknowledged them.
 async fn commit_chunk(
     ctx: &Ctx<'_>,
     conn: &Conn,
     lease: &Lease,
     merge: bool,
-    (rows, rejected, bytes): (u64, u64, u64),
+    rows: u64,
+    rejects: &[Reject],
+    bytes: u64,
 ) -> Result<(), ChunkError> {
     let t = Instant::now();
     if merge {
@@ -1031,11 +984,14 @@ async fn commit_chunk(
         .complete_commit(
             &conn.client,
             &conn.st,
-            ctx.job,
-            ctx.owner,
-            lease.chunk_id,
-            rows,
-            rejected,
+            &ChunkDone {
+                job: ctx.job,
+                owner: ctx.owner,
+                chunk_id: lease.chunk_id,
+                table: &ctx.table,
+                rows,
+                rejects,
+            },
         )
         .await
         .map_err(|e| classify_commit(e, &conn.node))?;
@@ -1044,7 +1000,8 @@ async fn commit_chunk(
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     c.rows_written.fetch_add(rows, Ordering::Relaxed);
-    c.rows_rejected.fetch_add(rejected, Ordering::Relaxed);
+    c.rows_rejected
+        .fetch_add(rejects.len() as u64, Ordering::Relaxed);
     c.chunks_done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -1102,7 +1059,7 @@ async fn replay_chunk(
     // `send` cuts the payload into the COPY pieces itself.
     copy.send(payload, ctx.counters).await?;
     let rows = copy.finish(ctx.counters).await?;
-    commit_chunk(ctx, conn, lease, true, (rows, 0, bytes)).await?;
+    commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
 }
@@ -1181,7 +1138,7 @@ fn encode_page(
     ctx: &Ctx<'_>,
     res: scylla::response::query_result::QueryResult,
     buf: &mut BytesMut,
-    rejected: &mut Vec<serde_json::Value>,
+    rejected: &mut Vec<Reject>,
 ) -> Result<PageCounts> {
     let rows = res
         .into_rows_result()
@@ -1217,7 +1174,13 @@ fn encode_page(
         counts.read += 1;
         if let Some((col, reject)) = bad {
             buf.truncate(row_start);
-            rejected.push(reject_record(ctx, &cells, col, &reject));
+            let shape = RowShape {
+                table: &ctx.table,
+                types: &ctx.types,
+                names: &ctx.names,
+                key_columns: &ctx.key_columns,
+            };
+            rejected.push(Reject::of_row(&shape, &cells, col, &reject.reason));
             continue;
         }
         for c in &ctx.constants {
@@ -1232,36 +1195,6 @@ fn encode_page(
         counts.written += 1;
     }
     Ok(counts)
-}
-
-fn reject_record(
-    ctx: &Ctx<'_>,
-    cells: &[Option<&[u8]>],
-    col: usize,
-    reject: &encode::Reject,
-) -> serde_json::Value {
-    let mut key = serde_json::Map::new();
-    for &k in &ctx.key_columns {
-        let v = encode::cql_to_json(&ctx.types[k], cells[k])
-            .unwrap_or_else(|r| serde_json::Value::String(r.reason));
-        key.insert(ctx.names[k].clone(), v);
-    }
-    let value = match cells[col] {
-        None => serde_json::Value::Null,
-        Some(bytes) => encode::cql_to_json(&ctx.types[col], Some(bytes))
-            .unwrap_or_else(|_| serde_json::Value::String(format!("0x{}", hex(bytes)))),
-    };
-    serde_json::json!({
-        "table": ctx.table,
-        "primary_key": key,
-        "column": ctx.names[col],
-        "value": value,
-        "reason": reject.reason,
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A rows-per-second throttle shared by all readers (`cassandra.readsPerSec`).

@@ -26,8 +26,9 @@ pub struct MigrateArgs {
     /// Forget stored progress and start over (refused when the target has rows, unless --truncate).
     #[arg(long)]
     pub fresh: bool,
-    /// With --fresh: empty the target table first.
-    #[arg(long, requires = "fresh")]
+    /// With --fresh or --replay: empty the target table first (both refuse a table with rows
+    /// without it).
+    #[arg(long)]
     pub truncate: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -58,6 +59,11 @@ pub struct MigrateArgs {
 
 pub async fn run(args: MigrateArgs) -> Result<Exit> {
     let started = SystemTime::now();
+    if args.truncate && !args.fresh && args.replay.is_none() {
+        anyhow::bail!(
+            "--truncate empties the target table only with --fresh or --replay; add one of them, or drop --truncate to resume"
+        );
+    }
     let loaded = super::job::load(&args.config)?;
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
