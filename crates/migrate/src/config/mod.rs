@@ -31,9 +31,20 @@ pub const PASSWORD_ENV_VARS: &[(&str, &str)] = &[
     ("FERRY_YUGABYTE_PASSWORD", "yugabyte.password"),
 ];
 
-/// A password or other secret: shown as `***` by `Debug` and `Display`.
-#[derive(Clone, PartialEq, Eq)]
+/// A password or other secret: shown as `***` by `Debug` and `Display`. Every password field
+/// of ferry (configuration, probe specs, command-line flags) is one of these, so no derived
+/// `Debug` can print it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
