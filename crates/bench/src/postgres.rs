@@ -183,6 +183,7 @@ impl PgSpec {
                 .map(|p| p.expose().to_string())
                 .or_else(|| std::env::var("PGPASSWORD").ok()),
             connect_timeout_ms: 10_000,
+            socket_timeout: None,
             load_balance: false,
             tls: tls.clone(),
         }

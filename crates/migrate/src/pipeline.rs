@@ -1,13 +1,10 @@
-//! The migration pipeline for one table:
+//! The migration pipeline for one table: workers (one target connection each, spread over
+//! every target node) lease a chunk, read it page by page (the next page is fetched while the
+//! current one is sent), encode straight into binary COPY, and stream it into the chunk's own
+//! transaction, which also records its rejected rows and marks it done.
 //!
-//! ```text
-//! chunks ──► readers (paged token-range scans, `concurrent_reads` chunks at once)
-//!        ──► encode straight into binary COPY batches (rows, bytes or chunk end close a batch)
-//!        ──► bounded channel ──► writers (one connection each, spread over every target node)
-//! ```
-//!
-//! Memory is bounded by the channel and the batches in flight, not by the table. A batch counts
-//! as written only after the server acknowledged its COPY.
+//! Memory is bounded by the pages in flight (`ferry.pageMemoryMb`), not by the table. Rows
+//! count as written only after the server acknowledged the chunk's commit.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -62,8 +59,6 @@ pub struct Settings {
     pub fetch_size_rows: i32,
     pub consistency: Consistency,
     pub read_timeout_ms: u64,
-    /// Chunks scanned at once.
-    pub concurrent_reads: usize,
     /// Rows per second over all readers; 0 = unlimited.
     pub reads_per_sec: u64,
     /// Retries of a failed page or batch before the run fails.

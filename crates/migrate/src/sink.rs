@@ -21,6 +21,10 @@ pub struct TargetEndpoint {
     pub username: String,
     pub password: Option<String>,
     pub connect_timeout_ms: u64,
+    /// `yugabyte.socketTimeout`: data sent on a connection that stays unacknowledged this long
+    /// (`TCP_USER_TIMEOUT`) fails the connection, as does a server that stops answering
+    /// keepalive probes for about as long. `None`: the kernel's defaults (minutes).
+    pub socket_timeout: Option<Duration>,
     /// Also use the nodes `yb_servers()` lists.
     pub load_balance: bool,
     /// `yugabyte.sslmode` and its files, already read: every connection goes through it.
@@ -43,6 +47,9 @@ impl std::fmt::Debug for TargetEndpoint {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("socket_timeout", &self.socket_timeout)
+            .field("load_balance", &self.load_balance)
             .field("tls", &self.tls)
             .finish()
     }
@@ -61,6 +68,12 @@ impl TargetEndpoint {
             .keepalives(true);
         if let Some(p) = &self.password {
             c.password(p);
+        }
+        if let Some(t) = self.socket_timeout {
+            c.tcp_user_timeout(t)
+                .keepalives_idle((t / 2).max(Duration::from_secs(1)))
+                .keepalives_interval((t / 6).max(Duration::from_secs(1)))
+                .keepalives_retries(3);
         }
         c
     }
