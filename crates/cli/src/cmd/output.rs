@@ -171,9 +171,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
     })
 }
 
-/// Host facts for run records: CPU model and count, memory, OS — the same facts every probe
-/// records (one reader in ferry-report reads them all).
-
+/// Unix seconds, as run records keep times.
 pub fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -194,7 +192,8 @@ pub fn write_run_record(dir: &Path, record: &RunRecord) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A command's record: kind, start and end, the host, and `parameters` (an object).
+/// A command's record: kind, start and end, the host's facts (CPU model and count, memory, OS:
+/// the same facts every probe records), and `parameters` (an object).
 pub fn run_record(kind: &str, started: SystemTime, parameters: serde_json::Value) -> RunRecord {
     let mut r = RunRecord::new(kind, ferry_bench::host::facts(), unix_secs(started));
     r.ended_at = unix_secs(SystemTime::now());
