@@ -170,6 +170,20 @@ async fn kill_9_then_resume_keeps_every_reject_exactly_once() {
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("resuming"), "{text}");
     assert_exactly_once(&schema, &reject_file).await;
+
+    // `ferry status --rejects` exports the same file again from the table.
+    std::fs::remove_file(&reject_file).expect("remove the reject file");
+    let out = common::ferry()
+        .args(["status", "-c", cfg.to_str().unwrap(), "--rejects"])
+        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
+        .output()
+        .expect("status --rejects");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exactly_once(&schema, &reject_file).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

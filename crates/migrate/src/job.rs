@@ -418,15 +418,21 @@ pub async fn run(
     let reports =
         futures::future::try_join_all(prepared.tables.iter().map(|t| run_one(&shared, t))).await;
     // The reject file is exported from the reject table, whatever the run's end: it holds every
-    // reject committed for these tables, by this run and the runs it resumed.
+    // reject committed for these tables, by this run and the runs it resumed. It describes
+    // what the target lacks, so the measurement modes leave it alone.
     let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
-    let exported = crate::rejects::export(
-        &*prepared.admin.lock().await,
-        &progress.rejects_table(),
-        &keys,
-        &job.settings.reject_file,
-    )
-    .await;
+    let exported = if matches!(job.settings.mode, Mode::Migrate) {
+        crate::rejects::export(
+            &*prepared.admin.lock().await,
+            &progress.rejects_table(),
+            &keys,
+            &job.settings.reject_file,
+        )
+        .await
+        .map(|_| ())
+    } else {
+        Ok(())
+    };
     let reports = reports?;
     exported?;
     Ok(reports.into_iter().flatten().collect())

@@ -38,7 +38,12 @@ pub async fn run(args: StatusArgs) -> Result<Exit> {
     let progress = Progress::new(&job.progress_schema);
     let jobs = progress.jobs(&client).await?;
     if args.rejects {
-        let keys: Vec<String> = jobs.iter().map(|j| j.0.clone()).collect();
+        // Measurement runs (`[scan]`, `[replay]`) wrote nothing the reject file explains.
+        let keys: Vec<String> = jobs
+            .iter()
+            .map(|j| j.0.clone())
+            .filter(|k| !k.ends_with(']'))
+            .collect();
         let path = &job.settings.reject_file;
         let n =
             ferry_migrate::rejects::export(&client, &progress.rejects_table(), &keys, path).await?;
