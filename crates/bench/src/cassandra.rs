@@ -3,6 +3,7 @@
 //! latency. Everything lives in a keyspace of the probe's own (created with replication factor
 //! `replication_factor`), never in the user's.
 
+use ferry_migrate::config::Secret;
 use std::time::{Duration, Instant};
 
 use ferry_report::RunRecord;
@@ -45,7 +46,7 @@ pub struct CassandraSpec {
     /// From FERRY_CASSANDRA_PASSWORD when unset (then Cassandra's stock password for its stock
     /// superuser); never written to a record.
     #[serde(default, skip)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default = "default_keyspace")]
     pub keyspace: String,
     #[serde(default = "default_rf")]
@@ -118,7 +119,8 @@ async fn connect(spec: &CassandraSpec) -> Result<Session, Error> {
     if let Some(user) = &spec.user {
         let pw = spec
             .password
-            .clone()
+            .as_ref()
+            .map(|p| p.expose().to_string())
             .or_else(|| std::env::var("FERRY_CASSANDRA_PASSWORD").ok())
             .or_else(|| (user == DEFAULT_USER).then(|| DEFAULT_PASSWORD.to_string()))
             .unwrap_or_default();

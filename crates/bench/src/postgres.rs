@@ -7,6 +7,7 @@
 //! connection), or a built-in pgbench-like mix on pgbench's four tables in a schema of the
 //! probe's own: `tpcb-like` (pgbench's default transaction) or `select-only`.
 
+use ferry_migrate::config::Secret;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ pub struct PgSpec {
     pub user: String,
     /// From the environment (PGPASSWORD) when unset; never written to a record.
     #[serde(default, skip)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default = "default_dbname")]
     pub dbname: String,
     /// Statements to time; empty = the built-in mix.
@@ -178,9 +179,11 @@ impl PgSpec {
             username: self.user.clone(),
             password: self
                 .password
-                .clone()
+                .as_ref()
+                .map(|p| p.expose().to_string())
                 .or_else(|| std::env::var("PGPASSWORD").ok()),
             connect_timeout_ms: 10_000,
+            socket_timeout: None,
             load_balance: false,
             tls: tls.clone(),
         }

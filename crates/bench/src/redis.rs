@@ -9,6 +9,7 @@
 //! Keys live under a prefix of the probe's own (`key_prefix:N`) and are deleted at the end.
 //! RESP2 is spoken directly (a few commands: AUTH, SELECT, SET, GET, DEL, INFO, PING).
 
+use ferry_migrate::config::Secret;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ pub struct RedisSpec {
     pub user: Option<String>,
     /// From FERRY_REDIS_PASSWORD when unset; never written to a record.
     #[serde(default, skip)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default)]
     pub db: u32,
     /// SETs, and then as many GETs…
@@ -182,7 +183,8 @@ impl Conn {
         };
         let pw = spec
             .password
-            .clone()
+            .as_ref()
+            .map(|p| p.expose().to_string())
             .or_else(|| std::env::var("FERRY_REDIS_PASSWORD").ok());
         if let Some(pw) = pw {
             let r = match &spec.user {

@@ -72,6 +72,19 @@ impl Exit {
     }
 }
 
+impl Exit {
+    /// The code for a command that ended in an error: [`Exit::Stopped`] when a rerun resumes
+    /// (a migration's error once copying started — a fatal error on either side, such as a
+    /// revoked privilege, included: what was committed stays), else [`Exit::BadInput`].
+    pub fn of_error(e: &anyhow::Error) -> Exit {
+        if e.downcast_ref::<Resumable>().is_some() {
+            Exit::Stopped
+        } else {
+            Exit::BadInput
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e.code())

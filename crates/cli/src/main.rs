@@ -100,12 +100,10 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
+            // One line: the chain joined with ": " (a side's error names the side, node and
+            // cause itself).
             eprintln!("ferry: error: {e:#}");
-            if e.downcast_ref::<exit::Resumable>().is_some() {
-                Exit::Stopped.into()
-            } else {
-                Exit::BadInput.into()
-            }
+            Exit::of_error(&e).into()
         }
     }
 }

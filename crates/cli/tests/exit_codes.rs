@@ -194,10 +194,13 @@ async fn success_rejected_and_check_failed() {
 }
 
 /// A throttled source table for the stop tests: 12,000 rows at 2,000 rows/s is about 6 s of
-/// copying, long enough to interrupt.
+/// copying, long enough to interrupt, in one chunk per vnode range whatever the machine's load
+/// (measured sizing makes few chunks when round trips look slow, and the first rows would then
+/// commit only at the end).
 fn slow_config(ks: &str, schema: &str, extra: &str) -> std::path::PathBuf {
     let body = testbed_properties(ks, "t", schema)
-        + "cassandra.readsPerSec=2000\ncassandra.fetchSizeInRows=500\nferry.maxParallelChunks=2\nferry.adaptiveConcurrency=false\n"
+        + "cassandra.readsPerSec=2000\ncassandra.fetchSizeInRows=500\nferry.maxParallelChunks=2\nferry.adaptiveConcurrency=false\n\
+           cassandra.inputSplitSizeMb.autoDetermine=false\n"
         + extra;
     write_config(schema, &body)
 }

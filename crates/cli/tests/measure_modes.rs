@@ -43,12 +43,29 @@ async fn scan_capture_and_replay_measure_without_changing_what_lands() {
     assert!(files > 0, "no captured chunk in {dir_s}");
     assert_eq!(common::table_digest(&ks, "t").await, migrated);
 
-    // Replay: the target is emptied and reloaded from the payloads alone — the same rows.
+    // Replay refuses a table with rows unless told to empty it (issue 17): nothing changes.
     let pg = common::pg_connect(5433).await;
     pg.batch_execute(&format!("DELETE FROM {ks}.t WHERE pk % 2 = 0"))
         .await
         .expect("delete half");
-    let s = summary(&common::run_migrate(&cfg, &["--replay", dir_s, "--json"]));
+    let half = common::table_digest(&ks, "t").await;
+    let out = common::spawn_migrate(&cfg, &["--replay", dir_s])
+        .wait_with_output()
+        .expect("replay");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--truncate") && err.contains("already has rows"),
+        "{err}"
+    );
+    assert_eq!(common::table_digest(&ks, "t").await, half);
+
+    // With --truncate: the target is emptied and reloaded from the payloads alone — the same
+    // rows.
+    let s = summary(&common::run_migrate(
+        &cfg,
+        &["--replay", dir_s, "--truncate", "--json"],
+    ));
     assert_eq!(s["tables"][0]["rows_written"].as_u64(), Some(rows), "{s}");
     assert_eq!(common::table_digest(&ks, "t").await, migrated);
     let _ = std::fs::remove_dir_all(&dir);

@@ -104,6 +104,7 @@ async fn tls_client(m: &Material, db: &str) -> tokio_postgres::Client {
         username: db.into(),
         password: Some(db.into()),
         connect_timeout_ms: 10_000,
+        socket_timeout: None,
         load_balance: false,
         tls,
     };

@@ -48,8 +48,16 @@ impl std::fmt::Debug for CassandraTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CassandraTls")
             .field("trust_store", &self.trust_store)
+            .field(
+                "trust_store_password",
+                &self.trust_store_password.as_ref().map(|_| "***"),
+            )
             .field("key_store", &self.key_store)
-            .finish_non_exhaustive()
+            .field(
+                "key_store_password",
+                &self.key_store_password.as_ref().map(|_| "***"),
+            )
+            .finish()
     }
 }
 
@@ -92,6 +100,8 @@ impl std::fmt::Debug for CassandraEndpoint {
             .field("contact_points", &self.contact_points)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("connections_per_host", &self.connections_per_host)
             .field("routing", &self.routing)
             .field("tls", &self.tls)
             .field("compression", &self.compression)

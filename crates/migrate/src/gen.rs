@@ -19,6 +19,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scylla::client::session::Session;
+
+use crate::schema::cql_ident;
 use scylla::value::{
     Counter, CqlDate, CqlDecimal, CqlDuration, CqlTime, CqlTimestamp, CqlTimeuuid, CqlValue,
     CqlVarint,
@@ -181,6 +183,9 @@ pub fn ddl_shaped(keyspace: &str, table: &str, shape: Shape) -> Vec<String> {
             }
         })
         .collect();
+    // The names come from the user (`--keyspace`, `--table`): quoted where CQL needs it.
+    let counters = cql_ident(&format!("{table}_counters"));
+    let (keyspace, table) = (cql_ident(keyspace), cql_ident(table));
     vec![
         format!(
             "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
@@ -196,7 +201,7 @@ pub fn ddl_shaped(keyspace: &str, table: &str, shape: Shape) -> Vec<String> {
             cols.join(", ")
         ),
         format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.{table}_counters (pk bigint PRIMARY KEY, hits counter)"
+            "CREATE TABLE IF NOT EXISTS {keyspace}.{counters} (pk bigint PRIMARY KEY, hits counter)"
         ),
     ]
 }
@@ -210,7 +215,9 @@ fn insert_cql_shaped(keyspace: &str, table: &str, shape: Shape) -> String {
     let names: Vec<&str> = shape.columns().iter().map(|(n, _)| *n).collect();
     let marks = vec!["?"; names.len()].join(", ");
     format!(
-        "INSERT INTO {keyspace}.{table} ({}) VALUES ({marks})",
+        "INSERT INTO {}.{} ({}) VALUES ({marks})",
+        cql_ident(keyspace),
+        cql_ident(table),
         names.join(", ")
     )
 }
@@ -237,7 +244,14 @@ pub async fn generate(
     if spec.recreate {
         for t in [spec.table.clone(), format!("{}_counters", spec.table)] {
             session
-                .query_unpaged(format!("DROP TABLE IF EXISTS {}.{t}", spec.keyspace), &[])
+                .query_unpaged(
+                    format!(
+                        "DROP TABLE IF EXISTS {}.{}",
+                        cql_ident(&spec.keyspace),
+                        cql_ident(&t)
+                    ),
+                    &[],
+                )
                 .await
                 .with_context(|| format!("dropping {}.{t}", spec.keyspace))?;
         }
@@ -251,7 +265,7 @@ pub async fn generate(
         let cql = format!(
             "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = \
              {{'class': 'NetworkTopologyStrategy', {}}}",
-            spec.keyspace,
+            cql_ident(&spec.keyspace),
             dcs.join(", ")
         );
         session
@@ -277,8 +291,9 @@ pub async fn generate(
     insert.set_is_idempotent(true);
     let counter = session
         .prepare(format!(
-            "UPDATE {}.{}_counters SET hits = hits + ? WHERE pk = ?",
-            spec.keyspace, spec.table
+            "UPDATE {}.{} SET hits = hits + ? WHERE pk = ?",
+            cql_ident(&spec.keyspace),
+            cql_ident(&format!("{}_counters", spec.table))
         ))
         .await
         .context("preparing the counter update")?;
@@ -837,5 +852,18 @@ mod tests {
     fn insert_names_every_column() {
         let q = insert_cql("ks", "t");
         assert_eq!(q.matches('?').count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn user_given_names_are_quoted() {
+        let stmts = ddl("Shop", "select");
+        assert!(stmts[0].contains("EXISTS \"Shop\" WITH"), "{}", stmts[0]);
+        assert!(stmts[2].contains("\"Shop\".\"select\" ("), "{}", stmts[2]);
+        assert!(
+            stmts[3].contains("\"Shop\".select_counters ("),
+            "{}",
+            stmts[3]
+        );
+        assert!(insert_cql("ks", "token").starts_with("INSERT INTO ks.\"token\" ("));
     }
 }

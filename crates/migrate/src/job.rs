@@ -13,7 +13,7 @@ use scylla::client::session::Session;
 use crate::adapt;
 use crate::budget::Budget;
 use crate::cassandra::{self, CassandraEndpoint};
-use crate::pipeline::{self, Counters, Mode, RejectLog, Settings, TableReport};
+use crate::pipeline::{self, Counters, Mode, Settings, TableReport};
 use crate::plan::{self, Plan};
 use crate::progress::{self as progress, job_key, Bound, PlanToStore, Progress, Verdict};
 use crate::schema::{self, pg_ident, TableMapping};
@@ -435,7 +435,6 @@ pub async fn run(
         })
         .map(tokio::sync::Mutex::new)
         .collect();
-    let rejects = RejectLog::new(job.settings.reject_file.clone());
     let most = job
         .settings
         .adaptive
@@ -454,7 +453,6 @@ pub async fn run(
         job,
         prepared,
         progress: &progress,
-        rejects: &rejects,
         budget: &budget,
         binders: &binders,
         most,
@@ -514,12 +512,30 @@ pub async fn run(
             }
         }
         _ => tables.await,
-    }?;
+    };
     tracing::info!(
         idle_connections = budget.idle_conns(),
         slots = budget.level(),
         "run copied"
     );
+    // The reject file is exported from the reject table, whatever the run's end: it holds every
+    // reject committed for these tables, by this run and the runs it resumed. It describes
+    // what the target lacks, so the measurement modes leave it alone.
+    let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
+    let exported = if matches!(job.settings.mode, Mode::Migrate) {
+        crate::rejects::export(
+            &*prepared.admin.lock().await,
+            &progress.rejects_table(),
+            &keys,
+            &job.settings.reject_file,
+        )
+        .await
+        .map(|_| ())
+    } else {
+        Ok(())
+    };
+    let reports = reports?;
+    exported?;
     Ok(reports.into_iter().flatten().collect())
 }
 
@@ -531,7 +547,6 @@ struct RunShared<'a> {
     job: &'a Job,
     prepared: &'a Prepared,
     progress: &'a Progress,
-    rejects: &'a RejectLog,
     budget: &'a Budget,
     /// Connections besides the admin one that bind tables' plans (table i uses number
     /// i mod (n + 1), the admin connection being number 0).
@@ -555,13 +570,13 @@ async fn run_one(
 ) -> Result<Option<TableReport>> {
     let job = r.job;
     let target = t.mapping.qualified_target();
-    let mut key = job_key(&t.mapping.source.qualified(), &target);
+    let key = table_key(job, t);
     let (bound, constants) = {
         let admin = match index % (r.binders.len() + 1) {
             0 => r.prepared.admin.lock().await,
             n => r.binders[n - 1].lock().await,
         };
-        let lock_key = key.clone();
+        let lock_key = job_key(&t.mapping.source.qualified(), &target);
         // While one worker creates the table and binds its plan, another must not judge the
         // old plan against the new table: the job's lock spans both (the plan's own
         // transaction takes it again, which a session holding it may).
@@ -573,7 +588,7 @@ async fn run_one(
                 )
                 .await?;
         }
-        let bound = bind_table(job, &admin, r.progress, t, &mut key).await;
+        let bound = bind_table(job, &admin, r.progress, t, &key).await;
         if t.create.is_some() {
             admin
                 .execute_typed(
@@ -632,7 +647,6 @@ async fn run_one(
         constants,
         &settings,
         &counters,
-        r.rejects,
         r.progress,
         &key,
         &job.owner,
@@ -650,14 +664,25 @@ async fn run_one(
     Ok(Some(report))
 }
 
+/// A table's key in the progress tables: its source and target, and for the measurement modes
+/// (which keep their own progress) the mode.
+fn table_key(job: &Job, t: &PreparedTable) -> String {
+    let key = job_key(&t.mapping.source.qualified(), &t.mapping.qualified_target());
+    match &job.settings.mode {
+        Mode::Migrate => key,
+        Mode::ScanOnly | Mode::Capture(_) => key + " [scan]",
+        Mode::Replay(_) => key + " [replay]",
+    }
+}
+
 /// Creates the table when this run must, applies `--fresh` and the measurement modes, and binds
-/// the table's plan in the progress tables. `key` gets the measurement mode's suffix.
+/// the table's plan in the progress tables under `key` ([`table_key`]).
 async fn bind_table(
     job: &Job,
     admin: &tokio_postgres::Client,
     progress: &Progress,
     t: &PreparedTable,
-    key: &mut String,
+    key: &str,
 ) -> Result<Bound> {
     let target = t.mapping.qualified_target();
     let mut created_now = false;
@@ -688,14 +713,25 @@ async fn bind_table(
     match &job.settings.mode {
         Mode::Migrate => {}
         Mode::ScanOnly | Mode::Capture(_) => {
-            key.push_str(" [scan]");
             progress.forget(admin, key).await?;
         }
         Mode::Replay(dir) => {
-            key.push_str(" [replay]");
-            progress.forget(admin, key).await?;
-            admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            // A replay loads every captured chunk again: into an empty table, or one the user
+            // asked to empty (`--truncate`); never by surprise.
             chunks = captured_chunks(dir)?;
+            let has_rows = admin
+                .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+                .await?
+                .is_some();
+            if has_rows && !job.truncate {
+                bail!(
+                    "--replay refuses to load into {target}: it already has rows — add --truncate to empty it first"
+                );
+            }
+            progress.forget(admin, key).await?;
+            if has_rows {
+                admin.batch_execute(&format!("TRUNCATE {target}")).await?;
+            }
         }
     }
     if let Mode::Capture(dir) = &job.settings.mode {

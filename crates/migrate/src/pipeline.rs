@@ -1,17 +1,13 @@
-//! The migration pipeline for one table:
+//! The migration pipeline for one table: workers (one target connection each, spread over
+//! every target node) lease a chunk, read it page by page (the next page is fetched while the
+//! current one is sent), encode straight into binary COPY, and stream it into the chunk's own
+//! transaction, which also records its rejected rows and marks it done.
 //!
-//! ```text
-//! chunks ──► readers (paged token-range scans, `concurrent_reads` chunks at once)
-//!        ──► encode straight into binary COPY batches (rows, bytes or chunk end close a batch)
-//!        ──► bounded channel ──► writers (one connection each, spread over every target node)
-//! ```
-//!
-//! Memory is bounded by the channel and the batches in flight, not by the table. A batch counts
-//! as written only after the server acknowledged its COPY.
+//! Memory is bounded by the pages in flight (`ferry.pageMemoryMb`), not by the table. Rows
+//! count as written only after the server acknowledged the chunk's commit.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -28,10 +24,12 @@ use crate::adapt;
 use crate::budget::{Budget, IdleConn, Slot};
 use crate::cql::CqlType;
 use crate::encode;
+use crate::error::{kind_in, SideError};
 use crate::plan::Plan;
-use crate::progress::{ChunkStatements, Lease, Progress};
+use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
+use crate::rejects::{Reject, RowShape};
 use crate::schema::{ColumnKind, TableMapping};
-use crate::sink::{is_transient, InsertMode, TableWriter, TargetEndpoint, TargetFacts};
+use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
 
 /// What a run does. Besides migrating, two measurement modes find each side's limit with the
@@ -64,8 +62,6 @@ pub struct Settings {
     pub fetch_size_rows: i32,
     pub consistency: Consistency,
     pub read_timeout_ms: u64,
-    /// Chunks scanned at once.
-    pub concurrent_reads: usize,
     /// Rows per second over all readers; 0 = unlimited.
     pub reads_per_sec: u64,
     /// Retries of a failed page or batch before the run fails.
@@ -84,7 +80,8 @@ pub struct Settings {
     /// `None` keeps `writers` fixed.
     pub adaptive: Option<(usize, usize)>,
     pub insert_mode: InsertMode,
-    /// Rejected rows go here (JSON lines).
+    /// The reject file: rejected rows are exported here (JSON lines) from the progress
+    /// schema's reject table at the end of a run (see [`crate::rejects`]).
     pub reject_file: PathBuf,
     /// A worker that vanishes without closing its connection frees its chunk after about this
     /// long (the server's TCP keepalive probes give up).
@@ -145,21 +142,7 @@ impl Counters {
     }
 }
 
-/// Which side a node serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    Source,
-    Target,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Source => "source",
-            Side::Target => "target",
-        }
-    }
-}
+pub use crate::error::Side;
 
 /// Totals of the requests to one node: enough for a mean over any interval (difference of two
 /// readings) and the worst case.
@@ -248,50 +231,6 @@ impl TableReport {
     }
 }
 
-/// Where rejected rows are recorded, one JSON object per line.
-pub struct RejectLog {
-    file: Mutex<Option<BufWriter<File>>>,
-    path: PathBuf,
-}
-
-impl RejectLog {
-    pub fn new(path: PathBuf) -> Self {
-        RejectLog {
-            file: Mutex::new(None),
-            path,
-        }
-    }
-
-    pub fn path(&self) -> &PathBuf {
-        &self.path
-    }
-
-    pub fn write(&self, record: serde_json::Value) -> Result<()> {
-        let mut guard = self
-            .file
-            .lock()
-            .map_err(|_| anyhow!("reject log poisoned"))?;
-        if guard.is_none() {
-            let f = File::create(&self.path)
-                .with_context(|| format!("creating the reject file {}", self.path.display()))?;
-            *guard = Some(BufWriter::new(f));
-        }
-        let w = guard.as_mut().expect("opened above");
-        serde_json::to_writer(&mut *w, &record)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    }
-
-    pub fn flush(&self) -> Result<()> {
-        if let Ok(mut g) = self.file.lock() {
-            if let Some(w) = g.as_mut() {
-                w.flush()?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Everything the workers of one table share.
 struct Ctx<'a> {
     reader: source::RangeReader<'a>,
@@ -301,7 +240,6 @@ struct Ctx<'a> {
     constants: Vec<Option<Vec<u8>>>,
     settings: &'a Settings,
     counters: &'a Counters,
-    rejects: &'a RejectLog,
     table: String,
     limiter: Option<RateLimiter>,
     target: &'a TargetEndpoint,
@@ -387,7 +325,6 @@ pub async fn run_table(
     constants: Vec<Option<Vec<u8>>>,
     settings: &Settings,
     counters: &Counters,
-    rejects: &RejectLog,
     progress: &Progress,
     job: &str,
     owner: &str,
@@ -445,7 +382,6 @@ pub async fn run_table(
         constants,
         settings,
         counters,
-        rejects,
         table: mapping.source.qualified(),
         limiter: (settings.reads_per_sec > 0).then(|| RateLimiter::new(settings.reads_per_sec)),
         target,
@@ -509,7 +445,6 @@ pub async fn run_table(
         ));
         steady_rate(&s)
     });
-    rejects.flush()?;
     result?;
     Ok(TableReport {
         source: mapping.source.qualified(),
@@ -595,35 +530,40 @@ enum ChunkError {
     /// Reading Cassandra failed after the page's own retries: restart the chunk with backoff,
     /// unless the failure is one no restart fixes.
     Source(ReadError),
-    /// Writing failed in a way another attempt (maybe on another node) can fix.
-    TargetTransient(anyhow::Error),
-    /// Nothing a retry fixes.
-    Permanent(anyhow::Error),
+    /// Writing failed; [`SideError::retryable`] decides whether another attempt (maybe on
+    /// another node) follows.
+    Target(SideError),
+    /// A local failure (the capture file, a row the driver cannot decode): not retried.
+    Local(anyhow::Error),
 }
 
-fn classify_pg(e: tokio_postgres::Error, what: &str) -> ChunkError {
-    let msg = e
-        .as_db_error()
-        .map(|d| format!("{}: {}", d.code().code(), d.message()))
-        .unwrap_or_else(|| e.to_string());
-    let err = anyhow!("{what}: {msg}");
-    if is_transient(&e) {
-        ChunkError::TargetTransient(err)
-    } else {
-        ChunkError::Permanent(err)
-    }
+fn classify_pg(e: tokio_postgres::Error, node: &str, what: &str) -> ChunkError {
+    ChunkError::Target(SideError::target(&e, node, what))
 }
 
 /// A failed done-mark-and-commit. The done mark divides by zero when its row was not there
 /// to mark (the plan was reset under this worker): nothing was committed.
-fn classify_commit(e: tokio_postgres::Error) -> ChunkError {
+fn classify_commit(e: tokio_postgres::Error, node: &str) -> ChunkError {
     if e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) {
-        return ChunkError::Permanent(anyhow!(
+        return ChunkError::Local(anyhow!(
             "the chunk's progress row changed while it was copied (was the job reset with --fresh \
              by another process?); nothing of it was committed — rerun to resume"
         ));
     }
-    classify_pg(e, "committing the chunk")
+    classify_pg(e, node, "committing")
+}
+
+/// A target failure outside a chunk's copy (opening a connection, leasing): the driver error in
+/// `e`'s chain becomes a [`SideError`] naming the node; an error already worded (a refused
+/// connection) stays as it is.
+fn target_failure(e: anyhow::Error, node: &str, doing: &str) -> anyhow::Error {
+    match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+    {
+        Some(pg) => SideError::target(pg, node, doing).into(),
+        None => e,
+    }
 }
 
 /// Tracks how long one side has been failing; past the deadline the run stops.
@@ -723,6 +663,7 @@ impl Conn {
     /// told to probe the connection (TCP keepalives) so that a worker that vanishes without
     /// closing it frees its chunk within about `ferry.leaseSecs`.
     async fn open(ctx: &Ctx<'_>, host: &str, port: u16, index: usize) -> Result<Conn> {
+        let node = format!("{host}:{port}");
         let client = ctx.target.connect(host, port).await?;
         let lease = ctx.settings.lease.as_secs().max(3);
         let keepalive = format!(
@@ -739,12 +680,13 @@ impl Conn {
                     .await
                     .context("setting TCP keepalives")
             },
-        )?;
+        )
+        .map_err(|e| target_failure(e, &node, "preparing the chunk statements"))?;
         Ok(Conn {
             client,
             st,
             copy,
-            node: format!("{host}:{port}"),
+            node,
             index,
         })
     }
@@ -801,6 +743,11 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     node = at;
                 }
                 Err(e) => {
+                    // A node that is down is retried (on the next node); refused credentials,
+                    // a missing privilege or a TLS refusal stop the run now.
+                    if !kind_in(&e).retryable() {
+                        return Err(e);
+                    }
                     conn = None;
                     failures += 1;
                     target_down.failed("the target", "connecting", e)?;
@@ -820,9 +767,13 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 l
             }
             Err(e) => {
+                let e = SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table));
+                if !e.retryable() {
+                    return Err(e.into());
+                }
                 conn = None;
                 failures += 1;
-                target_down.failed("the target", "leasing a chunk", anyhow!(e))?;
+                target_down.failed("the target", "leasing a chunk", e.into())?;
                 node = (node + 1) % nodes.len();
                 tokio::time::sleep(backoff(failures)).await;
                 continue;
@@ -851,9 +802,13 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     tokio::time::sleep(Duration::from_millis(500)).await
                 }
                 Err(e) => {
+                    let e = SideError::target(&e, &c.node, "checking progress");
+                    if !e.retryable() {
+                        return Err(e.into());
+                    }
                     conn = None;
                     failures += 1;
-                    target_down.failed("the target", "checking progress", anyhow!(e))?;
+                    target_down.failed("the target", "checking progress", e.into())?;
                     node = (node + 1) % nodes.len();
                 }
             }
@@ -884,13 +839,26 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             conn = None;
         }
         failures += 1;
-        let what = format!("copying chunk {} of {}", lease.chunk_id, ctx.table);
+        let chunk = format!(
+            "chunk {} (token range ({}, {}]) of {}",
+            lease.chunk_id, lease.start, lease.end, ctx.table
+        );
+        let what = format!("copying {chunk}");
         match err {
             ChunkError::Source(e) => {
                 // The page was retried under the source policy already: a consistency level
                 // that cannot be met, or an error no retry fixes, ends the run now.
-                if matches!(e.kind(), FailureKind::Unavailable | FailureKind::Fatal) {
+                if e.kind() == FailureKind::Unavailable {
                     return Err(anyhow!(e).context(format!("chunk {}", lease.chunk_id)));
+                }
+                if let ReadError::Failed {
+                    kind: FailureKind::Fatal,
+                    source,
+                    ..
+                } = &e
+                {
+                    let node = ctx.reader.endpoint(lease.replica_set);
+                    return Err(SideError::source(source, &node, what).into());
                 }
                 ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
@@ -911,7 +879,12 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 tokio::time::sleep(ctx.settings.retry_policy().delay(failures)).await;
                 continue;
             }
-            ChunkError::TargetTransient(e) => {
+            ChunkError::Target(mut e) => {
+                e.doing = format!("{what} ({})", e.doing);
+                if !e.retryable() {
+                    return Err(e.into());
+                }
+                let e = anyhow::Error::from(e);
                 ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
                 tracing::warn!(
@@ -924,11 +897,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     node = (node + 1) % nodes.len();
                 }
             }
-            ChunkError::Permanent(e) => {
-                return Err(e.context(format!(
-                    "chunk {} (token range ({}, {}]) of {}",
-                    lease.chunk_id, lease.start, lease.end, ctx.table
-                )));
+            ChunkError::Local(e) => {
+                return Err(e.context(what));
             }
         }
         tokio::time::sleep(backoff(failures)).await;
@@ -1032,13 +1002,13 @@ async fn copy_chunk(
                     ctx.writer
                         .prepare_tx(client)
                         .await
-                        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+                        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
                     Out::Copy(CopyStream::start(conn).await?)
                 }
                 Mode::Capture(dir) => {
                     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
                     Out::File(std::fs::File::create(&path).map_err(|e| {
-                        ChunkError::Permanent(anyhow!("creating {}: {e}", path.display()))
+                        ChunkError::Local(anyhow!("creating {}: {e}", path.display()))
                     })?)
                 }
                 Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
@@ -1051,7 +1021,7 @@ async fn copy_chunk(
     let copying = matches!(copy, Out::Copy(_));
     let mut rows_total = 0u64;
     let mut rows_in_copy = 0u64;
-    let mut rejected: Vec<serde_json::Value> = Vec::new();
+    let mut rejected: Vec<Reject> = Vec::new();
     // Grows to a page's encoding; starts small, as a worker may hold it while idle.
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut bytes_total = 0u64;
@@ -1064,8 +1034,7 @@ async fn copy_chunk(
         loop {
             let (res, next) = page;
             let t = Instant::now();
-            let n =
-                encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Permanent)?;
+            let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Local)?;
             ctx.counters
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -1118,51 +1087,55 @@ async fn copy_chunk(
         conn,
         lease,
         copying,
-        (rows_total, rejected.len() as u64, bytes_total),
+        rows_total,
+        &rejected,
+        bytes_total,
     )
-    .await?;
-    for r in rejected {
-        ctx.rejects.write(r).map_err(ChunkError::Permanent)?;
-    }
-    Ok(())
+    .await
 }
 
-/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), marks the
-/// chunk done and commits in one round trip, then counts `(rows, rejected, bytes)`: only now
-/// has the target acknowledged them.
+/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), records
+/// its rejected rows, marks the chunk done and commits in one round trip, then counts rows,
+/// rejects and bytes: only now has the target acknowledged them.
 async fn commit_chunk(
     ctx: &Ctx<'_>,
     conn: &Conn,
     lease: &Lease,
     merge: bool,
-    (rows, rejected, bytes): (u64, u64, u64),
+    rows: u64,
+    rejects: &[Reject],
+    bytes: u64,
 ) -> Result<(), ChunkError> {
     let t = Instant::now();
     if merge {
         ctx.writer
             .finish_tx(&conn.client)
             .await
-            .map_err(|e| classify_pg(e, "merging staged rows"))?;
+            .map_err(|e| classify_pg(e, &conn.node, "merging staged rows"))?;
     }
     ctx.progress
         .complete_commit(
             &conn.client,
             &conn.st,
-            ctx.job,
-            ctx.owner,
-            lease.chunk_id,
-            rows,
-            rejected,
+            &ChunkDone {
+                job: ctx.job,
+                owner: ctx.owner,
+                chunk_id: lease.chunk_id,
+                table: &ctx.table,
+                rows,
+                rejects,
+            },
         )
         .await
-        .map_err(classify_commit)?;
+        .map_err(|e| classify_commit(e, &conn.node))?;
     let c = ctx.counters;
     c.commits.record(t.elapsed());
     c.target_wait_ns
         .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
     c.rows_written.fetch_add(rows, Ordering::Relaxed);
-    c.rows_rejected.fetch_add(rejected, Ordering::Relaxed);
+    c.rows_rejected
+        .fetch_add(rejects.len() as u64, Ordering::Relaxed);
     c.chunks_done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -1181,7 +1154,7 @@ impl Out {
             Out::Discard => Ok(()),
             Out::File(f) => f
                 .write_all(&bytes)
-                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+                .map_err(|e| ChunkError::Local(anyhow!("writing the capture: {e}"))),
         }
     }
 
@@ -1191,7 +1164,7 @@ impl Out {
             Out::Discard => Ok(()),
             Out::File(f) => f
                 .flush()
-                .map_err(|e| ChunkError::Permanent(anyhow!("writing the capture: {e}"))),
+                .map_err(|e| ChunkError::Local(anyhow!("writing the capture: {e}"))),
         }
     }
 }
@@ -1206,7 +1179,7 @@ async fn replay_chunk(
     let client = &conn.client;
     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
     let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
-        ChunkError::Permanent(anyhow!(
+        ChunkError::Local(anyhow!(
             "reading {}: {e} — capture with the same plan first (--capture)",
             path.display()
         ))
@@ -1214,13 +1187,13 @@ async fn replay_chunk(
     ctx.writer
         .prepare_tx(client)
         .await
-        .map_err(|e| classify_pg(e, "preparing the transaction"))?;
+        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
     let mut copy = CopyStream::start(conn).await?;
     let bytes = payload.len() as u64;
     // `send` cuts the payload into the COPY pieces itself.
     copy.send(payload, ctx.counters).await?;
     let rows = copy.finish(ctx.counters).await?;
-    commit_chunk(ctx, conn, lease, true, (rows, 0, bytes)).await?;
+    commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
 }
@@ -1228,20 +1201,24 @@ async fn replay_chunk(
 /// A COPY statement in progress inside the chunk's transaction.
 struct CopyStream {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
+    /// The node it goes to, for error lines.
+    node: String,
 }
 
 impl CopyStream {
     async fn start(conn: &Conn) -> Result<Self, ChunkError> {
-        let stmt = conn.copy.as_ref().ok_or_else(|| {
-            ChunkError::Permanent(anyhow!("internal: no COPY statement prepared"))
-        })?;
+        let stmt = conn
+            .copy
+            .as_ref()
+            .ok_or_else(|| ChunkError::Local(anyhow!("internal: no COPY statement prepared")))?;
         let sink = conn
             .client
             .copy_in::<_, Bytes>(stmt)
             .await
-            .map_err(|e| classify_pg(e, "starting COPY"))?;
+            .map_err(|e| classify_pg(e, &conn.node, "starting COPY"))?;
         Ok(CopyStream {
             sink: Box::pin(sink),
+            node: conn.node.clone(),
         })
     }
 
@@ -1260,7 +1237,7 @@ impl CopyStream {
                 .sink
                 .send(bytes.slice(at..end))
                 .await
-                .map_err(|e| classify_pg(e, "sending COPY data"));
+                .map_err(|e| classify_pg(e, &self.node, "sending COPY data"));
             at = end;
         }
         counters
@@ -1277,7 +1254,7 @@ impl CopyStream {
             .as_mut()
             .finish()
             .await
-            .map_err(|e| classify_pg(e, "finishing COPY"));
+            .map_err(|e| classify_pg(e, &self.node, "finishing COPY"));
         counters
             .target_wait_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -1295,7 +1272,7 @@ fn encode_page(
     ctx: &Ctx<'_>,
     res: scylla::response::query_result::QueryResult,
     buf: &mut BytesMut,
-    rejected: &mut Vec<serde_json::Value>,
+    rejected: &mut Vec<Reject>,
 ) -> Result<PageCounts> {
     let rows = res
         .into_rows_result()
@@ -1331,7 +1308,13 @@ fn encode_page(
         counts.read += 1;
         if let Some((col, reject)) = bad {
             buf.truncate(row_start);
-            rejected.push(reject_record(ctx, &cells, col, &reject));
+            let shape = RowShape {
+                table: &ctx.table,
+                types: &ctx.types,
+                names: &ctx.names,
+                key_columns: &ctx.key_columns,
+            };
+            rejected.push(Reject::of_row(&shape, &cells, col, &reject.reason));
             continue;
         }
         for c in &ctx.constants {
@@ -1346,36 +1329,6 @@ fn encode_page(
         counts.written += 1;
     }
     Ok(counts)
-}
-
-fn reject_record(
-    ctx: &Ctx<'_>,
-    cells: &[Option<&[u8]>],
-    col: usize,
-    reject: &encode::Reject,
-) -> serde_json::Value {
-    let mut key = serde_json::Map::new();
-    for &k in &ctx.key_columns {
-        let v = encode::cql_to_json(&ctx.types[k], cells[k])
-            .unwrap_or_else(|r| serde_json::Value::String(r.reason));
-        key.insert(ctx.names[k].clone(), v);
-    }
-    let value = match cells[col] {
-        None => serde_json::Value::Null,
-        Some(bytes) => encode::cql_to_json(&ctx.types[col], Some(bytes))
-            .unwrap_or_else(|_| serde_json::Value::String(format!("0x{}", hex(bytes)))),
-    };
-    serde_json::json!({
-        "table": ctx.table,
-        "primary_key": key,
-        "column": ctx.names[col],
-        "value": value,
-        "reason": reject.reason,
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A rows-per-second throttle shared by all readers (`cassandra.readsPerSec`).

@@ -8,6 +8,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::plan::Chunk;
+use crate::rejects::{self, Reject};
 use crate::schema::pg_ident;
 
 /// The progress tables of one target schema.
@@ -21,6 +22,19 @@ pub struct ChunkStatements {
     lease: tokio_postgres::Statement,
     complete: tokio_postgres::Statement,
     unfinished: tokio_postgres::Statement,
+    rejects: tokio_postgres::Statement,
+}
+
+/// A chunk copied, about to be marked done: what its done mark records.
+pub struct ChunkDone<'a> {
+    pub job: &'a str,
+    pub owner: &'a str,
+    pub chunk_id: u32,
+    /// `ks.table` in Cassandra, for the rejects.
+    pub table: &'a str,
+    pub rows: u64,
+    /// The rows it could not write; they commit with it.
+    pub rejects: &'a [Reject],
 }
 
 /// A chunk this worker holds a lease on: its row is locked by the worker's open transaction.
@@ -360,6 +374,11 @@ impl Progress {
         format!("{}.{}", pg_ident(&self.schema), pg_ident(name))
     }
 
+    /// The quoted, schema-qualified table of rejected rows (see [`crate::rejects`]).
+    pub fn rejects_table(&self) -> String {
+        self.t("ferry_rejects")
+    }
+
     /// Creates the progress schema and tables when missing, in one round trip: statements sent
     /// together run as one transaction, which holds the DDL lock to its end. Progress tables
     /// made by a ferry that did not bind plans to table identities get those columns once (a
@@ -411,10 +430,12 @@ impl Progress {
                    rows_rejected bigint,
                    done_at timestamptz,
                    PRIMARY KEY (job, chunk_id)
-                 );",
+                 );
+                 {rejects}",
                         schema = pg_ident(&self.schema),
                         runs = runs_name,
                         chunks = self.t("ferry_chunks"),
+                        rejects = rejects::create_sql(&self.rejects_table()),
                     ))
                     .await
                     .map_err(anyhow::Error::from)
@@ -620,6 +641,7 @@ impl Progress {
         let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&plan.job, Type::TEXT)];
         let clear_chunks = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_chunks"));
         let clear_runs = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_runs"));
+        let clear_rejects = format!("DELETE FROM {} WHERE job = $1", self.rejects_table());
         let runs_sql = format!(
             "INSERT INTO {} (job, run_id, source, target, chunks, source_id, target_oid, \
                target_relfilenode, mapping) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -651,6 +673,7 @@ impl Progress {
         tokio::try_join!(
             client.execute_typed(&clear_chunks, &by_job),
             client.execute_typed(&clear_runs, &by_job),
+            client.execute_typed(&clear_rejects, &by_job),
             client.execute_typed(&runs_sql, &run_row),
             client.execute_typed(&chunks_sql, &chunk_rows),
         )?;
@@ -663,10 +686,12 @@ impl Progress {
         // whichever did not happen.
         let chunks = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_chunks"));
         let runs = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_runs"));
+        let rejects = format!("DELETE FROM {} WHERE job = $1", self.rejects_table());
         let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&job, Type::TEXT)];
         tokio::try_join!(
             client.execute_typed(&chunks, &by_job),
             client.execute_typed(&runs, &by_job),
+            client.execute_typed(&rejects, &by_job),
         )?;
         Ok(())
     }
@@ -690,16 +715,19 @@ impl Progress {
              SELECT 1 / count(*)::int FROM u"
         );
         let unfinished_sql = format!("SELECT count(*) FROM {c} WHERE job = $1 AND state <> 'done'");
-        let (lease, complete, unfinished) = tokio::try_join!(
+        let rejects_sql = rejects::insert_sql(&self.rejects_table());
+        let (lease, complete, unfinished, rejects) = tokio::try_join!(
             client.prepare(&lease_sql),
             client.prepare(&complete_sql),
             client.prepare(&unfinished_sql),
+            client.prepare(&rejects_sql),
         )
         .context("preparing the chunk statements")?;
         Ok(ChunkStatements {
             lease,
             complete,
             unfinished,
+            rejects,
         })
     }
 
@@ -726,29 +754,39 @@ impl Progress {
         }))
     }
 
-    /// Marks the leased chunk done and commits its transaction, in one round trip. Exactly-once
-    /// hinges on this: rows and done mark commit together or not at all.
-    #[allow(clippy::too_many_arguments)]
+    /// Records the chunk's rejected rows, marks the leased chunk done and commits its
+    /// transaction, in one round trip. Exactly-once hinges on this: rows, rejects and done mark
+    /// commit together or not at all.
     pub async fn complete_commit(
         &self,
         client: &Client,
         st: &ChunkStatements,
-        job: &str,
-        owner: &str,
-        chunk_id: u32,
-        rows: u64,
-        rejected: u64,
+        done: &ChunkDone<'_>,
     ) -> Result<(), tokio_postgres::Error> {
-        let (id, rows, rejected) = (chunk_id as i32, rows as i64, rejected as i64);
+        let id = done.chunk_id as i32;
+        let (rows, rejected) = (done.rows as i64, done.rejects.len() as i64);
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&job, &id, &rows, &rejected, &owner];
-        let (done, commit) = tokio::join!(
+            [&done.job, &id, &rows, &rejected, &done.owner];
+        let columns = rejects::Columns::of(done.rejects);
+        let insert_rejects = async {
+            if done.rejects.is_empty() {
+                return Ok(0);
+            }
+            let [a, b, c, d, e] = columns.params();
+            let p: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+                [&done.job, &id, &done.table, a, b, c, d, e];
+            client.execute(&st.rejects, &p).await
+        };
+        // Sent in this order in one flight: the rejects, the done mark, COMMIT.
+        let (inserted, marked, commit) = tokio::join!(
+            insert_rejects,
             client.query_one(&st.complete, &params),
             client.batch_execute("COMMIT")
         );
         // After a failed statement the server answers COMMIT with a rollback, not an error:
-        // the done mark's result decides.
-        done?;
+        // the statements' results decide.
+        inserted?;
+        marked?;
         commit
     }
 

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
+use crate::error::{ConnectError, ErrorKind};
 use crate::schema::{pg_ident, TableMapping, TargetKind};
 use crate::target_tls::TargetTls;
 use crate::tls::session::TlsSession;
@@ -20,6 +21,10 @@ pub struct TargetEndpoint {
     pub username: String,
     pub password: Option<String>,
     pub connect_timeout_ms: u64,
+    /// `yugabyte.socketTimeout`: data sent on a connection that stays unacknowledged this long
+    /// (`TCP_USER_TIMEOUT`) fails the connection, as does a server that stops answering
+    /// keepalive probes for about as long. `None`: the kernel's defaults (minutes).
+    pub socket_timeout: Option<Duration>,
     /// Also use the nodes `yb_servers()` lists.
     pub load_balance: bool,
     /// `yugabyte.sslmode` and its files, already read: every connection goes through it.
@@ -42,6 +47,9 @@ impl std::fmt::Debug for TargetEndpoint {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("socket_timeout", &self.socket_timeout)
+            .field("load_balance", &self.load_balance)
             .field("tls", &self.tls)
             .finish()
     }
@@ -61,6 +69,12 @@ impl TargetEndpoint {
         if let Some(p) = &self.password {
             c.password(p);
         }
+        if let Some(t) = self.socket_timeout {
+            c.tcp_user_timeout(t)
+                .keepalives_idle((t / 2).max(Duration::from_secs(1)))
+                .keepalives_interval((t / 6).max(Duration::from_secs(1)))
+                .keepalives_retries(3);
+        }
         c
     }
 
@@ -79,7 +93,11 @@ impl TargetEndpoint {
             Err(e) => {
                 let at = format!("{host}:{port}");
                 return Err(match self.tls.explain(&e, &observed, &at, &self.username) {
-                    Some(line) => anyhow::anyhow!(line),
+                    Some(line) => ConnectError {
+                        line,
+                        kind: ErrorKind::Tls,
+                    }
+                    .into(),
                     None => describe_connect_error(e, host, port, &self.database, &self.username),
                 });
             }
@@ -95,6 +113,8 @@ impl TargetEndpoint {
     }
 }
 
+/// The one-line wording of a refused connection, with its kind kept for the retry decision (a
+/// node that is down is retried; refused credentials are not).
 fn describe_connect_error(
     e: tokio_postgres::Error,
     host: &str,
@@ -102,7 +122,8 @@ fn describe_connect_error(
     db: &str,
     user: &str,
 ) -> anyhow::Error {
-    if let Some(db_err) = e.as_db_error() {
+    let kind = ErrorKind::of_pg(&e);
+    let line = if let Some(db_err) = e.as_db_error() {
         let code = db_err.code().code();
         let hint = match code {
             "28P01" | "28000" => {
@@ -111,14 +132,16 @@ fn describe_connect_error(
             "3D000" => "create the database or fix yugabyte.database",
             _ => "check the target's log",
         };
-        return anyhow::anyhow!(
+        format!(
             "target {host}:{port} refused the connection for user '{user}' to database '{db}': {} — {hint}",
             db_err.message()
-        );
-    }
-    anyhow::anyhow!(
-        "cannot connect to the target at {host}:{port} ({e}) — check yugabyte.host/yugabyte.port and that the node is up"
-    )
+        )
+    } else {
+        format!(
+            "cannot connect to the target at {host}:{port} ({e}) — check yugabyte.host/yugabyte.port and that the node is up"
+        )
+    };
+    ConnectError { line, kind }.into()
 }
 
 /// What the target told us about itself.
@@ -353,23 +376,6 @@ impl TableWriter {
             .await?;
         }
         Ok(())
-    }
-}
-
-/// Whether a failed write may succeed on retry (on this node or another): connection loss,
-/// serialization failures and deadlocks. Data errors are permanent.
-pub fn is_transient(e: &tokio_postgres::Error) -> bool {
-    match e.code() {
-        Some(code) => {
-            let c = code.code();
-            c == "40001"
-                || c == "40P01"
-                || c.starts_with("08")
-                || c == "57P01"
-                || c == "57P03"
-                || c.starts_with("53")
-        }
-        None => true,
     }
 }
 

@@ -20,6 +20,7 @@ use scylla::routing::Shard;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
+use crate::error::ErrorKind;
 use crate::plan::Plan;
 
 /// Which data centres may serve reads.
@@ -176,28 +177,14 @@ pub enum FailureKind {
     Fatal,
 }
 
-/// Classifies a driver error by its kind, never by its text.
+/// Classifies a driver error by its kind, never by its text (see [`crate::error::ErrorKind`]):
+/// timeouts split the range before another attempt, an unavailable consistency level stops the
+/// run, other retryable kinds are retried, the rest is fatal.
 pub fn classify(e: &ExecutionError) -> FailureKind {
-    use RequestAttemptError as A;
-    match e {
-        ExecutionError::RequestTimeout(_) => FailureKind::Timeout,
-        ExecutionError::EmptyPlan | ExecutionError::ConnectionPoolError(_) => {
-            FailureKind::Transient
-        }
-        ExecutionError::LastAttemptError(a) => match a {
-            A::DbError(db, _) => match db {
-                DbError::Unavailable { .. } => FailureKind::Unavailable,
-                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => FailureKind::Timeout,
-                DbError::Overloaded
-                | DbError::IsBootstrapping
-                | DbError::ServerError
-                | DbError::ReadFailure { .. }
-                | DbError::RateLimitReached { .. } => FailureKind::Transient,
-                _ => FailureKind::Fatal,
-            },
-            A::BrokenConnectionError(_) | A::UnableToAllocStreamId => FailureKind::Transient,
-            _ => FailureKind::Fatal,
-        },
+    match ErrorKind::of_cql(e) {
+        ErrorKind::Unavailable => FailureKind::Unavailable,
+        ErrorKind::Timeout => FailureKind::Timeout,
+        k if k.retryable() => FailureKind::Transient,
         _ => FailureKind::Fatal,
     }
 }
@@ -319,6 +306,15 @@ impl<'a> RangeReader<'a> {
             table,
             consistency: settings.consistency,
         })
+    }
+
+    /// The node a page of replica set `set` goes to first (`host:port`), for error lines.
+    pub fn endpoint(&self, set: usize) -> String {
+        self.routes
+            .get(set)
+            .and_then(|r| r.iter().find(|n| n.is_connected()).or(r.first()))
+            .map(|n| n.address.to_string())
+            .unwrap_or_else(|| "the contact points".to_string())
     }
 
     /// Reads one page of `(start, end]` on replica set `set`, `page_rows` rows at most,

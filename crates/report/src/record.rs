@@ -232,7 +232,24 @@ impl RunRecord {
         serde_json::to_string_pretty(self).expect("a run record always serializes")
     }
 
-    /// Writes the record to `path`, creating its folder.
+    /// The record with every secret's value replaced (see [`is_secret_key`]), in its
+    /// parameters, its server facts and its result, at any depth; its probes too.
+    pub fn redacted(&self) -> RunRecord {
+        let mut r = self.clone();
+        let mut params = Value::Object(std::mem::take(&mut r.parameters));
+        redact(&mut params);
+        if let Value::Object(m) = params {
+            r.parameters = m;
+        }
+        for v in [&mut r.server, &mut r.result].into_iter().flatten() {
+            redact(v);
+        }
+        r.probes = r.probes.iter().map(RunRecord::redacted).collect();
+        r
+    }
+
+    /// Writes the record to `path`, creating its folder. Secrets are redacted first: this is
+    /// the one way a record reaches a file.
     pub fn save(&self, path: &Path) -> Result<(), RecordError> {
         let io = |source| RecordError::Io {
             path: path.display().to_string(),
@@ -241,7 +258,47 @@ impl RunRecord {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        std::fs::write(path, self.to_json() + "\n").map_err(io)
+        std::fs::write(path, self.redacted().to_json() + "\n").map_err(io)
+    }
+}
+
+/// What a redacted value reads as.
+pub const REDACTED: &str = "<redacted>";
+
+/// The one rule for which settings are secret, by name: a key containing `password`, `secret`,
+/// `token` or `sasl.jaas` (any case, any separator). It covers the configuration registry's
+/// secret keys (`cassandra.password`, `yugabyte.sslpassword`, the key and trust store
+/// passwords; a test in the CLI holds the registry to it) and client properties passed through
+/// as given (`bench kafka --property sasl.password=…`, `sasl.jaas.config`, `sasl.oauthbearer.token`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "sasl.jaas"]
+        .iter()
+        .any(|p| k.contains(p))
+}
+
+/// Replaces the value of every secret key in `v` (objects at any depth, and `KEY=VALUE`
+/// strings, as `--set` overrides are kept) with [`REDACTED`].
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if is_secret_key(k) && !x.is_null() {
+                    *x = Value::String(REDACTED.into());
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) => {
+            if let Some((k, _)) = s.split_once('=') {
+                if is_secret_key(k) {
+                    *s = format!("{k}={REDACTED}");
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -268,6 +325,33 @@ mod tests {
             RunRecord::from_json(text, "x.json"),
             Err(RecordError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn secrets_are_redacted_by_one_rule_at_any_depth() {
+        let mut rec = RunRecord::new("kafka-produce", HostFacts::default(), 10.0);
+        rec.parameters.insert(
+            "properties".into(),
+            serde_json::json!({"sasl.password": "hunter2", "sasl.jaas.config": "x password=\"hunter2\"",
+                               "linger.ms": "5"}),
+        );
+        rec.parameters.insert(
+            "overrides".into(),
+            serde_json::json!(["yugabyte.password=hunter2", "cassandra.fetchSizeInRows=10"]),
+        );
+        rec.result = Some(serde_json::json!({"tls": {"keyStore_Password": "hunter2"}}));
+        let text = rec.redacted().to_json();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("linger.ms") && text.contains("cassandra.fetchSizeInRows=10"));
+        for k in [
+            "cassandra.password",
+            "yugabyte.sslpassword",
+            "client.secret",
+            "api_TOKEN",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        assert!(!is_secret_key("cassandra.username"));
     }
 
     #[test]

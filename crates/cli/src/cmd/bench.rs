@@ -1,6 +1,7 @@
 //! `ferry bench kafka|postgres|cassandra|trino|redis|ray|http`: one probe against one service → a run record, a
 //! summary line in the shape of the service's own benchmark tool, and bottleneck hints.
 
+use ferry_migrate::config::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,7 +105,7 @@ pub struct PgArgs {
     pub user: String,
     /// Never written to the run record.
     #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[arg(long, default_value = postgres::DEFAULT_DBNAME)]
     pub dbname: String,
     /// A statement to time (repeatable; issued round-robin). Without it: the built-in mix.
@@ -159,7 +160,7 @@ pub struct CassandraArgs {
     /// Never written to the run record (default: Cassandra's stock password for the stock
     /// user).
     #[arg(long, env = "FERRY_CASSANDRA_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[arg(long, default_value = "ferry_bench")]
     pub keyspace: String,
     #[arg(long, default_value_t = 1)]
@@ -186,7 +187,7 @@ pub struct RedisArgs {
     pub user: Option<String>,
     /// Never written to the run record.
     #[arg(long, env = "FERRY_REDIS_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[arg(long, default_value_t = 0)]
     pub db: u32,
     /// SETs (and then as many GETs).

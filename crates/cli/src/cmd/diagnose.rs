@@ -63,22 +63,19 @@ pub async fn run(args: DiagnoseArgs) -> Result<Exit> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let value = serde_json::to_value(&report)?;
-    let record = json!({
-        "schema_version": 1,
-        "kind": "diagnose",
-        "tool": format!("ferry {}", env!("CARGO_PKG_VERSION")),
-        "started_at": output::unix_secs(started),
-        "ended_at": output::unix_secs(SystemTime::now()),
-        "parameters": {
+    let mut record = output::run_record(
+        "diagnose",
+        started,
+        json!({
             "config_file": args.config.config.display().to_string(),
+            "overrides": output::overrides(&args.config.set),
             "samples": args.samples,
             "scan_rows": args.scan_rows,
             "copy_rows": args.copy_rows,
-        },
-        "host": output::host_facts(),
-        "result": &value,
-    });
-    let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "diagnose", record)?;
+        }),
+    );
+    record.result = Some(value.clone());
+    let record_path = output::write_run_record(&loaded.spec.run.runs_dir, &record)?;
     if args.json {
         output::print_json("diagnose", &value)?;
     } else {

@@ -1,5 +1,6 @@
 //! `ferry gen`: the sample table every test, benchmark and README example starts from.
 
+use ferry_migrate::config::Secret;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -28,7 +29,7 @@ pub struct GenArgs {
         default_value = "cassandra",
         hide_env_values = true
     )]
-    pub password: String,
+    pub password: Secret,
     #[arg(long, default_value = "ferry_sample")]
     pub keyspace: String,
     #[arg(long, default_value = "sample")]
@@ -84,7 +85,7 @@ pub async fn run(args: GenArgs) -> Result<Exit> {
     let endpoint = CassandraEndpoint {
         contact_points: args.cassandra.clone(),
         username: Some(args.user.clone()),
-        password: Some(args.password.clone()),
+        password: Some(args.password.expose().to_string()),
         tls: args.tls_ca.clone().map(|ca| CassandraTls {
             trust_store: ca,
             trust_store_password: None,

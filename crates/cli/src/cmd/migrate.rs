@@ -26,8 +26,9 @@ pub struct MigrateArgs {
     /// Forget stored progress and start over (refused when the target has rows, unless --truncate).
     #[arg(long)]
     pub fresh: bool,
-    /// With --fresh: empty the target table first.
-    #[arg(long, requires = "fresh")]
+    /// With --fresh or --replay: empty the target table first (both refuse a table with rows
+    /// without it).
+    #[arg(long)]
     pub truncate: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -58,6 +59,11 @@ pub struct MigrateArgs {
 
 pub async fn run(args: MigrateArgs) -> Result<Exit> {
     let started = SystemTime::now();
+    if args.truncate && !args.fresh && args.replay.is_none() {
+        anyhow::bail!(
+            "--truncate empties the target table only with --fresh or --replay; add one of them, or drop --truncate to resume"
+        );
+    }
     let loaded = super::job::load(&args.config)?;
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
@@ -182,32 +188,32 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
             reports.iter().map(|r| r.encode).sum(),
         ),
     });
-    let record = json!({
-        "schema_version": 1,
-        "kind": "migration",
-        "tool": format!("ferry {}", env!("CARGO_PKG_VERSION")),
-        "started_at": output::unix_secs(started),
-        "ended_at": output::unix_secs(SystemTime::now()),
-        "parameters": {
+    let mut record = output::run_record(
+        "migration",
+        started,
+        json!({
             "config_file": args.config.config.display().to_string(),
-            "overrides": args.config.set.iter().filter(|(k, _)| !k.ends_with("password")).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "overrides": output::overrides(&args.config.set),
             "workers": job.settings.writers,
             "fetch_size_rows": job.settings.fetch_size_rows,
             "batch_rows": job.settings.batch_rows,
             "insert_mode": format!("{:?}", job.settings.insert_mode),
             "mode": format!("{:?}", job.settings.mode),
-        },
-        "host": output::host_facts(),
-        "summary": {
-            "records_per_sec": written as f64 / secs.max(1e-9),
-            "mb_per_sec": bytes as f64 / 1e6 / secs.max(1e-9),
-            "rows_written": written,
-            "rows_rejected": rejected,
-            "seconds": secs,
-        },
-        "result": &summary,
-    });
-    let record_path = output::write_run_record(&loaded.spec.run.runs_dir, "migration", record)?;
+        }),
+    );
+    record.target = Some(prepared.facts.version.clone());
+    record.summary = [
+        ("records_per_sec", written as f64 / secs.max(1e-9)),
+        ("mb_per_sec", bytes as f64 / 1e6 / secs.max(1e-9)),
+        ("rows_written", written as f64),
+        ("rows_rejected", rejected as f64),
+        ("seconds", secs),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    record.result = Some(summary.clone());
+    let record_path = output::write_run_record(&loaded.spec.run.runs_dir, &record)?;
     if args.json {
         output::print_json("migrate", &summary)?;
     } else {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use ferry_migrate::job::PreparedTable;
 use ferry_migrate::pipeline::{Counters, TableReport};
+use ferry_report::RunRecord;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -227,29 +228,41 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
     })
 }
 
-/// Host facts for run records: CPU model and count, memory, OS — the same facts every probe
-/// records (one reader in ferry-report reads them all).
-pub fn host_facts() -> serde_json::Value {
-    serde_json::to_value(ferry_bench::host::facts()).unwrap_or_default()
-}
-
+/// Unix seconds, as run records keep times.
 pub fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
 
-/// Writes a run record (versioned JSON) into `dir`, returning its path.
-pub fn write_run_record(dir: &Path, kind: &str, record: serde_json::Value) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// Writes a run record into `dir` as `<kind>-<unix ms>.json`, returning its path. Every
+/// command's record goes through [`RunRecord::save`] (typed, versioned, secrets redacted).
+pub fn write_run_record(dir: &Path, record: &RunRecord) -> Result<PathBuf> {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let path = dir.join(format!("{kind}-{stamp}.json"));
-    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
+    let path = dir.join(format!("{}-{stamp}.json", record.kind));
+    record
+        .save(&path)
         .with_context(|| format!("writing the run record {}", path.display()))?;
     Ok(path)
+}
+
+/// A command's record: kind, start and end, the host's facts (CPU model and count, memory, OS:
+/// the same facts every probe records), and `parameters` (an object).
+pub fn run_record(kind: &str, started: SystemTime, parameters: serde_json::Value) -> RunRecord {
+    let mut r = RunRecord::new(kind, ferry_bench::host::facts(), unix_secs(started));
+    r.ended_at = unix_secs(SystemTime::now());
+    if let serde_json::Value::Object(m) = parameters {
+        r.parameters = m;
+    }
+    r
+}
+
+/// `--set` overrides as the record keeps them, `KEY=VALUE` (secrets redacted when saved).
+pub fn overrides(set: &[(String, String)]) -> Vec<String> {
+    set.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// The version of every `--json` object's shape (docs/json.md). Raised when a field changes
@@ -273,4 +286,25 @@ pub fn print_json(command: &str, body: &serde_json::Value) -> Result<()> {
         serde_json::to_string_pretty(&serde_json::Value::Object(object))?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod record_tests {
+    /// The one redaction rule covers every key the configuration registry calls secret, so a
+    /// secret given with `--set` never reaches a run record.
+    #[test]
+    fn the_redaction_rule_covers_every_secret_key_of_the_registry() {
+        let secrets: Vec<&str> = ferry_migrate::config::registry::KEYS
+            .iter()
+            .filter(|k| k.is_secret())
+            .map(|k| k.key)
+            .collect();
+        assert!(secrets.len() >= 4, "{secrets:?}");
+        for k in secrets {
+            assert!(
+                ferry_report::record::is_secret_key(k),
+                "{k} is secret in the registry but the record's redaction misses it"
+            );
+        }
+    }
 }

@@ -15,7 +15,8 @@ use crate::exit::Exit;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Run records (any kind: probes, baselines, migrations).
+    /// Run records (any kind: migrations, validations, diagnoses, probes, baselines), or
+    /// folders: every `*.json` in a folder is read.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Write the Markdown report here.
@@ -31,8 +32,22 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: ReportArgs) -> Result<Exit> {
-    let mut inputs = Vec::new();
+    let mut files = Vec::new();
     for p in &args.runs {
+        if p.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading the folder {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "json"))
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut inputs = Vec::new();
+    for p in &files {
         let record = RunRecord::load(p)?;
         let source = p
             .file_name()

@@ -21,6 +21,10 @@ pub struct StatusArgs {
     /// monitoring loops.
     #[arg(long)]
     pub json: bool,
+    /// Export the rejected rows of every migration in the progress schema to the reject file
+    /// (`ferry.rejectFile`, JSON lines) from the reject table, as a run does at its end.
+    #[arg(long)]
+    pub rejects: bool,
 }
 
 pub async fn run(args: StatusArgs) -> Result<Exit> {
@@ -33,6 +37,25 @@ pub async fn run(args: StatusArgs) -> Result<Exit> {
         .await?;
     let progress = Progress::new(&job.progress_schema);
     let jobs = progress.jobs(&client).await?;
+    if args.rejects {
+        // Measurement runs (`[scan]`, `[replay]`) wrote nothing the reject file explains.
+        let keys: Vec<String> = jobs
+            .iter()
+            .map(|j| j.0.clone())
+            .filter(|k| !k.ends_with(']'))
+            .collect();
+        let path = &job.settings.reject_file;
+        let n =
+            ferry_migrate::rejects::export(&client, &progress.rejects_table(), &keys, path).await?;
+        if n > 0 {
+            eprintln!("ferry: {n} rejected rows exported to {}", path.display());
+        } else {
+            eprintln!(
+                "ferry: no rejected rows recorded; {} left as it is",
+                path.display()
+            );
+        }
+    }
     // The source is asked only for table ids; when it cannot be reached the verdict rests on
     // the target side alone, and says so.
     let session = if jobs.is_empty() {

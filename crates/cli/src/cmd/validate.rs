@@ -191,31 +191,33 @@ async fn check(
         "reject_file": job.settings.reject_file.display().to_string(),
         "target": prepared.facts.version,
     });
-    let record = json!({
-        "schema_version": 1,
-        "kind": "validation",
-        "tool": format!("ferry {}", env!("CARGO_PKG_VERSION")),
-        "started_at": output::unix_secs(started),
-        "ended_at": output::unix_secs(SystemTime::now()),
-        "parameters": {
+    let mut record = output::run_record(
+        "validation",
+        started,
+        json!({
             "config_file": config.config.display().to_string(),
-            "overrides": config.set.iter().filter(|(k, _)| !k.ends_with("password")).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "overrides": output::overrides(&config.set),
             "mode": mode_json(mode),
             "source_concurrency": opts.source_concurrency,
             "target_streams": opts.target_streams,
             "max_detail_rows": opts.max_detail_rows,
             "fetch_size_rows": job.settings.fetch_size_rows,
-        },
-        "host": output::host_facts(),
-        "summary": {
-            "equal": equal,
-            "source_rows": source_rows,
-            "records_per_sec": source_rows as f64 / secs.max(1e-9),
-            "seconds": secs,
-        },
-        "result": &summary,
-    });
-    let record_path = output::write_run_record(runs_dir, "validation", record)?;
+        }),
+    );
+    record.target = Some(prepared.facts.version.clone());
+    // Numbers only: whether the tables are equal is in the result (and the differences count).
+    let differing = tables.iter().filter(|t| !t.equal()).count();
+    record.summary = [
+        ("source_rows", source_rows as f64),
+        ("tables_differing", differing as f64),
+        ("records_per_sec", source_rows as f64 / secs.max(1e-9)),
+        ("seconds", secs),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    record.result = Some(summary.clone());
+    let record_path = output::write_run_record(runs_dir, &record)?;
     match show.print {
         Print::Json => output::print_json("validate", &summary)?,
         Print::Table => {

@@ -31,9 +31,20 @@ pub const PASSWORD_ENV_VARS: &[(&str, &str)] = &[
     ("FERRY_YUGABYTE_PASSWORD", "yugabyte.password"),
 ];
 
-/// A password or other secret: shown as `***` by `Debug` and `Display`.
-#[derive(Clone, PartialEq, Eq)]
+/// A password or other secret: shown as `***` by `Debug` and `Display`. Every password field
+/// of ferry (configuration, probe specs, command-line flags) is one of these, so no derived
+/// `Debug` can print it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -484,7 +495,6 @@ mod tests {
         assert_eq!(spec.source.max_rows_per_sec, None);
         assert_eq!(spec.source.connect_timeout_ms, 60_000);
         assert_eq!(spec.source.connections_per_node, 4);
-        assert_eq!(spec.source.max_requests_per_connection, 32_768);
         assert_eq!(
             (
                 spec.source.retry_delay_min_ms,
@@ -513,7 +523,6 @@ mod tests {
         assert_eq!(t.copy_buffer_bytes, 100_000);
         assert!(t.copy_replace);
         assert!(t.disable_transactional_writes);
-        assert_eq!(t.isolation_level, IsolationLevel::ReadCommitted);
         assert_eq!(t.connect_timeout_ms, 30_000);
         assert_eq!(t.socket_timeout_secs, None);
         assert_eq!(t.login_timeout_secs, 10);
@@ -521,7 +530,6 @@ mod tests {
             !t.truncate_target_table,
             "commented out in the seed: ferry's default"
         );
-        assert!(t.topology_keys.is_empty());
 
         assert_eq!(
             spec.tables,
@@ -570,7 +578,6 @@ mod tests {
         );
         assert_eq!(r.max_parallel_chunks, 16);
         assert_eq!(r.max_parallel_chunks_from, "spark.default.parallelism");
-        assert_eq!(r.max_chunk_attempts, 10);
         assert_eq!(spec.batch_rows(), 50_000);
     }
 
@@ -598,6 +605,8 @@ mod tests {
             "yugabyte.binaryTransfer",
             "cassandra.connection.factory",
             "cassandra.connection.remoteConnectionsPerExecutor",
+            "spark.task.maxFailures",
+            "yugabyte.copyBufferSize",
         ] {
             assert_eq!(kind_of(key), NoticeKind::DoesNotApply, "{key}");
         }
@@ -605,9 +614,7 @@ mod tests {
             "spark.default.parallelism",
             "spark.executor.instances",
             "spark.executor.cores",
-            "spark.task.maxFailures",
             "yugabyte.maxPoolSize",
-            "yugabyte.copyBufferSize",
             "migration.checkpoint.keyspace",
         ] {
             assert_eq!(kind_of(key), NoticeKind::Mapped, "{key}");
@@ -669,7 +676,6 @@ mod tests {
         assert!(spec.tables.is_empty());
         assert_eq!(spec.run.max_parallel_chunks, DEFAULT_MAX_PARALLEL_CHUNKS);
         assert_eq!(spec.run.max_parallel_chunks_from, "default");
-        assert_eq!(spec.run.max_chunk_attempts, DEFAULT_MAX_CHUNK_ATTEMPTS);
         assert_eq!(spec.run.checkpoint.progress_schema, "ferry");
         assert_eq!(spec.run.validation.mode, ValidationMode::Full);
         assert_eq!(spec.run.runs_dir, PathBuf::from("runs"));

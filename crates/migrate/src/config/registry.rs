@@ -339,7 +339,9 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::Int(1_024),
         meaning: "Ceiling of requests in flight on one connection to a local node (CQL protocol v4 allows 32768).",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: the driver multiplexes up to 32768 requests on a connection (protocol v4); ferry keeps one page read per worker in flight, bounded by cassandra.concurrentReads",
+        ),
     },
     KeyDef {
         key: "cassandra.connection.maxRequestsPerConnection.remote",
@@ -437,7 +439,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::Bool,
         default: Dflt::Bool(false),
         meaning: "Truncate the target table when a run starts fresh (never when it resumes); the Spark job defaulted to true, ferry to false because a rerun resumes instead of starting over.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: ferry never empties a target table by a setting; `ferry migrate --fresh --truncate` does, on purpose",
+        ),
     },
     KeyDef {
         key: "yugabyte.maxPoolSize",
@@ -504,7 +508,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::NameList,
         default: Dflt::None,
         meaning: "With loadBalanceHosts, only use discovered nodes in these placements (`cloud.region.zone`, comma-separated); unset uses all.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect yet: ferry uses every node yb_servers() lists (with yugabyte.loadBalanceHosts) whatever its placement",
+        ),
     },
     KeyDef {
         key: "yugabyte.reWriteBatchedInserts",
@@ -520,7 +526,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::Bool,
         default: Dflt::Bool(true),
         meaning: "TCP keepalive on target connections, so a dead peer is noticed during long runs.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: ferry always turns TCP keepalives on for target connections (yugabyte.socketTimeout tunes them)",
+        ),
     },
     KeyDef {
         key: "yugabyte.binaryTransfer",
@@ -539,7 +547,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "s",
         },
         default: Dflt::Int(0),
-        meaning: "How long a target connection may wait for the server before it counts as failed (pgJDBC unit: seconds); 0 means no limit.",
+        meaning: "How long data sent on a target connection may stay unacknowledged before the connection counts as failed (TCP_USER_TIMEOUT; keepalive probes detect a silent server in about as long), in seconds as pgJDBC counts; 0 keeps the kernel's defaults.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -551,7 +559,9 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::Int(10),
         meaning: "How long authentication on a new target connection may take (pgJDBC unit: seconds).",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: yugabyte.connectionTimeout bounds connecting and logging in together",
+        ),
     },
     KeyDef {
         key: "yugabyte.insertMode",
@@ -569,7 +579,9 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::Int(300),
         meaning: "Rows per INSERT statement in INSERT mode.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: with yugabyte.insertMode=INSERT, rows still stream by COPY (into a staging table merged per chunk); yugabyte.copyFlushEvery sizes the statements",
+        ),
     },
     KeyDef {
         key: "yugabyte.copyBufferSize",
@@ -580,8 +592,8 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::Int(1_048_576),
         meaning: "Bytes of encoded rows ferry hands to one COPY data message.",
-        disposition: Disposition::MappedOnto(
-            "the size of ferry's COPY data chunks in bytes (the Spark job's CopyManager buffer)",
+        disposition: Disposition::DoesNotApply(
+            "no effect: ferry sends COPY data in 64 KiB messages, each page's encoding cut into them",
         ),
     },
     KeyDef {
@@ -635,7 +647,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::Enum(ISOLATION_LEVELS),
         default: Dflt::Str("READ_COMMITTED"),
         meaning: "Isolation level of the write transactions.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: chunk transactions run at the server's default level; exactly-once rests on the chunk row's lock and the done mark committing with the rows, which hold at any level",
+        ),
     },
     KeyDef {
         key: "yugabyte.autoCommit",
@@ -788,7 +802,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::Bool,
         default: Dflt::Bool(true),
         meaning: "Keep progress in the target so that rerunning the same command resumes; false starts over on every run.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: progress is always kept in the target, since exactly-once depends on it; `ferry migrate --fresh` starts over",
+        ),
     },
     KeyDef {
         key: "migration.checkpoint.keyspace",
@@ -822,7 +838,9 @@ pub static KEYS: &[KeyDef] = &[
         kind: Kind::Name,
         default: Dflt::None,
         meaning: "Resume the progress of this earlier run id; unset or 0 means none.",
-        disposition: Disposition::Used,
+        disposition: Disposition::DoesNotApply(
+            "no effect: a rerun of the same command resumes its own run (migration.runId)",
+        ),
     },
     KeyDef {
         key: "migration.validation.enabled",
@@ -939,8 +957,8 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::None,
         meaning: "Spark: attempts of one task before the job fails.",
-        disposition: Disposition::MappedOnto(
-            "attempts of one chunk before the run stops with a resumable state (default 4, as in Spark)",
+        disposition: Disposition::DoesNotApply(
+            "no effect: ferry retries a chunk for as long as its failure is retryable (a lost connection, a timeout, an unavailable replica), up to ferry.outageDeadlineSecs; a failure no retry fixes stops the run at once",
         ),
     },
     KeyDef {

@@ -57,7 +57,6 @@ pub struct SourceSpec {
     pub max_rows_per_sec: Option<u64>,
     pub retry_count: u32,
     pub connections_per_node: u32,
-    pub max_requests_per_connection: u32,
     pub retry_delay_min_ms: u64,
     pub retry_delay_max_ms: u64,
     /// `cassandra.connection.ssl.*`; `None`: clear text.
@@ -116,8 +115,6 @@ pub struct TargetSpec {
     pub username: String,
     pub password: Option<Secret>,
     pub load_balance_hosts: bool,
-    /// Placements (`cloud.region.zone`) to restrict discovered nodes to; empty means all.
-    pub topology_keys: Vec<String>,
     pub max_connections_per_host: u32,
     pub insert_mode: InsertMode,
     pub insert_batch_rows: u32,
@@ -125,7 +122,6 @@ pub struct TargetSpec {
     pub copy_buffer_bytes: u32,
     pub copy_replace: bool,
     pub disable_transactional_writes: bool,
-    pub isolation_level: IsolationLevel,
     pub connect_timeout_ms: u64,
     /// `None`: no limit (`yugabyte.socketTimeout=0`).
     pub socket_timeout_secs: Option<u64>,
@@ -197,13 +193,6 @@ pub enum InsertMode {
     Insert,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IsolationLevel {
-    ReadCommitted,
-    RepeatableRead,
-    Serializable,
-}
-
 /// One source table and where it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableSpec {
@@ -253,8 +242,6 @@ pub struct RunSpec {
     pub max_parallel_chunks: u32,
     /// Which key set `max_parallel_chunks` (or `"default"`), for `plan` and `diagnose` to explain.
     pub max_parallel_chunks_from: &'static str,
-    /// Attempts of one chunk before the run stops (`spark.task.maxFailures`, default 4).
-    pub max_chunk_attempts: u32,
     pub outage_deadline_secs: u64,
     /// `ferry.sourceLatencyTargetMs`: the page reads' p99 the controller keeps under.
     pub source_latency_target_ms: Option<u64>,
@@ -295,8 +282,6 @@ pub enum ValidationMode {
 
 /// Concurrency when no key sets it: enough to keep a few nodes busy, few enough for a laptop.
 pub const DEFAULT_MAX_PARALLEL_CHUNKS: u32 = 16;
-/// `spark.task.maxFailures`' own default.
-pub const DEFAULT_MAX_CHUNK_ATTEMPTS: u32 = 4;
 
 impl MigrationSpec {
     /// Rows per batch: `yugabyte.copyFlushEvery`, lowered to `migration.checkpoint.interval`
@@ -535,7 +520,6 @@ fn build_source(s: &Settings, errors: &mut Vec<ConfigError>) -> SourceSpec {
         max_rows_per_sec: (reads_per_sec > 0).then_some(reads_per_sec),
         retry_count: s.u32("cassandra.retryCount"),
         connections_per_node: s.u32("cassandra.connection.localConnectionsPerExecutor"),
-        max_requests_per_connection: s.u32("cassandra.connection.maxRequestsPerConnection.local"),
         retry_delay_min_ms,
         retry_delay_max_ms,
         tls,
@@ -619,11 +603,6 @@ fn build_target(
                 .into(),
         });
     }
-    let isolation_level = match s.word("yugabyte.isolationLevel") {
-        "REPEATABLE_READ" => IsolationLevel::RepeatableRead,
-        "SERIALIZABLE" => IsolationLevel::Serializable,
-        _ => IsolationLevel::ReadCommitted,
-    };
     let socket_timeout_secs = s.u64("yugabyte.socketTimeout");
     TargetSpec {
         hosts: s.hosts("yugabyte.host", s.int("yugabyte.port") as u16),
@@ -631,7 +610,6 @@ fn build_target(
         username: s.text("yugabyte.username"),
         password: s.secret("yugabyte.password"),
         load_balance_hosts: s.bool("yugabyte.loadBalanceHosts"),
-        topology_keys: s.list("yugabyte.topologyKeys").unwrap_or_default(),
         max_connections_per_host: s.u32("yugabyte.maxPoolSize"),
         insert_mode,
         insert_batch_rows: s.u32("yugabyte.insertBatchSize"),
@@ -639,7 +617,6 @@ fn build_target(
         copy_buffer_bytes: s.u32("yugabyte.copyBufferSize"),
         copy_replace,
         disable_transactional_writes: s.bool("yugabyte.disableTransactionalWrites"),
-        isolation_level,
         connect_timeout_ms: s.u64("yugabyte.connectionTimeout"),
         socket_timeout_secs: (socket_timeout_secs > 0).then_some(socket_timeout_secs),
         login_timeout_secs: s.u64("yugabyte.loginTimeout"),
@@ -851,9 +828,6 @@ fn build_run(s: &Settings) -> RunSpec {
         },
         max_parallel_chunks,
         max_parallel_chunks_from,
-        max_chunk_attempts: s
-            .opt_int("spark.task.maxFailures")
-            .map_or(DEFAULT_MAX_CHUNK_ATTEMPTS, |n| n as u32),
         outage_deadline_secs: s.u64("ferry.outageDeadlineSecs"),
         source_latency_target_ms: s.opt_int("ferry.sourceLatencyTargetMs").map(|n| n as u64),
         lease_secs: s.u64("ferry.leaseSecs"),
