@@ -9,6 +9,7 @@ pub mod encode;
 pub mod gen;
 pub mod job;
 pub mod pipeline;
+pub mod partition_split;
 pub mod plan;
 pub mod progress;
 pub mod schema;

@@ -388,7 +388,7 @@ pub async fn run_table(
         ),
         source_rtt(session)
     );
-    let reader = reader?;
+    let reader = reader?.with_slices(&mapping.source);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
     tracing::info!(
         rtt_us = rtt.map(|d| d.as_micros() as u64),
@@ -861,7 +861,13 @@ async fn copy_chunk(
             let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
             let r = ctx
                 .reader
-                .page(lease.replica_set, Some(rows), (lo, hi), paging)
+                .chunk_page(
+                    lease.replica_set,
+                    Some(rows),
+                    (lo, hi),
+                    lease.clustering.as_ref(),
+                    paging,
+                )
                 .await
                 .map(|p| {
                     let c = ctx.counters;
