@@ -273,14 +273,14 @@ async fn kill_9_mid_partition_then_rerun_is_exact() {
         }
         // Only once the plan is stored can its pieces be counted.
         let pg = common::pg_connect(5433).await;
-        let stored = pg
-            .query_opt(
-                &format!("SELECT 1 FROM pg_tables WHERE schemaname = '{schema}_progress'"),
+        let stored: bool = pg
+            .query_one(
+                &format!("SELECT to_regclass('{schema}_progress.ferry_chunks') IS NOT NULL"),
                 &[],
             )
             .await
             .expect("progress schema")
-            .is_some();
+            .get(0);
         if !stored {
             continue;
         }
