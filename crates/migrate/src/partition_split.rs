@@ -197,7 +197,8 @@ async fn sample_keys(
 }
 
 /// Splits `plan`'s large partitions (see the module's notes). `ranges_for(rows)` says how many
-/// ranges a partition of `rows` rows gets (the table's chunk sizing applied to the partition).
+/// ranges a partition of `rows` rows gets at least (the table's chunk sizing applied to the
+/// partition); no range is left with `min_rows` rows or more.
 /// A partition whose keys cannot be read is left whole, with a warning.
 pub async fn split_large_partitions(
     session: &Session,
@@ -225,15 +226,17 @@ pub async fn split_large_partitions(
             continue;
         };
         let t = std::time::Instant::now();
-        let sample = match sample_keys(&reader, plan.chunks[idx].replica_set, token, read.page_rows)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(token, "sampling a large partition's keys failed; it is read whole: {e:#}");
-                continue;
-            }
-        };
+        let sample =
+            match sample_keys(&reader, plan.chunks[idx].replica_set, token, read.page_rows).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(
+                        token,
+                        "sampling a large partition's keys failed; it is read whole: {e:#}"
+                    );
+                    continue;
+                }
+            };
         tracing::info!(
             token,
             rows = sample.rows,
@@ -243,7 +246,11 @@ pub async fn split_large_partitions(
         if sample.rows < min_rows {
             continue;
         }
-        let ranges = ranges_for(sample.rows).clamp(2, MAX_RANGES);
+        // As many ranges as the table sizing gives a table of these rows, and none itself
+        // large.
+        let ranges = ranges_for(sample.rows)
+            .max(sample.rows.div_ceil(min_rows) as usize)
+            .clamp(2, MAX_RANGES);
         let bounds = boundaries(&sample, ranges, descending);
         if bounds.is_empty() {
             continue;
@@ -308,7 +315,11 @@ mod tests {
     fn sampling_keeps_an_evenly_spaced_bounded_sample() {
         let s = sampled(0..100_000);
         assert_eq!(s.rows, 100_000);
-        assert!(s.keys.len() >= KEPT && s.keys.len() < 2 * KEPT, "{}", s.keys.len());
+        assert!(
+            s.keys.len() >= KEPT && s.keys.len() < 2 * KEPT,
+            "{}",
+            s.keys.len()
+        );
         assert!(s.keys.iter().all(|(pos, _)| pos.is_multiple_of(s.step)));
         assert!(s.keys.windows(2).all(|w| w[1].0 - w[0].0 == s.step));
     }

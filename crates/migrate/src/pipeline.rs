@@ -201,6 +201,37 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Whether one worker is counted idle (no chunk left to lease); uncounted when it ends.
+struct Idle<'a> {
+    count: &'a AtomicU64,
+    on: std::cell::Cell<bool>,
+}
+
+impl<'a> Idle<'a> {
+    fn new(count: &'a AtomicU64) -> Self {
+        Idle {
+            count,
+            on: std::cell::Cell::new(false),
+        }
+    }
+
+    fn set(&self, on: bool) {
+        if self.on.replace(on) != on {
+            if on {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// The outcome for one table.
 #[derive(Clone, Debug)]
 pub struct TableReport {
@@ -307,6 +338,10 @@ struct Ctx<'a> {
     row_bytes: AtomicU64,
     /// Bytes all workers' pages may take at once.
     page_budget: u64,
+    /// Workers that found no chunk left to lease: their page memory goes to the others.
+    idle: AtomicU64,
+    /// The source's frame limit, which bounds a page ([`crate::page_size`]).
+    frame_bytes: u64,
 }
 
 /// The page memory for a source `rtt` away, out of at most `max`. Pages in flight are what hides
@@ -341,17 +376,15 @@ pub async fn source_rtt(session: &Session) -> Option<Duration> {
 /// A power of two: as the adaptive level moves the share, pages take a few sizes the allocator
 /// can reuse, not a new size every time.
 fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
-    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed);
-    if row_bytes == 0 {
-        return ceiling;
-    }
-    // Workers the controller has just stood down finish their chunks first: they count too.
-    let holders = (ctx.active.load(Ordering::Relaxed) as u64)
-        .max(ctx.counters.chunks_in_flight.load(Ordering::Relaxed))
-        .max(1);
-    let share = ctx.page_budget / holders;
-    let rows = (share / (3 * row_bytes)).min(ceiling as u64).max(128);
-    (1u64 << (63 - rows.leading_zeros())).min(ceiling as u64) as i32
+    crate::page_size::page_rows(&crate::page_size::PageInputs {
+        budget: ctx.page_budget,
+        row_bytes: ctx.row_bytes.load(Ordering::Relaxed),
+        active: ctx.active.load(Ordering::Relaxed) as u64,
+        holding: ctx.counters.chunks_in_flight.load(Ordering::Relaxed),
+        idle: ctx.idle.load(Ordering::Relaxed),
+        fetch_rows: ceiling.max(1) as u64,
+        frame_bytes: ctx.frame_bytes,
+    })
 }
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
@@ -378,7 +411,7 @@ pub async fn run_table(
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
     // page memory (see [`page_budget`]).
     let read = settings.read_settings();
-    let (reader, rtt) = tokio::join!(
+    let (reader, rtt, frame_bytes) = tokio::join!(
         source::RangeReader::new(
             session,
             mapping.source.range_select(),
@@ -386,7 +419,8 @@ pub async fn run_table(
             plan,
             &read,
         ),
-        source_rtt(session)
+        source_rtt(session),
+        crate::page_size::frame_bytes(session)
     );
     let reader = reader?.with_slices(&mapping.source);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
@@ -440,6 +474,8 @@ pub async fn run_table(
         finished: AtomicBool::new(false),
         row_bytes: AtomicU64::new(0),
         page_budget,
+        idle: AtomicU64::new(0),
+        frame_bytes,
     };
     let ctx = &ctx;
     let start_level = settings.writers.max(1);
@@ -662,6 +698,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     let mut target_down = Outage::new(ctx.settings.outage_deadline);
     let mut source_down = Outage::new(ctx.settings.outage_deadline);
     let mut failures = 0u32;
+    let idle = Idle::new(&ctx.idle);
     loop {
         if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
             return Ok(());
@@ -705,7 +742,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         };
         let Some(lease) = lease else {
             // Nothing free: all done, or the rest is held by live workers, whose chunks come
-            // back if they fail.
+            // back if they fail. Meanwhile this worker's page memory is theirs.
+            idle.set(true);
             let (rollback, left) = tokio::join!(
                 c.client.batch_execute("ROLLBACK"),
                 ctx.progress.unfinished(&c.client, &c.st, ctx.job)
@@ -725,6 +763,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
             continue;
         };
+        idle.set(false);
         let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
         // Read timeouts split the chunk's token range into 2^split sub-ranges.
         let split = ctx

@@ -628,7 +628,11 @@ impl Progress {
         let bound = |f: fn(&ClusteringRange) -> &Option<Vec<Vec<u8>>>| -> Vec<Option<Vec<u8>>> {
             chunks
                 .iter()
-                .map(|c| c.clustering.as_ref().and_then(|r| f(r).as_deref().map(encode_bound)))
+                .map(|c| {
+                    c.clustering
+                        .as_ref()
+                        .and_then(|r| f(r).as_deref().map(encode_bound))
+                })
                 .collect()
         };
         let los = bound(|r| &r.lo);

@@ -823,12 +823,13 @@ mod tests {
         assert!(!desc);
         assert_eq!(
             t.slice_select(1, true, true).unwrap(),
-            "SELECT p1, p2, c1, \"Order\", s, \"user\", m FROM ks.t WHERE token(p1, p2) = ? \
+            "SELECT p1, p2, c1, \"Order\", s, user, m FROM ks.t WHERE token(p1, p2) = ? \
              AND (c1) > (?) AND (c1) <= (?) ALLOW FILTERING"
         );
-        assert!(t.slice_select(1, false, true).unwrap().ends_with(
-            "WHERE token(p1, p2) = ? AND (c1) <= (?) ALLOW FILTERING"
-        ));
+        assert!(t
+            .slice_select(1, false, true)
+            .unwrap()
+            .ends_with("WHERE token(p1, p2) = ? AND (c1) <= (?) ALLOW FILTERING"));
         assert_eq!(
             t.split_key_select().unwrap(),
             "SELECT c1 FROM ks.t WHERE token(p1, p2) > ? AND token(p1, p2) <= ?"
@@ -844,7 +845,8 @@ mod tests {
             .unwrap()
             .contains("AND (c1, \"Order\") > (?, ?) ALLOW"));
         // No clustering columns: nothing to split on.
-        t.columns.retain(|c| !matches!(c.kind, ColumnKind::Clustering { .. }));
+        t.columns
+            .retain(|c| !matches!(c.kind, ColumnKind::Clustering { .. }));
         assert!(t.split_key_select().is_none());
         assert!(t.slice_select(1, true, true).is_none());
     }

@@ -295,8 +295,10 @@ impl scylla::serialize::value::SerializeValue for Raw<'_> {
         &self,
         _: &scylla::frame::response::result::ColumnType,
         writer: scylla::serialize::writers::CellWriter<'b>,
-    ) -> Result<scylla::serialize::writers::WrittenCellProof<'b>, scylla::serialize::SerializationError>
-    {
+    ) -> Result<
+        scylla::serialize::writers::WrittenCellProof<'b>,
+        scylla::serialize::SerializationError,
+    > {
         writer
             .set_value(self.0)
             .map_err(scylla::serialize::SerializationError::new)
@@ -404,7 +406,9 @@ impl<'a> RangeReader<'a> {
             what,
         };
         let Some((cql, width)) = &self.slice_cql else {
-            return Err(fatal("the table has no clustering columns to split on".into()));
+            return Err(fatal(
+                "the table has no clustering columns to split on".into(),
+            ));
         };
         let stmts = self
             .slices
@@ -417,7 +421,8 @@ impl<'a> RangeReader<'a> {
                         Ok::<_, scylla::errors::PrepareError>(s)
                     }
                 };
-                let (a, b, c) = tokio::try_join!(prepare(&cql[0]), prepare(&cql[1]), prepare(&cql[2]))?;
+                let (a, b, c) =
+                    tokio::try_join!(prepare(&cql[0]), prepare(&cql[1]), prepare(&cql[2]))?;
                 Ok::<_, scylla::errors::PrepareError>([a, b, c])
             })
             .await
@@ -468,7 +473,8 @@ impl<'a> RangeReader<'a> {
             }
             None => std::borrow::Cow::Borrowed(&self.statements[i]),
         };
-        self.run(i, &stmt, &(start, end), (start, end), paging).await
+        self.run(i, &stmt, &(start, end), (start, end), paging)
+            .await
     }
 
     /// Executes one page of `stmt` (routed to replica set `i`) under the retry policy.
