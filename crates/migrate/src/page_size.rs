@@ -32,6 +32,8 @@ pub struct PageInputs {
     pub idle: u64,
     /// `cassandra.fetchSizeInRows`, halved per read timeout of the chunk.
     pub fetch_rows: u64,
+    /// Whether the page may grow past `fetch_rows` (not after a read timeout of its chunk).
+    pub grow: bool,
     /// The server's frame limit.
     pub frame_bytes: u64,
 }
@@ -46,12 +48,12 @@ pub fn page_rows(i: &PageInputs) -> i32 {
     }
     let row_bytes = i.row_bytes.max(1);
     // Workers the controller has just stood down finish their chunks first: they count too.
-    let all_busy = i.idle == 0;
+    let all_busy = i.idle == 0 || !i.grow;
     let (holders, ceiling) = if all_busy {
         (i.active.max(i.holding), fetch)
     } else {
         // Fewer chunks than workers: the pages in flight take the idle workers' memory, up to
-        // the frame. A page shrunk by read timeouts (fetch below the configured size) stays so.
+        // the frame.
         let frame_rows = i.frame_bytes / FRAME_SHARE / row_bytes;
         (i.holding, fetch.max(frame_rows))
     };
@@ -110,6 +112,7 @@ mod tests {
             holding: 16,
             idle: 0,
             fetch_rows: 5000,
+            grow: true,
             frame_bytes: DEFAULT_FRAME_BYTES,
         }
     }
@@ -160,6 +163,13 @@ mod tests {
             ..tail
         };
         assert!(page_rows(&frame) as u64 * 100 <= 1 << 20);
+        // After a read timeout the page stays within its shrunk fetch size.
+        let shrunk = PageInputs {
+            fetch_rows: 2500,
+            grow: false,
+            ..tail
+        };
+        assert_eq!(page_rows(&shrunk), 2048);
     }
 
     #[test]

@@ -370,12 +370,10 @@ pub async fn source_rtt(session: &Session) -> Option<Duration> {
     [a, b, c].into_iter().flatten().min()
 }
 
-/// Rows per page: the fetch size (`ceiling`), kept within this worker's share of the page
-/// budget once the row size is known. A worker holds a page fetched, and at the same time the
-/// previous page's encoding being sent and the current one being built; all three are counted.
-/// A power of two: as the adaptive level moves the share, pages take a few sizes the allocator
-/// can reuse, not a new size every time.
-fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
+/// Rows per page ([`crate::page_size`]): the fetch size (`ceiling`) within this worker's share
+/// of the page budget; past it, when chunks are fewer than workers, unless `grow` is false
+/// (the chunk's reads timed out).
+fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32, grow: bool) -> i32 {
     crate::page_size::page_rows(&crate::page_size::PageInputs {
         budget: ctx.page_budget,
         row_bytes: ctx.row_bytes.load(Ordering::Relaxed),
@@ -383,6 +381,7 @@ fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
         holding: ctx.counters.chunks_in_flight.load(Ordering::Relaxed),
         idle: ctx.idle.load(Ordering::Relaxed),
         fetch_rows: ceiling.max(1) as u64,
+        grow,
         frame_bytes: ctx.frame_bytes,
     })
 }
@@ -892,7 +891,7 @@ async fn copy_chunk(
     // worker's share of the memory budget once the row size is known (from any chunk, so a
     // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
     let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
-    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling));
+    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling, split == 0));
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
         let rows = page_rows.get();
         async move {
@@ -979,7 +978,7 @@ async fn copy_chunk(
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
                 ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
-                page_rows.set(page_rows_for(ctx, ceiling));
+                page_rows.set(page_rows_for(ctx, ceiling, split == 0));
             }
             rows_total += n.written;
             rows_in_copy += n.written;
