@@ -63,6 +63,9 @@ pub struct Job {
     /// Size each table's chunk count from its sampled rows and the measured round trips
     /// (`cassandra.inputSplitSizeMb.autoDetermine`, on by default).
     pub measure_chunks: bool,
+    /// Partitions with at least this many rows are split into clustering-key ranges
+    /// (`ferry.largePartitionRows`; 0 = never; see [`crate::partition_split`]).
+    pub large_partition_rows: u64,
     /// Schema of the progress tables in the target.
     pub progress_schema: String,
     /// Forget stored progress and start over (refused when the target has rows, unless
@@ -285,6 +288,8 @@ async fn check_table(
         &job.renames,
         job.primary_key.as_deref(),
     )?;
+    let mut plan = plan;
+    split_large_partitions(job, session, &mapping, &mut plan, sizing).await?;
     // Constant columns a created table gets: timestamps for CURRENT_TIMESTAMP, else text.
     let extra: Vec<(String, String)> = job
         .constants
@@ -353,6 +358,45 @@ async fn check_table(
         binding,
     });
     Ok(checked)
+}
+
+/// Cuts the table's large partitions into clustering-key ranges ([`crate::partition_split`]),
+/// each partition into as many ranges as the chunk sizing gives a table of its rows.
+async fn split_large_partitions(
+    job: &Job,
+    session: &Session,
+    mapping: &TableMapping,
+    plan: &mut Plan,
+    sizing: plan::ChunkSizing,
+) -> Result<()> {
+    let plan::ChunkSizing::Measured {
+        workers,
+        fetch_rows,
+        source_rtt,
+        target_rtt,
+        ..
+    } = sizing
+    else {
+        return Ok(());
+    };
+    let ranges_for = move |rows: u64| {
+        crate::sizing::chunk_count(&crate::sizing::Inputs {
+            rows,
+            workers,
+            fetch_rows,
+            source_rtt,
+            target_rtt,
+        })
+    };
+    crate::partition_split::split_large_partitions(
+        session,
+        &mapping.source,
+        plan,
+        &job.settings.read_settings(),
+        job.large_partition_rows,
+        &ranges_for,
+    )
+    .await
 }
 
 /// The target's round trip: the fastest of three trivial statements sent at once.
@@ -798,6 +842,7 @@ fn captured_chunks(dir: &std::path::Path) -> Result<Vec<crate::plan::Chunk>> {
                     replica_set: 0,
                     est_partitions: 0,
                     est_bytes: 0,
+                    clustering: None,
                 });
             }
         }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod gen;
 pub mod job;
 pub mod latency;
+pub mod page_size;
+pub mod partition_split;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

@@ -192,6 +192,37 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Whether one worker is counted idle (no chunk left to lease); uncounted when it ends.
+struct Idle<'a> {
+    count: &'a AtomicU64,
+    on: std::cell::Cell<bool>,
+}
+
+impl<'a> Idle<'a> {
+    fn new(count: &'a AtomicU64) -> Self {
+        Idle {
+            count,
+            on: std::cell::Cell::new(false),
+        }
+    }
+
+    fn set(&self, on: bool) {
+        if self.on.replace(on) != on {
+            if on {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// The outcome for one table.
 #[derive(Clone, Debug)]
 pub struct TableReport {
@@ -261,6 +292,10 @@ struct Ctx<'a> {
     row_bytes: AtomicU64,
     /// Bytes all workers' pages may take at once.
     page_budget: u64,
+    /// Workers that found no chunk left to lease: their page memory goes to the others.
+    idle: AtomicU64,
+    /// The source's frame limit, which bounds a page ([`crate::page_size`]).
+    frame_bytes: u64,
 }
 
 /// The page memory for a source `rtt` away, out of at most `max`. Pages in flight are what hides
@@ -289,25 +324,25 @@ pub async fn source_rtt(session: &Session) -> Option<Duration> {
     [a, b, c].into_iter().flatten().min()
 }
 
-/// Rows per page: the fetch size (`ceiling`), kept within this worker's share of the page
-/// budget once the row size is known. A worker holds a page fetched, and at the same time the
-/// previous page's encoding being sent and the current one being built; all three are counted.
-/// A power of two: as the adaptive level moves the share, pages take a few sizes the allocator
-/// can reuse, not a new size every time.
-fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32) -> i32 {
-    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed);
-    if row_bytes == 0 {
-        return ceiling;
-    }
-    // Workers the controller has just stood down finish their chunks first: they count too;
-    // so do the workers of the tables copied beside this one (the budget is the run's).
-    let holders = (ctx.active.load(Ordering::Relaxed) as u64)
-        .max(ctx.counters.chunks_in_flight.load(Ordering::Relaxed))
-        .max(ctx.budget.in_use() as u64)
-        .max(1);
-    let share = ctx.page_budget / holders;
-    let rows = (share / (3 * row_bytes)).min(ceiling as u64).max(128);
-    (1u64 << (63 - rows.leading_zeros())).min(ceiling as u64) as i32
+/// Rows per page ([`crate::page_size`]): the fetch size (`ceiling`) within this worker's share
+/// of the page budget; past it, when chunks are fewer than workers, unless `grow` is false
+/// (the chunk's reads timed out).
+fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32, grow: bool) -> i32 {
+    crate::page_size::page_rows(&crate::page_size::PageInputs {
+        budget: ctx.page_budget,
+        row_bytes: ctx.row_bytes.load(Ordering::Relaxed),
+        active: ctx.active.load(Ordering::Relaxed) as u64,
+        // The run's slots in use count too: tables copied beside this one share the budget.
+        holding: ctx
+            .counters
+            .chunks_in_flight
+            .load(Ordering::Relaxed)
+            .max(ctx.budget.in_use() as u64),
+        idle: ctx.idle.load(Ordering::Relaxed),
+        fetch_rows: ceiling.max(1) as u64,
+        grow,
+        frame_bytes: ctx.frame_bytes,
+    })
 }
 
 /// Migrates one table: workers lease chunks from the progress table until none is left. Each
@@ -335,7 +370,7 @@ pub async fn run_table(
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
     // page memory (see [`page_budget`]).
     let read = settings.read_settings();
-    let (reader, rtt) = tokio::join!(
+    let (reader, rtt, frame_bytes) = tokio::join!(
         source::RangeReader::new(
             session,
             mapping.source.range_select(),
@@ -343,9 +378,10 @@ pub async fn run_table(
             plan,
             &read,
         ),
-        source_rtt(session)
+        source_rtt(session),
+        crate::page_size::frame_bytes(session)
     );
-    let reader = reader?;
+    let reader = reader?.with_slices(&mapping.source);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
     tracing::info!(
         rtt_us = rtt.map(|d| d.as_micros() as u64),
@@ -397,6 +433,8 @@ pub async fn run_table(
         finished: AtomicBool::new(false),
         row_bytes: AtomicU64::new(0),
         page_budget,
+        idle: AtomicU64::new(0),
+        frame_bytes,
     };
     let ctx = &ctx;
     let start_level = settings.writers.max(1);
@@ -712,6 +750,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             c.park(ctx.budget);
         }
     };
+    let idle = Idle::new(&ctx.idle);
     loop {
         if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
             release(&mut slot, &mut conn);
@@ -781,7 +820,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         };
         let Some(lease) = lease else {
             // Nothing free: all done, or the rest is held by live workers, whose chunks come
-            // back if they fail.
+            // back if they fail. Meanwhile this worker's page memory is theirs.
+            idle.set(true);
             let (rollback, left) = tokio::join!(
                 c.client.batch_execute("ROLLBACK"),
                 ctx.progress.unfinished(&c.client, &c.st, ctx.job)
@@ -814,6 +854,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
             continue;
         };
+        idle.set(false);
         let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
         // Read timeouts split the chunk's token range into 2^split sub-ranges.
         let split = ctx
@@ -960,7 +1001,7 @@ async fn copy_chunk(
     // worker's share of the memory budget once the row size is known (from any chunk, so a
     // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
     let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
-    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling));
+    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling, split == 0));
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
         let rows = page_rows.get();
         async move {
@@ -968,7 +1009,13 @@ async fn copy_chunk(
             let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
             let r = ctx
                 .reader
-                .page(lease.replica_set, Some(rows), (lo, hi), paging)
+                .chunk_page(
+                    lease.replica_set,
+                    Some(rows),
+                    (lo, hi),
+                    lease.clustering.as_ref(),
+                    paging,
+                )
                 .await
                 .map(|p| {
                     let c = ctx.counters;
@@ -1041,7 +1088,7 @@ async fn copy_chunk(
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
                 ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
-                page_rows.set(page_rows_for(ctx, ceiling));
+                page_rows.set(page_rows_for(ctx, ceiling, split == 0));
             }
             rows_total += n.written;
             rows_in_copy += n.written;

@@ -12,7 +12,9 @@ use scylla::routing::Token;
 
 use crate::sizing;
 
-/// One unit of work: the rows whose partition token lies in `(start, end]`.
+/// One unit of work: the rows whose partition token lies in `(start, end]`, or, for a piece of
+/// a large partition, the rows of partition token `end` (`start` is `end - 1`) whose clustering
+/// key lies in `clustering` (see [`crate::partition_split`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
     /// Position in the plan; stable for the same ring and sizes.
@@ -23,6 +25,45 @@ pub struct Chunk {
     pub replica_set: usize,
     pub est_partitions: u64,
     pub est_bytes: u64,
+    /// Set on a piece of a large partition: its clustering-key range.
+    pub clustering: Option<ClusteringRange>,
+}
+
+/// A range of clustering keys, `(lo, hi]`, compared as CQL compares tuples: value by value,
+/// whatever the clustering order. Each bound holds the serialized values of the leading
+/// clustering columns the split uses; `None` is unbounded on that side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusteringRange {
+    pub lo: Option<Vec<Vec<u8>>>,
+    pub hi: Option<Vec<Vec<u8>>>,
+}
+
+/// A partition found large and how it was split (`ferry plan` and the summary show it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LargePartition {
+    pub token: i64,
+    /// Rows counted while sampling its clustering keys (a lower bound when `counted_all` is
+    /// false: sampling stops at [`crate::partition_split::MAX_SAMPLED_ROWS`]).
+    pub rows: u64,
+    pub counted_all: bool,
+    /// Clustering-key ranges it was cut into (its chunks).
+    pub ranges: usize,
+    /// The clustering columns the ranges bound.
+    pub columns: Vec<String>,
+}
+
+impl LargePartition {
+    /// One line for `ferry plan` and `ferry migrate`.
+    pub fn describe(&self) -> String {
+        format!(
+            "large partition, token {}: {}{} rows, read as {} clustering-key ranges of ({}) at once",
+            self.token,
+            if self.counted_all { "" } else { "at least " },
+            self.rows,
+            self.ranges,
+            self.columns.join(", ")
+        )
+    }
 }
 
 /// A vnode range of the ring and the nodes that own it.
@@ -46,6 +87,11 @@ pub struct Plan {
     pub estimated: bool,
     /// Rows the sizing sample counted (exactly for a small table) or extrapolated.
     pub sampled_rows: Option<u64>,
+    /// Partition tokens that took many rows of the sizing sample, with those rows: candidates
+    /// for [`crate::partition_split`].
+    pub heavy_tokens: Vec<(i64, u64)>,
+    /// Partitions split into clustering-key ranges.
+    pub large_partitions: Vec<LargePartition>,
 }
 
 /// How many chunks a table gets at least.
@@ -138,6 +184,7 @@ pub fn split<R: Clone>(
                     replica_set: 0,
                     est_partitions: (total_partitions as f64 * sub).round() as u64,
                     est_bytes: (total_bytes as f64 * sub).round() as u64,
+                    clustering: None,
                 },
                 r.replicas.clone(),
             ));
@@ -208,7 +255,8 @@ pub async fn plan_table(
         tokio::try_join!(size_estimate(session, keyspace, table), async {
             Ok(sample.await)
         })?;
-    let sampled_rows = sample.map(|s| s.rows());
+    let sampled_rows = sample.as_ref().map(|(s, _)| s.rows());
+    let heavy_tokens = sample.map(|(_, heavy)| heavy).unwrap_or_default();
     let min_chunks = match (sizing, sampled_rows) {
         (ChunkSizing::AtLeast(n), _) => n,
         (
@@ -253,6 +301,8 @@ pub async fn plan_table(
         est_bytes: bytes,
         estimated: bytes > 0,
         sampled_rows,
+        heavy_tokens,
+        large_partitions: Vec::new(),
     })
 }
 

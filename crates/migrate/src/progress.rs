@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use crate::plan::Chunk;
+use crate::partition_split::{decode_bound, encode_bound};
+use crate::plan::{Chunk, ClusteringRange};
 use crate::rejects::{self, Reject};
 use crate::schema::pg_ident;
 
@@ -44,6 +45,8 @@ pub struct Lease {
     pub start: i64,
     pub end: i64,
     pub replica_set: usize,
+    /// A piece of a large partition: its clustering-key range (of partition token `end`).
+    pub clustering: Option<ClusteringRange>,
 }
 
 /// Counts by state for `ferry status`.
@@ -386,13 +389,14 @@ impl Progress {
     /// workers wait on).
     pub async fn ensure(&self, client: &Client) -> Result<()> {
         let runs_name = self.t("ferry_runs");
-        let bound: [(&(dyn ToSql + Sync), Type); 1] = [(&runs_name, Type::TEXT)];
+        let chunks_name = self.t("ferry_chunks");
+        let bound: [(&(dyn ToSql + Sync), Type); 1] = [(&chunks_name, Type::TEXT)];
         let (has_binding, ()) = tokio::try_join!(
             async {
                 client
                     .query_typed_opt(
                         "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
-                         AND attname = 'mapping' AND NOT attisdropped",
+                         AND attname = 'ck_hi' AND NOT attisdropped",
                         &bound,
                     )
                     .await
@@ -429,12 +433,14 @@ impl Progress {
                    rows_written bigint,
                    rows_rejected bigint,
                    done_at timestamptz,
+                   ck_lo bytea,
+                   ck_hi bytea,
                    PRIMARY KEY (job, chunk_id)
                  );
                  {rejects}",
                         schema = pg_ident(&self.schema),
                         runs = runs_name,
-                        chunks = self.t("ferry_chunks"),
+                        chunks = chunks_name,
                         rejects = rejects::create_sql(&self.rejects_table()),
                     ))
                     .await
@@ -449,7 +455,9 @@ impl Progress {
                      ALTER TABLE {runs_name} ADD COLUMN IF NOT EXISTS source_id text,
                        ADD COLUMN IF NOT EXISTS target_oid bigint,
                        ADD COLUMN IF NOT EXISTS target_relfilenode bigint,
-                       ADD COLUMN IF NOT EXISTS mapping text;"
+                       ADD COLUMN IF NOT EXISTS mapping text;
+                     ALTER TABLE {chunks_name} ADD COLUMN IF NOT EXISTS ck_lo bytea,
+                       ADD COLUMN IF NOT EXISTS ck_hi bytea;"
                 ))
                 .await
                 .with_context(|| format!("upgrading {runs_name}"))?;
@@ -638,6 +646,18 @@ impl Progress {
         let starts: Vec<i64> = chunks.iter().map(|c| c.start).collect();
         let ends: Vec<i64> = chunks.iter().map(|c| c.end).collect();
         let sets: Vec<i32> = chunks.iter().map(|c| c.replica_set as i32).collect();
+        let bound = |f: fn(&ClusteringRange) -> &Option<Vec<Vec<u8>>>| -> Vec<Option<Vec<u8>>> {
+            chunks
+                .iter()
+                .map(|c| {
+                    c.clustering
+                        .as_ref()
+                        .and_then(|r| f(r).as_deref().map(encode_bound))
+                })
+                .collect()
+        };
+        let los = bound(|r| &r.lo);
+        let his = bound(|r| &r.hi);
         let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&plan.job, Type::TEXT)];
         let clear_chunks = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_chunks"));
         let clear_runs = format!("DELETE FROM {} WHERE job = $1", self.t("ferry_runs"));
@@ -648,8 +668,9 @@ impl Progress {
             self.t("ferry_runs")
         );
         let chunks_sql = format!(
-            "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set) \
-             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[])",
+            "INSERT INTO {} (job, chunk_id, start_token, end_token, replica_set, ck_lo, ck_hi) \
+             SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::int[], \
+               $6::bytea[], $7::bytea[])",
             self.t("ferry_chunks")
         );
         let run_row: [(&(dyn ToSql + Sync), Type); 9] = [
@@ -663,12 +684,14 @@ impl Progress {
             (&b.target_relfilenode, Type::INT8),
             (&b.mapping, Type::TEXT),
         ];
-        let chunk_rows: [(&(dyn ToSql + Sync), Type); 5] = [
+        let chunk_rows: [(&(dyn ToSql + Sync), Type); 7] = [
             (&plan.job, Type::TEXT),
             (&ids, Type::INT4_ARRAY),
             (&starts, Type::INT8_ARRAY),
             (&ends, Type::INT8_ARRAY),
             (&sets, Type::INT4_ARRAY),
+            (&los, Type::BYTEA_ARRAY),
+            (&his, Type::BYTEA_ARRAY),
         ];
         tokio::try_join!(
             client.execute_typed(&clear_chunks, &by_job),
@@ -703,7 +726,7 @@ impl Progress {
         // The row lock IS the lease: it lasts as long as the chunk's transaction, dies with its
         // connection, and no other worker can take the row meanwhile (SKIP LOCKED).
         let lease_sql = format!(
-            "SELECT chunk_id, start_token, end_token, replica_set FROM {c} \
+            "SELECT chunk_id, start_token, end_token, replica_set, ck_lo, ck_hi FROM {c} \
              WHERE job = $1 AND state <> 'done' ORDER BY chunk_id LIMIT 1 FOR UPDATE SKIP LOCKED"
         );
         // Fails (division by zero) unless exactly this row turned done, so a COMMIT sent behind
@@ -746,11 +769,21 @@ impl Progress {
             client.query_opt(&st.lease, &params)
         );
         begin?;
-        Ok(row?.map(|r| Lease {
-            chunk_id: r.get::<_, i32>(0) as u32,
-            start: r.get(1),
-            end: r.get(2),
-            replica_set: r.get::<_, i32>(3) as usize,
+        Ok(row?.map(|r| {
+            // A stored bound that does not decode comes back empty, which the reader refuses
+            // (it has the wrong number of values) instead of reading a wider range.
+            let bound = |i: usize| {
+                r.get::<_, Option<Vec<u8>>>(i)
+                    .map(|b| decode_bound(&b).unwrap_or_default())
+            };
+            let (lo, hi) = (bound(4), bound(5));
+            Lease {
+                chunk_id: r.get::<_, i32>(0) as u32,
+                start: r.get(1),
+                end: r.get(2),
+                replica_set: r.get::<_, i32>(3) as usize,
+                clustering: (lo.is_some() || hi.is_some()).then_some(ClusteringRange { lo, hi }),
+            }
         }))
     }
 

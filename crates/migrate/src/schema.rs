@@ -62,6 +62,74 @@ impl SourceTable {
         )
     }
 
+    /// The leading clustering columns whose clustering order is the first one's: a large
+    /// partition is split on these. Rows come back in clustering order, so their values along
+    /// this prefix only ever rise (ASC) or only ever fall (DESC), and range bounds taken from
+    /// rows in the order read are sorted without comparing values. A later column of the other
+    /// order would break that (CQL compares tuples by value, not by clustering order).
+    pub fn split_columns(&self) -> (Vec<&SourceColumn>, bool) {
+        let mut out = Vec::new();
+        let mut order = None;
+        for c in &self.columns {
+            if let ColumnKind::Clustering { descending } = c.kind {
+                if *order.get_or_insert(descending) != descending {
+                    break;
+                }
+                out.push(c);
+            }
+        }
+        (out, order.unwrap_or(false))
+    }
+
+    /// `SELECT c1, c2 FROM ks.t WHERE token(pk) > ? AND token(pk) <= ?`: the split columns'
+    /// values of a range's rows, to place a large partition's boundaries.
+    pub fn split_key_select(&self) -> Option<String> {
+        let (cols, _) = self.split_columns();
+        if cols.is_empty() {
+            return None;
+        }
+        let cols: Vec<String> = cols.iter().map(|c| cql_ident(&c.name)).collect();
+        let tok = self.token_expr();
+        Some(format!(
+            "SELECT {} FROM {}.{} WHERE {tok} > ? AND {tok} <= ?",
+            cols.join(", "),
+            cql_ident(&self.keyspace),
+            cql_ident(&self.table)
+        ))
+    }
+
+    /// The statements of a large partition's pieces, for a range bounded below (`lo`), above
+    /// (`hi`) or both: `SELECT cols FROM ks.t WHERE token(pk) = ? AND (c1, c2) > (?, ?) AND
+    /// (c1, c2) <= (?, ?) ALLOW FILTERING`, taking the token, then the `width` values of each
+    /// bound. Cassandra asks for ALLOW FILTERING as the partition is named by its token, not
+    /// its key; the clustering slice is still served from the partition's index, not filtered
+    /// row by row. `None` for a table without clustering columns.
+    pub fn slice_select(&self, width: usize, lo: bool, hi: bool) -> Option<String> {
+        let (split, _) = self.split_columns();
+        if split.is_empty() || width == 0 || width > split.len() {
+            return None;
+        }
+        let names: Vec<String> = split[..width].iter().map(|c| cql_ident(&c.name)).collect();
+        let tuple = format!("({})", names.join(", "));
+        let marks = format!("({})", vec!["?"; width].join(", "));
+        let cols: Vec<String> = self.columns.iter().map(|c| cql_ident(&c.name)).collect();
+        let mut cql = format!(
+            "SELECT {} FROM {}.{} WHERE {} = ?",
+            cols.join(", "),
+            cql_ident(&self.keyspace),
+            cql_ident(&self.table),
+            self.token_expr()
+        );
+        if lo {
+            cql.push_str(&format!(" AND {tuple} > {marks}"));
+        }
+        if hi {
+            cql.push_str(&format!(" AND {tuple} <= {marks}"));
+        }
+        cql.push_str(" ALLOW FILTERING");
+        Some(cql)
+    }
+
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.keyspace, self.table)
     }
@@ -741,6 +809,46 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_large_partition_splits_on_the_leading_columns_of_one_order() {
+        // c1 ASC then "Order" DESC: only c1 keeps one direction.
+        let t = sample();
+        let (cols, desc) = t.split_columns();
+        assert_eq!(
+            cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["c1"]
+        );
+        assert!(!desc);
+        assert_eq!(
+            t.slice_select(1, true, true).unwrap(),
+            "SELECT p1, p2, c1, \"Order\", s, user, m FROM ks.t WHERE token(p1, p2) = ? \
+             AND (c1) > (?) AND (c1) <= (?) ALLOW FILTERING"
+        );
+        assert!(t
+            .slice_select(1, false, true)
+            .unwrap()
+            .ends_with("WHERE token(p1, p2) = ? AND (c1) <= (?) ALLOW FILTERING"));
+        assert_eq!(
+            t.split_key_select().unwrap(),
+            "SELECT c1 FROM ks.t WHERE token(p1, p2) > ? AND token(p1, p2) <= ?"
+        );
+        // Both DESC: both columns, descending.
+        let mut t = sample();
+        t.columns[2].kind = ColumnKind::Clustering { descending: true };
+        let (cols, desc) = t.split_columns();
+        assert_eq!(cols.len(), 2);
+        assert!(desc);
+        assert!(t
+            .slice_select(2, true, false)
+            .unwrap()
+            .contains("AND (c1, \"Order\") > (?, ?) ALLOW"));
+        // No clustering columns: nothing to split on.
+        t.columns
+            .retain(|c| !matches!(c.kind, ColumnKind::Clustering { .. }));
+        assert!(t.split_key_select().is_none());
+        assert!(t.slice_select(1, true, true).is_none());
     }
 
     #[test]

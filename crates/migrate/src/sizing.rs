@@ -83,13 +83,14 @@ impl Sample {
 
 /// Reads up to `limit` rows' partition tokens of `keyspace.table` in token order (tokens only,
 /// a few bytes a row), after its partition key columns from `system_schema` (the session's
-/// schema metadata is not relied on: it may not be fetched).
+/// schema metadata is not relied on: it may not be fetched). Also returns the tokens that took
+/// a quarter of the page or more ([`heavy_tokens`]): partitions that may be large.
 pub async fn sample_rows(
     session: &Session,
     keyspace: &str,
     table: &str,
     limit: u32,
-) -> Result<Sample> {
+) -> Result<(Sample, Vec<(i64, u64)>)> {
     let columns = session
         .query_unpaged(
             "SELECT column_name, kind, position FROM system_schema.columns \
@@ -131,13 +132,29 @@ pub async fn sample_rows(
         .map(|r| r.map(|(t,)| t))
         .collect::<Result<_, _>>()?;
     let n = tokens.len() as u64;
-    Ok(match tokens.last() {
+    let sample = match tokens.last() {
         Some(&last) if n >= u64::from(limit) => Sample::Partial {
             rows: n,
             last_token: last,
         },
         _ => Sample::Exact(n),
-    })
+    };
+    Ok((sample, heavy_tokens(&tokens, (u64::from(limit) / 4).max(2))))
+}
+
+/// Tokens that repeat at least `at_least` times in a sample read in token order (a partition's
+/// rows come together), with their counts.
+pub fn heavy_tokens(tokens: &[i64], at_least: u64) -> Vec<(i64, u64)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let run = tokens[i..].iter().take_while(|&&t| t == tokens[i]).count();
+        if run as u64 >= at_least {
+            out.push((tokens[i], run as u64));
+        }
+        i += run;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -178,6 +195,14 @@ mod tests {
         assert!(chunk_count(&inputs(10_000_000, 200)) < chunk_count(&inputs(10_000_000, 0)));
         // Never fewer chunks than workers for a table that fills them, never a chunk under a page.
         assert_eq!(chunk_count(&inputs(30_000, 200)), 6);
+    }
+
+    #[test]
+    fn heavy_tokens_are_runs_of_one_token() {
+        let tokens = [1, 2, 2, 2, 3, 4, 4, 4, 4];
+        assert_eq!(heavy_tokens(&tokens, 3), vec![(2, 3), (4, 4)]);
+        assert_eq!(heavy_tokens(&tokens, 4), vec![(4, 4)]);
+        assert!(heavy_tokens(&[], 1).is_empty());
     }
 
     #[test]

@@ -21,7 +21,8 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
 use crate::error::ErrorKind;
-use crate::plan::Plan;
+use crate::plan::{ClusteringRange, Plan};
+use crate::schema::SourceTable;
 
 /// Which data centres may serve reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -207,6 +208,12 @@ pub enum ReadError {
         /// ", down: 127.0.0.12:9042 (dc1)" or empty.
         down: String,
     },
+    #[error("reading a piece of the large partition with token {token} of {table}: {what}")]
+    Config {
+        table: String,
+        token: i64,
+        what: String,
+    },
     #[error("reading token range ({start}, {end}] of {table} from Cassandra: {source}")]
     Failed {
         kind: FailureKind,
@@ -221,6 +228,7 @@ impl ReadError {
     pub fn kind(&self) -> FailureKind {
         match self {
             ReadError::Unavailable { .. } => FailureKind::Unavailable,
+            ReadError::Config { .. } => FailureKind::Fatal,
             ReadError::Failed { kind, .. } => *kind,
         }
     }
@@ -258,6 +266,37 @@ pub struct RangeReader<'a> {
     retry: RetryPolicy,
     table: String,
     consistency: Consistency,
+    settings: ReadSettings,
+    /// The statements of a large partition's pieces ([`SourceTable::slice_select`]), bounded
+    /// below, above, and on both sides, with the bounds' width; prepared when first used.
+    slice_cql: Option<([String; 3], usize)>,
+    slices: tokio::sync::OnceCell<[PreparedStatement; 3]>,
+}
+
+/// A value already in its CQL wire form (a clustering bound read from the source), bound as it
+/// is: its column's type is the one it was read from.
+struct Raw<'v>(&'v [u8]);
+
+impl scylla::serialize::value::SerializeValue for Raw<'_> {
+    fn serialize<'b>(
+        &self,
+        _: &scylla::frame::response::result::ColumnType,
+        writer: scylla::serialize::writers::CellWriter<'b>,
+    ) -> Result<
+        scylla::serialize::writers::WrittenCellProof<'b>,
+        scylla::serialize::SerializationError,
+    > {
+        writer
+            .set_value(self.0)
+            .map_err(scylla::serialize::SerializationError::new)
+    }
+}
+
+fn configure(s: &mut PreparedStatement, settings: &ReadSettings) {
+    s.set_page_size(settings.page_rows.max(1));
+    s.set_consistency(settings.consistency);
+    s.set_is_idempotent(true);
+    s.set_request_timeout(Some(settings.read_timeout));
 }
 
 impl<'a> RangeReader<'a> {
@@ -274,10 +313,7 @@ impl<'a> RangeReader<'a> {
             .prepare(cql)
             .await
             .with_context(|| format!("preparing the scan of {table}"))?;
-        base.set_page_size(settings.page_rows.max(1));
-        base.set_consistency(settings.consistency);
-        base.set_is_idempotent(true);
-        base.set_request_timeout(Some(settings.read_timeout));
+        configure(&mut base, settings);
         let routes: Vec<Vec<Arc<Node>>> = plan
             .replica_sets
             .iter()
@@ -305,6 +341,9 @@ impl<'a> RangeReader<'a> {
             retry: settings.retry,
             table,
             consistency: settings.consistency,
+            settings: settings.clone(),
+            slice_cql: None,
+            slices: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -315,6 +354,101 @@ impl<'a> RangeReader<'a> {
             .and_then(|r| r.iter().find(|n| n.is_connected()).or(r.first()))
             .map(|n| n.address.to_string())
             .unwrap_or_else(|| "the contact points".to_string())
+    }
+
+    /// Lets this reader read the pieces of `table`'s large partitions ([`Self::slice_page`]).
+    pub fn with_slices(mut self, table: &SourceTable) -> Self {
+        let width = table.split_columns().0.len();
+        if let (Some(lo), Some(hi), Some(both)) = (
+            table.slice_select(width, true, false),
+            table.slice_select(width, false, true),
+            table.slice_select(width, true, true),
+        ) {
+            self.slice_cql = Some(([lo, hi, both], width));
+        }
+        self
+    }
+
+    /// Reads one page of a chunk: token range `(start, end]`, or, for a piece of a large
+    /// partition (`clustering` set), partition token `end`'s rows in that clustering range.
+    pub async fn chunk_page(
+        &self,
+        set: usize,
+        page_rows: Option<i32>,
+        (start, end): (i64, i64),
+        clustering: Option<&ClusteringRange>,
+        paging: PagingState,
+    ) -> Result<Page, ReadError> {
+        match clustering {
+            Some(range) => self.slice_page(set, page_rows, end, range, paging).await,
+            None => self.page(set, page_rows, (start, end), paging).await,
+        }
+    }
+
+    /// Reads one page of partition token `token`'s rows whose clustering key lies in `range`
+    /// (a piece of a large partition), on replica set `set`, retried under the policy.
+    pub async fn slice_page(
+        &self,
+        set: usize,
+        page_rows: Option<i32>,
+        token: i64,
+        range: &ClusteringRange,
+        paging: PagingState,
+    ) -> Result<Page, ReadError> {
+        let tokens = (token.saturating_sub(1), token);
+        let fatal = |what: String| ReadError::Config {
+            table: self.table.clone(),
+            token,
+            what,
+        };
+        let Some((cql, width)) = &self.slice_cql else {
+            return Err(fatal(
+                "the table has no clustering columns to split on".into(),
+            ));
+        };
+        let stmts = self
+            .slices
+            .get_or_try_init(|| async {
+                let prepare = |cql: &String| {
+                    let cql = cql.clone();
+                    async move {
+                        let mut s = self.session.prepare(cql).await?;
+                        configure(&mut s, &self.settings);
+                        Ok::<_, scylla::errors::PrepareError>(s)
+                    }
+                };
+                let (a, b, c) =
+                    tokio::try_join!(prepare(&cql[0]), prepare(&cql[1]), prepare(&cql[2]))?;
+                Ok::<_, scylla::errors::PrepareError>([a, b, c])
+            })
+            .await
+            .map_err(|e| fatal(format!("preparing the partition's range reads: {e}")))?;
+        let which = match (&range.lo, &range.hi) {
+            (Some(_), None) => 0,
+            (None, Some(_)) => 1,
+            (Some(_), Some(_)) => 2,
+            (None, None) => return Err(fatal("a piece of a partition without bounds".into())),
+        };
+        let bounds = range.lo.iter().chain(range.hi.iter());
+        if bounds.clone().any(|b| b.len() != *width) {
+            return Err(fatal(format!(
+                "a stored clustering bound does not have the {width} values the table's clustering key gives — the plan was made for another table; rerun with --fresh"
+            )));
+        }
+        let token_bytes = token.to_be_bytes();
+        let mut values: Vec<Raw<'_>> = vec![Raw(&token_bytes)];
+        values.extend(bounds.flatten().map(|v| Raw(v.as_slice())));
+        let i = set.min(self.statements.len() - 1);
+        let mut stmt = stmts[which].clone();
+        if let Some(rows) = page_rows {
+            stmt.set_page_size(rows.max(1));
+        }
+        if let Some(replicas) = self.routes.get(i).filter(|r| !r.is_empty()) {
+            stmt.set_load_balancing_policy(Some(Arc::new(ReplicaList {
+                replicas: replicas.clone(),
+            })));
+        }
+        self.run(i, &stmt, &values, tokens, paging).await
     }
 
     /// Reads one page of `(start, end]` on replica set `set`, `page_rows` rows at most,
@@ -335,11 +469,24 @@ impl<'a> RangeReader<'a> {
             }
             None => std::borrow::Cow::Borrowed(&self.statements[i]),
         };
+        self.run(i, &stmt, &(start, end), (start, end), paging)
+            .await
+    }
+
+    /// Executes one page of `stmt` (routed to replica set `i`) under the retry policy.
+    async fn run(
+        &self,
+        i: usize,
+        stmt: &PreparedStatement,
+        values: &(impl scylla::serialize::row::SerializeRow + Sync),
+        (start, end): (i64, i64),
+        paging: PagingState,
+    ) -> Result<Page, ReadError> {
         let mut attempt = 0u32;
         loop {
             match self
                 .session
-                .execute_single_page(&stmt, (start, end), paging.clone())
+                .execute_single_page(stmt, values, paging.clone())
                 .await
             {
                 Ok((result, next)) => {

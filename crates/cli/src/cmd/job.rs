@@ -245,6 +245,7 @@ pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Jo
         split_size_mb,
         min_chunks,
         measure_chunks: matches!(s.source.split_size, spec::SplitSize::Auto { .. }),
+        large_partition_rows: s.run.large_partition_rows,
         progress_schema: s.run.checkpoint.progress_schema.clone(),
         fresh: false,
         truncate: false,

@@ -120,6 +120,9 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
             live.add_table(t, counters, done_before);
         }
         let name = t.mapping.source.qualified();
+        for l in &t.plan.large_partitions {
+            eprintln!("ferry: {name}: {}", l.describe());
+        }
         match (&bound.verdict, &bound.stored) {
             (Verdict::Resume { .. }, Some(s)) => eprintln!(
                 "ferry: resuming {name}: {} of {} chunks already done, {} rows copied by earlier runs",
@@ -176,6 +179,11 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
         "rows_rejected": rejected,
         "reject_file": if rejected > 0 { Some(job.settings.reject_file.display().to_string()) } else { None },
         "target": prepared.facts.version,
+        "large_partitions": prepared.tables.iter().flat_map(|t| t.plan.large_partitions.iter().map(|l| {
+            let mut v = output::large_partition_json(l);
+            v["source"] = json!(t.mapping.source.qualified());
+            v
+        })).collect::<Vec<_>>(),
         "stopped_early": stop.load(Ordering::Relaxed),
         "wait_seconds": {
             "source": reports.iter().map(|r| r.source_wait.as_secs_f64()).sum::<f64>(),

@@ -198,6 +198,17 @@ pub fn summary_table(reports: &[TableReport]) -> String {
     out
 }
 
+/// A large partition the plan split ([`ferry_migrate::partition_split`]), for `--json`.
+pub fn large_partition_json(l: &ferry_migrate::plan::LargePartition) -> serde_json::Value {
+    serde_json::json!({
+        "token": l.token,
+        "rows": l.rows,
+        "rows_exact": l.counted_all,
+        "ranges": l.ranges,
+        "columns": l.columns,
+    })
+}
+
 pub fn report_json(r: &TableReport) -> serde_json::Value {
     json!({
         "source": r.source,

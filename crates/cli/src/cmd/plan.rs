@@ -78,6 +78,9 @@ pub async fn run(args: PlanArgs) -> Result<Exit> {
             p.chunks.len(),
             p.replica_sets.len()
         );
+        for l in &p.large_partitions {
+            println!("  {}", l.describe());
+        }
         println!(
             "  {:>6} {:>21} {:>21} {:>12} {:>10}",
             "chunk", "start (excl.)", "end (incl.)", "partitions", "MB"
@@ -137,12 +140,14 @@ fn plan_json(job: &Job, prepared: &Prepared) -> serde_json::Value {
                 "est_partitions": p.est_partitions,
                 "est_bytes": p.est_bytes,
                 "replica_sets": p.replica_sets.len(),
+                "large_partitions": p.large_partitions.iter().map(super::output::large_partition_json).collect::<Vec<_>>(),
                 "chunks": p.chunks.iter().map(|c| json!({
                     "id": c.id,
                     "start_exclusive": c.start,
                     "end_inclusive": c.end,
                     "est_partitions": c.est_partitions,
                     "est_bytes": c.est_bytes,
+                    "partition_piece": c.clustering.is_some(),
                 })).collect::<Vec<_>>(),
                 "target_exists": t.create.is_none(),
                 "ddl": t.create.as_ref().unwrap_or(&t.ddl),

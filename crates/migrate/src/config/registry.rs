@@ -1131,6 +1131,17 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.largePartitionRows",
+        kind: Kind::Int {
+            min: 0,
+            max: 2_000_000_000,
+            unit: "rows",
+        },
+        default: Dflt::Int(100_000),
+        meaning: "A partition with at least this many rows is split into clustering-key ranges read concurrently (a token range cannot split one partition, so it would otherwise be read one page per round trip). Candidates are the partitions that fill a quarter of the sizing sample (cassandra.inputSplitSizeMb.autoDetermine, the default); their clustering keys are read (keys only, large pages) to count the rows and place the boundaries. 0 turns splitting off.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.leaseSecs",
         kind: Kind::Int {
             min: 2,

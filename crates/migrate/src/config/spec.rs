@@ -251,6 +251,9 @@ pub struct RunSpec {
     pub adaptive_concurrency: bool,
     /// Most bytes the pages in flight may take (`ferry.pageMemoryMb`).
     pub page_memory_bytes: u64,
+    /// Partitions with at least this many rows are split into clustering-key ranges
+    /// (`ferry.largePartitionRows`; 0 = never).
+    pub large_partition_rows: u64,
     pub runs_dir: PathBuf,
     /// `None`: `<run id>.rejects.jsonl` in `runs_dir`.
     pub reject_file: Option<PathBuf>,
@@ -833,6 +836,7 @@ fn build_run(s: &Settings) -> RunSpec {
         lease_secs: s.u64("ferry.leaseSecs"),
         adaptive_concurrency: s.bool("ferry.adaptiveConcurrency"),
         page_memory_bytes: s.u64("ferry.pageMemoryMb") << 20,
+        large_partition_rows: s.u64("ferry.largePartitionRows"),
         runs_dir: PathBuf::from(s.text("ferry.runsDir")),
         reject_file: s.opt_text("ferry.rejectFile").map(PathBuf::from),
     }

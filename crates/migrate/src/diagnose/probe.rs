@@ -604,12 +604,15 @@ async fn scan(
                     replica_set: 0,
                     est_partitions: 0,
                     est_bytes: 0,
+                    clustering: None,
                 }],
                 replica_sets: Vec::new(),
                 est_partitions: 0,
                 est_bytes: 0,
                 estimated: false,
                 sampled_rows: None,
+                heavy_tokens: Vec::new(),
+                large_partitions: Vec::new(),
             };
             &whole_ring
         }

@@ -91,7 +91,8 @@ impl<'a> Scanner<'a> {
             plan,
             &read,
         )
-        .await?;
+        .await?
+        .with_slices(&mapping.source);
         Ok(Scanner { reader, shape })
     }
 
@@ -106,7 +107,13 @@ impl<'a> Scanner<'a> {
     ) -> Result<u64> {
         let fetch = |paging: PagingState| async move {
             self.reader
-                .page(chunk.replica_set, None, (chunk.start, chunk.end), paging)
+                .chunk_page(
+                    chunk.replica_set,
+                    None,
+                    (chunk.start, chunk.end),
+                    chunk.clustering.as_ref(),
+                    paging,
+                )
                 .await
                 .map(|p| (p.result, p.next))
                 .map_err(|e| anyhow!(e).context(format!("chunk {}", chunk.id)))
