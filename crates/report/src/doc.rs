@@ -575,6 +575,25 @@ pub fn split_columns(cols: &[String]) -> Vec<(&'static str, Vec<String>)> {
 /// metric, one column per run).
 const MAX_METRIC_COLUMNS: usize = 6;
 
+/// A column's label in a table of these measurements: `records/s` says what the kind counts
+/// (queries/s for Trino, tasks/s for Ray, …) when every row is of one kind.
+fn column_label(ms: &[Measurement], c: &str) -> String {
+    match c {
+        metric::RECORDS_PER_SEC => {
+            let kind = ms.first().map(|m| m.record.kind.as_str());
+            match kind {
+                Some(k) if ms.iter().all(|m| m.record.kind == k) => {
+                    model::throughput_unit(k).to_string()
+                }
+                _ => metric::label(c),
+            }
+        }
+        "cpu_tasks_per_sec" => "CPU-bound tasks/s".into(),
+        "io_tasks_per_sec" => "I/O-bound tasks/s".into(),
+        _ => metric::label(c),
+    }
+}
+
 fn metric_table(ms: &[Measurement], cols: &[String]) -> Block {
     let value = |m: &Measurement, c: &str| {
         m.record
@@ -585,7 +604,7 @@ fn metric_table(ms: &[Measurement], cols: &[String]) -> Block {
     };
     if cols.len() <= MAX_METRIC_COLUMNS {
         let mut head = vec!["probe".to_string(), "started".to_string()];
-        head.extend(cols.iter().map(|c| metric::label(c)));
+        head.extend(cols.iter().map(|c| column_label(ms, c)));
         let rows = ms
             .iter()
             .map(|m| {
@@ -613,7 +632,7 @@ fn metric_table(ms: &[Measurement], cols: &[String]) -> Block {
     let rows = cols
         .iter()
         .map(|c| {
-            let mut row = vec![metric::label(c)];
+            let mut row = vec![column_label(ms, c)];
             row.extend(ms.iter().map(|m| value(m, c)));
             row
         })
