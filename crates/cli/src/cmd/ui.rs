@@ -377,23 +377,24 @@ impl Live {
             "Chunks not started.",
             per_table("chunks_pending"),
         );
-        let seconds = |key: &str| -> Vec<(String, f64)> {
+        // The 99th percentile over the run, as a summary's quantile label.
+        let p99_seconds = |key: &str| -> Vec<(String, f64)> {
             per_table(key)
                 .into_iter()
-                .map(|(l, ms)| (l, ms / 1e3))
+                .map(|(l, ms)| (l.replacen('}', ",quantile=\"0.99\"}", 1), ms / 1e3))
                 .collect()
         };
         family(
-            "ferry_source_page_p99_seconds",
+            "ferry_source_page_seconds",
             "gauge",
-            "99th percentile of the Cassandra page reads over the run.",
-            seconds("source_page_p99_ms"),
+            "Cassandra page reads over the run, by quantile (0.99).",
+            p99_seconds("source_page_p99_ms"),
         );
         family(
-            "ferry_commit_p99_seconds",
+            "ferry_commit_seconds",
             "gauge",
-            "99th percentile of the chunk commits (done mark and COMMIT) on the target over the run.",
-            seconds("commit_p99_ms"),
+            "Chunk commits (done mark and COMMIT) on the target over the run, by quantile (0.99).",
+            p99_seconds("commit_p99_ms"),
         );
         if let Some(t) = st["source_latency_target_ms"].as_f64() {
             family(
