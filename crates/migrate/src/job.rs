@@ -763,15 +763,14 @@ async fn bind_table(
             // A replay loads every captured chunk again: into an empty table, or one the user
             // asked to empty (`--truncate`); never by surprise.
             chunks = captured_chunks(dir)?;
-            let has_rows = admin
-                .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
-                .await?
-                .is_some();
-            if has_rows && !job.truncate {
-                bail!(
-                    "--replay refuses to load into {target}: it already has rows — add --truncate to empty it first"
-                );
-            }
+            let has_rows = rows_allowed(
+                admin,
+                &target,
+                job.truncate,
+                "--replay refuses to load into",
+                "",
+            )
+            .await?;
             progress.forget(admin, key).await?;
             if has_rows {
                 admin.batch_execute(&format!("TRUNCATE {target}")).await?;
@@ -783,15 +782,14 @@ async fn bind_table(
             .with_context(|| format!("creating the capture folder {}", dir.display()))?;
     }
     if job.fresh {
-        let has_rows = admin
-            .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
-            .await?
-            .is_some();
-        if has_rows && !job.truncate {
-            bail!(
-                "--fresh refuses to start over: {target} already has rows — add --truncate to empty it first, or drop --fresh to resume"
-            );
-        }
+        let has_rows = rows_allowed(
+            admin,
+            &target,
+            job.truncate,
+            "--fresh refuses to start over in",
+            ", or drop --fresh to resume",
+        )
+        .await?;
         if has_rows {
             admin.batch_execute(&format!("TRUNCATE {target}")).await?;
         }
@@ -814,6 +812,27 @@ async fn bind_table(
             job.exact_counts,
         )
         .await
+}
+
+/// Whether `target` has rows; an error naming `refusal` when it has and `--truncate` was not
+/// given (a start-over or a replay never empties a table by surprise).
+async fn rows_allowed(
+    admin: &tokio_postgres::Client,
+    target: &str,
+    truncate: bool,
+    refusal: &str,
+    other_fix: &str,
+) -> Result<bool> {
+    let has_rows = admin
+        .query_typed_opt(&format!("SELECT 1 FROM {target} LIMIT 1"), &[])
+        .await?
+        .is_some();
+    if has_rows && !truncate {
+        bail!(
+            "{refusal} {target}: it already has rows — add --truncate to empty it first{other_fix}"
+        );
+    }
+    Ok(has_rows)
 }
 
 /// The chunks a capture left in `dir` (`chunk-<id>_<start>_<end>.pgcopy`), as a plan.
