@@ -303,6 +303,22 @@ impl fmt::Display for SideError {
     }
 }
 
+/// A target failure outside a chunk's copy (opening a connection, leasing, bookkeeping): the
+/// driver error in `e`'s chain becomes a [`SideError`] naming the node; an error already worded
+/// (a refused connection, a reply that never came) stays as it is.
+pub fn target_failure(e: anyhow::Error, node: &str, doing: &str) -> anyhow::Error {
+    if e.chain().any(|c| c.downcast_ref::<SideError>().is_some()) {
+        return e;
+    }
+    match e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+    {
+        Some(pg) => SideError::target(pg, node, doing).into(),
+        None => e,
+    }
+}
+
 /// An error from connecting to a target node, already worded for the user (see
 /// [`crate::sink`]), with its kind kept for the retry decision. It carries no `source()`, so
 /// an error chain prints the line once.
@@ -331,6 +347,23 @@ pub fn kind_in(e: &anyhow::Error) -> ErrorKind {
         }
     }
     ErrorKind::Other
+}
+
+/// The side of the first classified error in an `anyhow` chain, if any says.
+pub fn side_in(e: &anyhow::Error) -> Option<Side> {
+    e.chain().find_map(|c| {
+        if let Some(s) = c.downcast_ref::<SideError>() {
+            Some(s.side)
+        } else if c.downcast_ref::<ExecutionError>().is_some() {
+            Some(Side::Source)
+        } else if c.downcast_ref::<tokio_postgres::Error>().is_some()
+            || c.downcast_ref::<ConnectError>().is_some()
+        {
+            Some(Side::Target)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::cassandra::{self, CassandraEndpoint};
 use crate::pipeline::{self, Counters, Mode, Settings, TableReport};
 use crate::plan::{self, Plan};
 use crate::progress::{self as progress, job_key, Bound, PlanToStore, Progress, Verdict};
+use crate::retry::Admin;
 use crate::schema::{self, pg_ident, TableMapping};
 use crate::sink::{self, TableWriter, TargetEndpoint, TargetFacts, YbOptions};
 
@@ -99,8 +100,20 @@ pub struct Prepared {
     pub session: Session,
     pub facts: TargetFacts,
     pub tables: Vec<PreparedTable>,
-    /// The connection `prepare` read the target with; `run` keeps using it.
-    admin: tokio::sync::Mutex<tokio_postgres::Client>,
+    /// The run's own target connection, which `prepare` read the target with and `run` keeps
+    /// using (plan storage, done marks, the reject export); it reconnects after a fault.
+    admin: Admin,
+}
+
+impl Prepared {
+    /// How often the run's own target connection was opened again after a fault, and the
+    /// longest outage it rode through.
+    pub fn admin_faults(&self) -> (u64, std::time::Duration) {
+        (
+            self.admin.reconnects.load(Ordering::Relaxed),
+            std::time::Duration::from_millis(self.admin.longest_outage_ms.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 /// Connects, reads schemas, checks targets and plans. Writes nothing.
@@ -111,6 +124,13 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         cassandra::connect(&job.source),
         sink::discover_connected(&job.target)
     )?;
+    let admin = Admin::new(
+        admin,
+        0,
+        &job.target,
+        &facts.nodes,
+        job.settings.outage_deadline,
+    );
     tracing::info!(
         ms = t0.elapsed().as_millis() as u64,
         "connected to both sides"
@@ -153,8 +173,13 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     // forgets the plan and the measurement modes keep their own.
     let check_stored = !job.fresh && matches!(job.settings.mode, Mode::Migrate);
     let sizing = if job.measure_chunks {
-        let (source_rtt, target_rtt) =
-            tokio::join!(pipeline::source_rtt(&session), target_rtt(&admin));
+        let (source_rtt, target_rtt) = tokio::join!(
+            pipeline::source_rtt(&session),
+            admin.call("measuring the round trip", |c, _| Box::pin(async move {
+                Ok(target_rtt(c).await)
+            }))
+        );
+        let target_rtt = target_rtt.ok().flatten();
         tracing::info!(
             source_rtt_us = source_rtt.map(|d| d.as_micros() as u64),
             target_rtt_us = target_rtt.map(|d| d.as_micros() as u64),
@@ -175,21 +200,29 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     };
     // Tables are checked and planned several at once: across a WAN each costs round trips,
     // and these reads are independent (the admin connection pipelines them).
-    let ctx = CheckCtx {
-        job,
-        session: &session,
-        admin: &admin,
-        facts: &facts,
-        progress: &progress,
-        sizing,
-        check_stored,
-        constant_names: &constant_names,
-        t0,
-    };
-    let checked: Vec<Checked> = futures::stream::iter(pairs)
-        .map(|pair| check_table(&ctx, pair))
-        .buffered(8)
-        .try_collect()
+    // A fault on either side while checking is retried, the checks (reads only) again.
+    let checked: Vec<Checked> = admin
+        .call("reading the tables' schemas and plans", |c, _| {
+            let ctx = CheckCtx {
+                job,
+                session: &session,
+                admin: c,
+                facts: &facts,
+                progress: &progress,
+                sizing,
+                check_stored,
+                constant_names: &constant_names,
+                t0,
+            };
+            let pairs = pairs.clone();
+            Box::pin(async move {
+                futures::stream::iter(pairs)
+                    .map(|pair| check_table(&ctx, pair))
+                    .buffered(8)
+                    .try_collect()
+                    .await
+            })
+        })
         .await?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
@@ -221,7 +254,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         session,
         facts,
         tables,
-        admin: tokio::sync::Mutex::new(admin),
+        admin,
     })
 }
 
@@ -464,20 +497,25 @@ pub async fn run(
     };
     let nodes = &prepared.facts.nodes;
     let (ensured, more) = tokio::join!(
-        async { progress.ensure(&*prepared.admin.lock().await).await },
+        prepared
+            .admin
+            .call("creating the progress tables", |c, _| Box::pin(
+                progress.ensure(c)
+            )),
         futures::future::join_all((0..extra).map(|i| {
-            let (h, p) = &nodes[(i + 1) % nodes.len()];
-            job.target.connect(h, *p)
+            let at = (i + 1) % nodes.len();
+            let (h, p) = &nodes[at];
+            async move { (at, job.target.connect(h, *p).await) }
         }))
     );
     ensured?;
-    let binders: Vec<tokio::sync::Mutex<tokio_postgres::Client>> = more
+    let binders: Vec<Admin> = more
         .into_iter()
-        .filter_map(|c| {
+        .filter_map(|(at, c)| {
             c.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a binding connection"))
                 .ok()
+                .map(|c| Admin::new(c, at, &job.target, nodes, job.settings.outage_deadline))
         })
-        .map(tokio::sync::Mutex::new)
         .collect();
     let most = job
         .settings
@@ -524,12 +562,7 @@ pub async fn run(
             let steer = adapt::steer(
                 adapt::Controller::new(job.settings.writers, min, max).with_latency_target(target),
                 || sum(|c| c.rows_read.load(Ordering::Relaxed)),
-                || {
-                    sum(|c| {
-                        c.read_retries.load(Ordering::Relaxed)
-                            + c.write_retries.load(Ordering::Relaxed)
-                    })
-                },
+                || sum(|c| c.retries()),
                 || {
                     let mut all = crate::latency::Snapshot::default();
                     if let Ok(cs) = all_counters.lock() {
@@ -567,14 +600,18 @@ pub async fn run(
     // what the target lacks, so the measurement modes leave it alone.
     let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
     let exported = if matches!(job.settings.mode, Mode::Migrate) {
-        crate::rejects::export(
-            &*prepared.admin.lock().await,
-            &progress.rejects_table(),
-            &keys,
-            &job.settings.reject_file,
-        )
-        .await
-        .map(|_| ())
+        let (table, keys, file) = (progress.rejects_table(), &keys, &job.settings.reject_file);
+        prepared
+            .admin
+            .call("exporting the rejected rows", |c, _| {
+                let table = &table;
+                Box::pin(async move {
+                    crate::rejects::export(c, table, keys, file)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .await
     } else {
         Ok(())
     };
@@ -594,7 +631,7 @@ struct RunShared<'a> {
     budget: &'a Budget,
     /// Connections besides the admin one that bind tables' plans (table i uses number
     /// i mod (n + 1), the admin connection being number 0).
-    binders: &'a [tokio::sync::Mutex<tokio_postgres::Client>],
+    binders: &'a [Admin],
     /// The most workers one table starts.
     most: usize,
     /// Every started table's counters, for the run's controller.
@@ -615,42 +652,49 @@ async fn run_one(
     let job = r.job;
     let target = t.mapping.qualified_target();
     let key = table_key(job, t);
-    let (bound, constants) = {
-        let admin = match index % (r.binders.len() + 1) {
-            0 => r.prepared.admin.lock().await,
-            n => r.binders[n - 1].lock().await,
-        };
-        let lock_key = job_key(&t.mapping.source.qualified(), &target);
-        // While one worker creates the table and binds its plan, another must not judge the
-        // old plan against the new table: the job's lock spans both (the plan's own
-        // transaction takes it again, which a session holding it may).
-        if t.create.is_some() {
-            admin
-                .execute_typed(
-                    "SELECT pg_advisory_lock(hashtext($1))",
-                    &[(&lock_key, tokio_postgres::types::Type::TEXT)],
-                )
-                .await?;
-        }
-        let bound = bind_table(job, &admin, r.progress, t, &key).await;
-        if t.create.is_some() {
-            admin
-                .execute_typed(
-                    "SELECT pg_advisory_unlock(hashtext($1))",
-                    &[(&lock_key, tokio_postgres::types::Type::TEXT)],
-                )
-                .await?;
-        }
-        let bound = bound?;
-        let constants = sink::encode_constants(
-            &admin,
-            &t.mapping.target_schema,
-            &t.mapping.target_table,
-            &job.constants,
-        )
-        .await?;
-        (bound, constants)
+    let admin = match index % (r.binders.len() + 1) {
+        0 => &r.prepared.admin,
+        n => &r.binders[n - 1],
     };
+    let lock_key = job_key(&t.mapping.source.qualified(), &target);
+    // One call: the lock, the binding and the constants run again together on a new
+    // connection after a fault (the lock is the session's, so it went with the old one).
+    let (bound, constants) = admin
+        .call("storing the table's plan", |admin, _| {
+            let (lock_key, key) = (&lock_key, &key);
+            Box::pin(async move {
+                // While one worker creates the table and binds its plan, another must not
+                // judge the old plan against the new table: the job's lock spans both (the
+                // plan's own transaction takes it again, which a session holding it may).
+                if t.create.is_some() {
+                    admin
+                        .execute_typed(
+                            "SELECT pg_advisory_lock(hashtext($1))",
+                            &[(lock_key, tokio_postgres::types::Type::TEXT)],
+                        )
+                        .await?;
+                }
+                let bound = bind_table(job, admin, r.progress, t, key).await;
+                if t.create.is_some() {
+                    admin
+                        .execute_typed(
+                            "SELECT pg_advisory_unlock(hashtext($1))",
+                            &[(lock_key, tokio_postgres::types::Type::TEXT)],
+                        )
+                        .await?;
+                }
+                let bound = bound?;
+                let constants = sink::encode_constants(
+                    admin,
+                    &t.mapping.target_schema,
+                    &t.mapping.target_table,
+                    &job.constants,
+                )
+                .await?;
+                Ok((bound, constants))
+            })
+        })
+        .await?;
     let left = match (&bound.verdict, &bound.stored) {
         (Verdict::Resume { .. }, Some(s)) => s.chunks.saturating_sub(s.done_chunks) as usize,
         _ => t.plan.chunks.len(),
@@ -698,8 +742,12 @@ async fn run_one(
         r.budget,
     )
     .await?;
-    r.progress
-        .finish_if_done(&*r.prepared.admin.lock().await, &key)
+    r.prepared
+        .admin
+        .call("marking the table done", |c, _| {
+            let key = &key;
+            Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
+        })
         .await?;
     if matches!(bound.verdict, Verdict::Resume { .. }) {
         report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);

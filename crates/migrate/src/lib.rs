@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod rejects;
+pub mod retry;
 pub mod schema;
 pub mod sink;
 pub mod sizing;

@@ -24,10 +24,11 @@ use crate::adapt;
 use crate::budget::{Budget, IdleConn, Slot};
 use crate::cql::CqlType;
 use crate::encode;
-use crate::error::{kind_in, SideError};
+use crate::error::{kind_in, target_failure, SideError};
 use crate::plan::Plan;
 use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
 use crate::rejects::{Reject, RowShape};
+use crate::retry::{backoff, no_reply, note_recovery, Outage};
 use crate::schema::{ColumnKind, TableMapping};
 use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
@@ -115,8 +116,15 @@ pub struct Counters {
     /// Workers allowed to work now (adaptive concurrency), and the most there were.
     pub workers_active: AtomicU64,
     pub workers_peak: AtomicU64,
-    /// Failed page reads that were retried (write retries: `write_retries`).
+    /// Failed page reads that were retried: pages read again (write retries: `write_retries`).
     pub read_retries: AtomicU64,
+    /// Chunks restarted after their source read failed past the page's own retries.
+    pub source_chunk_retries: AtomicU64,
+    /// Target connections opened again after one was lost.
+    pub target_reconnects: AtomicU64,
+    /// The longest outage of each side the workers rode through, in ms.
+    pub source_outage_ms: AtomicU64,
+    pub target_outage_ms: AtomicU64,
     /// Pages served by a replica other than their range's first choice (it was down or failed).
     pub pages_failed_over: AtomicU64,
     /// Request latency per node, observed per page or lease, never per row (`ferry migrate --ui`).
@@ -131,6 +139,13 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Every retry so far, of either side (the adaptive controller backs off when they grow).
+    pub fn retries(&self) -> u64 {
+        self.read_retries.load(Ordering::Relaxed)
+            + self.source_chunk_retries.load(Ordering::Relaxed)
+            + self.write_retries.load(Ordering::Relaxed)
+    }
+
     /// Remembers a retried error for the live page; keeps the last 20.
     pub fn note_error(&self, message: String) {
         if let Ok(mut q) = self.recent_errors.lock() {
@@ -238,8 +253,15 @@ pub struct TableReport {
     pub target_wait: Duration,
     pub encode: Duration,
     pub write_retries: u64,
-    /// Page reads retried (each page, and each chunk restarted after a failed read).
+    /// Page reads retried: pages read again after a failed read.
     pub read_retries: u64,
+    /// Chunks restarted after their source read failed past the page's own retries.
+    pub source_chunk_retries: u64,
+    /// Target connections opened again after one was lost.
+    pub target_reconnects: u64,
+    /// The longest outage of each side the run rode through (zero: none).
+    pub source_outage: Duration,
+    pub target_outage: Duration,
     /// Pages served by another replica than their range's first choice.
     pub pages_failed_over: u64,
     /// Workers at the start, at the end, and at most (adaptive concurrency).
@@ -296,6 +318,8 @@ struct Ctx<'a> {
     idle: AtomicU64,
     /// The source's frame limit, which bounds a page ([`crate::page_size`]).
     frame_bytes: u64,
+    /// How long a reply the target owes may take ([`crate::retry::reply_deadline`]).
+    reply: Duration,
 }
 
 /// The page memory for a source `rtt` away, out of at most `max`. Pages in flight are what hides
@@ -389,6 +413,7 @@ pub async fn run_table(
         "page memory"
     );
     let ctx = Ctx {
+        reply: crate::retry::reply_deadline(target),
         reader,
         types: mapping
             .source
@@ -498,6 +523,10 @@ pub async fn run_table(
         encode: Duration::from_nanos(counters.encode_ns.load(Ordering::Relaxed)),
         write_retries: counters.write_retries.load(Ordering::Relaxed),
         read_retries: counters.read_retries.load(Ordering::Relaxed),
+        source_chunk_retries: counters.source_chunk_retries.load(Ordering::Relaxed),
+        target_reconnects: counters.target_reconnects.load(Ordering::Relaxed),
+        source_outage: Duration::from_millis(counters.source_outage_ms.load(Ordering::Relaxed)),
+        target_outage: Duration::from_millis(counters.target_outage_ms.load(Ordering::Relaxed)),
         pages_failed_over: counters.pages_failed_over.load(Ordering::Relaxed),
         workers: (
             start_level as u64,
@@ -542,10 +571,7 @@ async fn adapt_loop(ctx: &Ctx<'_>, start: usize, min: usize, max: usize) {
     adapt::steer(
         adapt::Controller::new(start, min, max).with_latency_target(target),
         || ctx.counters.rows_read.load(Ordering::Relaxed),
-        || {
-            ctx.counters.read_retries.load(Ordering::Relaxed)
-                + ctx.counters.write_retries.load(Ordering::Relaxed)
-        },
+        || ctx.counters.retries(),
         || ctx.counters.source_pages.snapshot(),
         |level, p99| {
             ctx.counters
@@ -579,6 +605,20 @@ fn classify_pg(e: tokio_postgres::Error, node: &str, what: &str) -> ChunkError {
     ChunkError::Target(SideError::target(&e, node, what))
 }
 
+/// A target request's reply, classified, or a timeout when it does not come within `deadline`
+/// (a half-open connection never answers; see [`crate::retry::reply_deadline`]).
+async fn answer<T>(
+    deadline: Duration,
+    node: &str,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, ChunkError> {
+    match tokio::time::timeout(deadline, f).await {
+        Ok(r) => r.map_err(|e| classify_pg(e, node, what)),
+        Err(_) => Err(ChunkError::Target(no_reply(deadline, node, what))),
+    }
+}
+
 /// A failed done-mark-and-commit. The done mark divides by zero when its row was not there
 /// to mark (the plan was reset under this worker): nothing was committed.
 fn classify_commit(e: tokio_postgres::Error, node: &str) -> ChunkError {
@@ -591,53 +631,6 @@ fn classify_commit(e: tokio_postgres::Error, node: &str) -> ChunkError {
     classify_pg(e, node, "committing")
 }
 
-/// A target failure outside a chunk's copy (opening a connection, leasing): the driver error in
-/// `e`'s chain becomes a [`SideError`] naming the node; an error already worded (a refused
-/// connection) stays as it is.
-fn target_failure(e: anyhow::Error, node: &str, doing: &str) -> anyhow::Error {
-    match e
-        .chain()
-        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
-    {
-        Some(pg) => SideError::target(pg, node, doing).into(),
-        None => e,
-    }
-}
-
-/// Tracks how long one side has been failing; past the deadline the run stops.
-struct Outage {
-    since: Option<Instant>,
-    deadline: Duration,
-}
-
-impl Outage {
-    fn new(deadline: Duration) -> Self {
-        Outage {
-            since: None,
-            deadline,
-        }
-    }
-
-    /// Records a failure; errors when the failures have lasted past the deadline.
-    fn failed(&mut self, side: &str, what: &str, e: anyhow::Error) -> Result<Duration> {
-        let since = *self.since.get_or_insert_with(Instant::now);
-        let lasted = since.elapsed();
-        if lasted > self.deadline {
-            return Err(e.context(format!(
-                "{side} has been failing for {}s (ferry.outageDeadlineSecs={}) while {what}; \
-                 the progress is saved — rerun the same command to resume",
-                lasted.as_secs(),
-                self.deadline.as_secs()
-            )));
-        }
-        Ok(lasted)
-    }
-
-    fn ok(&mut self) {
-        self.since = None;
-    }
-}
-
 /// One worker's target connection, with the per-chunk statements prepared on it.
 struct Conn {
     client: tokio_postgres::Client,
@@ -647,6 +640,8 @@ struct Conn {
     node: String,
     /// Its node's index in [`TargetFacts::nodes`].
     index: usize,
+    /// How long a reply on it may take.
+    reply: Duration,
 }
 
 impl Conn {
@@ -655,8 +650,16 @@ impl Conn {
     /// statement is prepared on a reused connection.
     async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize)> {
         if let Some(idle) = ctx.budget.take_conn(node) {
-            let copy = Self::prepare_copy(ctx, &idle.client).await?;
             let (h, p) = &ctx.facts.nodes[idle.node];
+            let at_node = format!("{h}:{p}");
+            let copy = crate::retry::within(
+                ctx.reply,
+                &at_node,
+                "preparing COPY",
+                Self::prepare_copy(ctx, &idle.client),
+            )
+            .await
+            .map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
             let at = idle.node;
             return Ok((
                 Conn {
@@ -665,6 +668,7 @@ impl Conn {
                     copy,
                     node: format!("{h}:{p}"),
                     index: at,
+                    reply: ctx.reply,
                 },
                 at,
             ));
@@ -702,30 +706,41 @@ impl Conn {
     /// closing it frees its chunk within about `ferry.leaseSecs`.
     async fn open(ctx: &Ctx<'_>, host: &str, port: u16, index: usize) -> Result<Conn> {
         let node = format!("{host}:{port}");
-        let client = ctx.target.connect(host, port).await?;
+        let client = crate::retry::within(
+            ctx.reply,
+            &node,
+            "connecting",
+            ctx.target.connect(host, port),
+        )
+        .await?;
         let lease = ctx.settings.lease.as_secs().max(3);
         let keepalive = format!(
             "SET tcp_keepalives_idle = {}; SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = 3",
             (lease / 2).max(1),
             (lease / 6).max(1)
         );
-        let (st, copy, _) = tokio::try_join!(
-            ctx.progress.chunk_statements(&client),
-            Self::prepare_copy(ctx, &client),
-            async {
-                client
-                    .batch_execute(&keepalive)
-                    .await
-                    .context("setting TCP keepalives")
-            },
-        )
-        .map_err(|e| target_failure(e, &node, "preparing the chunk statements"))?;
+        let (st, copy, _) =
+            crate::retry::within(ctx.reply, &node, "preparing the chunk statements", async {
+                tokio::try_join!(
+                    ctx.progress.chunk_statements(&client),
+                    Self::prepare_copy(ctx, &client),
+                    async {
+                        client
+                            .batch_execute(&keepalive)
+                            .await
+                            .context("setting TCP keepalives")
+                    },
+                )
+            })
+            .await
+            .map_err(|e| target_failure(e, &node, "preparing the chunk statements"))?;
         Ok(Conn {
             client,
             st,
             copy,
             node,
             index,
+            reply: ctx.reply,
         })
     }
 }
@@ -743,6 +758,8 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
     let mut target_down = Outage::new(ctx.settings.outage_deadline);
     let mut source_down = Outage::new(ctx.settings.outage_deadline);
     let mut failures = 0u32;
+    // This worker's connection was lost (the next one it opens is a reconnect).
+    let mut lost = false;
     // Gives up the slot, and the connection to the run's pool (both are the run's).
     let release = |slot: &mut Option<Slot<'_>>, conn: &mut Option<Conn>| {
         *slot = None;
@@ -775,11 +792,19 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 continue;
             }
         }
+        if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            lost = true;
+        }
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             match Conn::get(ctx, node).await {
                 Ok((c, at)) => {
                     conn = Some(c);
                     node = at;
+                    if std::mem::take(&mut lost) {
+                        ctx.counters
+                            .target_reconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     // A node that is down is retried (on the next node); refused credentials,
@@ -788,6 +813,7 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                         return Err(e);
                     }
                     conn = None;
+                    lost = true;
                     failures += 1;
                     target_down.failed("the target", "connecting", e)?;
                     node = (node + 1) % nodes.len();
@@ -798,7 +824,18 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         }
         let c = conn.as_ref().expect("connected above");
         let asked = Instant::now();
-        let lease = match ctx.progress.begin_lease(&c.client, &c.st, ctx.job).await {
+        let leased = match tokio::time::timeout(
+            c.reply,
+            ctx.progress.begin_lease(&c.client, &c.st, ctx.job),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| {
+                SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table))
+            }),
+            Err(_) => Err(no_reply(c.reply, &c.node, "leasing a chunk")),
+        };
+        let lease = match leased {
             Ok(l) => {
                 ctx.counters
                     .nodes
@@ -806,11 +843,11 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 l
             }
             Err(e) => {
-                let e = SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table));
                 if !e.retryable() {
                     return Err(e.into());
                 }
                 conn = None;
+                lost = true;
                 failures += 1;
                 target_down.failed("the target", "leasing a chunk", e.into())?;
                 node = (node + 1) % nodes.len();
@@ -822,11 +859,19 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             // Nothing free: all done, or the rest is held by live workers, whose chunks come
             // back if they fail. Meanwhile this worker's page memory is theirs.
             idle.set(true);
-            let (rollback, left) = tokio::join!(
-                c.client.batch_execute("ROLLBACK"),
-                ctx.progress.unfinished(&c.client, &c.st, ctx.job)
-            );
-            match rollback.and(left) {
+            let checked = tokio::time::timeout(c.reply, async {
+                let (rollback, left) = tokio::join!(
+                    c.client.batch_execute("ROLLBACK"),
+                    ctx.progress.unfinished(&c.client, &c.st, ctx.job)
+                );
+                rollback.and(left)
+            })
+            .await;
+            let checked = match checked {
+                Ok(r) => r.map_err(|e| SideError::target(&e, &c.node, "checking progress")),
+                Err(_) => Err(no_reply(c.reply, &c.node, "checking progress")),
+            };
+            match checked {
                 Ok(0) => {
                     ctx.finished.store(true, Ordering::Relaxed);
                     release(&mut slot, &mut conn);
@@ -842,11 +887,11 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     tokio::time::sleep(Duration::from_millis(500)).await
                 }
                 Err(e) => {
-                    let e = SideError::target(&e, &c.node, "checking progress");
                     if !e.retryable() {
                         return Err(e.into());
                     }
                     conn = None;
+                    lost = true;
                     failures += 1;
                     target_down.failed("the target", "checking progress", e.into())?;
                     node = (node + 1) % nodes.len();
@@ -868,16 +913,26 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         };
         let Err(err) = attempt else {
             failures = 0;
-            target_down.ok();
-            source_down.ok();
+            note_recovery(&ctx.counters.target_outage_ms, target_down.ok());
+            note_recovery(&ctx.counters.source_outage_ms, source_down.ok());
             if ctx.budget.should_yield() {
                 release(&mut slot, &mut conn);
             }
             continue;
         };
         // The chunk's transaction did not commit: rolling it back frees the chunk.
-        if c.client.is_closed() || c.client.batch_execute("ROLLBACK").await.is_err() {
+        // A reply that never came may still be owed on the connection: it goes, unasked.
+        let unanswered =
+            matches!(&err, ChunkError::Target(e) if e.kind == crate::error::ErrorKind::Timeout);
+        if unanswered
+            || c.client.is_closed()
+            || !matches!(
+                tokio::time::timeout(c.reply, c.client.batch_execute("ROLLBACK")).await,
+                Ok(Ok(()))
+            )
+        {
             conn = None;
+            lost = true;
         }
         failures += 1;
         let chunk = format!(
@@ -901,7 +956,9 @@ async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                     let node = ctx.reader.endpoint(lease.replica_set);
                     return Err(SideError::source(source, &node, what).into());
                 }
-                ctx.counters.read_retries.fetch_add(1, Ordering::Relaxed);
+                ctx.counters
+                    .source_chunk_retries
+                    .fetch_add(1, Ordering::Relaxed);
                 ctx.counters.note_error(format!("{e:#}"));
                 let mut split = split;
                 if e.kind() == FailureKind::Timeout && split < 6 {
@@ -965,11 +1022,6 @@ impl Settings {
             max: self.retry_delay_max,
         }
     }
-}
-
-/// The target side's backoff between chunk attempts.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
 /// `(start, end]` cut into `2^split` contiguous sub-ranges.
@@ -1046,10 +1098,13 @@ async fn copy_chunk(
         async {
             Ok::<_, ChunkError>(match &ctx.settings.mode {
                 Mode::Migrate => {
-                    ctx.writer
-                        .prepare_tx(client)
-                        .await
-                        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
+                    answer(
+                        conn.reply,
+                        &conn.node,
+                        "preparing the transaction",
+                        ctx.writer.prepare_tx(client),
+                    )
+                    .await?;
                     Out::Copy(CopyStream::start(conn).await?)
                 }
                 Mode::Capture(dir) => {
@@ -1155,26 +1210,39 @@ async fn commit_chunk(
 ) -> Result<(), ChunkError> {
     let t = Instant::now();
     if merge {
-        ctx.writer
-            .finish_tx(&conn.client)
-            .await
-            .map_err(|e| classify_pg(e, &conn.node, "merging staged rows"))?;
-    }
-    ctx.progress
-        .complete_commit(
-            &conn.client,
-            &conn.st,
-            &ChunkDone {
-                job: ctx.job,
-                owner: ctx.owner,
-                chunk_id: lease.chunk_id,
-                table: &ctx.table,
-                rows,
-                rejects,
-            },
+        answer(
+            conn.reply,
+            &conn.node,
+            "merging staged rows",
+            ctx.writer.finish_tx(&conn.client),
         )
-        .await
-        .map_err(|e| classify_commit(e, &conn.node))?;
+        .await?;
+    }
+    let done = ChunkDone {
+        job: ctx.job,
+        owner: ctx.owner,
+        chunk_id: lease.chunk_id,
+        table: &ctx.table,
+        rows,
+        rejects,
+    };
+    // A commit whose reply never comes may or may not have happened: the done mark is in the
+    // same transaction, so either the chunk is done or it is leased again.
+    match tokio::time::timeout(
+        conn.reply,
+        ctx.progress.complete_commit(&conn.client, &conn.st, &done),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|e| classify_commit(e, &conn.node))?,
+        Err(_) => {
+            return Err(ChunkError::Target(no_reply(
+                conn.reply,
+                &conn.node,
+                "committing",
+            )))
+        }
+    };
     let c = ctx.counters;
     c.commits.record(t.elapsed());
     c.target_wait_ns
@@ -1231,10 +1299,13 @@ async fn replay_chunk(
             path.display()
         ))
     })?);
-    ctx.writer
-        .prepare_tx(client)
-        .await
-        .map_err(|e| classify_pg(e, &conn.node, "preparing the transaction"))?;
+    answer(
+        conn.reply,
+        &conn.node,
+        "preparing the transaction",
+        ctx.writer.prepare_tx(client),
+    )
+    .await?;
     let mut copy = CopyStream::start(conn).await?;
     let bytes = payload.len() as u64;
     // `send` cuts the payload into the COPY pieces itself.
@@ -1250,6 +1321,8 @@ struct CopyStream {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>,
     /// The node it goes to, for error lines.
     node: String,
+    /// How long the server may take to take data or answer.
+    reply: Duration,
 }
 
 impl CopyStream {
@@ -1258,14 +1331,17 @@ impl CopyStream {
             .copy
             .as_ref()
             .ok_or_else(|| ChunkError::Local(anyhow!("internal: no COPY statement prepared")))?;
-        let sink = conn
-            .client
-            .copy_in::<_, Bytes>(stmt)
-            .await
-            .map_err(|e| classify_pg(e, &conn.node, "starting COPY"))?;
+        let sink = answer(
+            conn.reply,
+            &conn.node,
+            "starting COPY",
+            conn.client.copy_in::<_, Bytes>(stmt),
+        )
+        .await?;
         Ok(CopyStream {
             sink: Box::pin(sink),
             node: conn.node.clone(),
+            reply: conn.reply,
         })
     }
 
@@ -1280,11 +1356,13 @@ impl CopyStream {
         let mut at = 0;
         while at < bytes.len() && r.is_ok() {
             let end = (at + PIECE).min(bytes.len());
-            r = self
-                .sink
-                .send(bytes.slice(at..end))
-                .await
-                .map_err(|e| classify_pg(e, &self.node, "sending COPY data"));
+            r = answer(
+                self.reply,
+                &self.node,
+                "sending COPY data",
+                self.sink.send(bytes.slice(at..end)),
+            )
+            .await;
             at = end;
         }
         counters
@@ -1296,12 +1374,13 @@ impl CopyStream {
     async fn finish(&mut self, counters: &Counters) -> Result<u64, ChunkError> {
         let t = Instant::now();
         let _in_flight = InFlight::new(&counters.writes_in_flight);
-        let r = self
-            .sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(|e| classify_pg(e, &self.node, "finishing COPY"));
+        let r = answer(
+            self.reply,
+            &self.node,
+            "finishing COPY",
+            self.sink.as_mut().finish(),
+        )
+        .await;
         counters
             .target_wait_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -173,8 +173,10 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
     let written: u64 = reports.iter().map(|r| r.rows_written).sum();
     let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
     let secs = started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let faults = output::Faults::of(&reports, prepared.admin_faults());
     let summary = json!({
         "tables": reports.iter().map(output::report_json).collect::<Vec<_>>(),
+        "faults": output::faults_json(&faults),
         "rows_written": written,
         "rows_rejected": rejected,
         "reject_file": if rejected > 0 { Some(job.settings.reject_file.display().to_string()) } else { None },
@@ -227,6 +229,9 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
     } else {
         print!("{}", output::summary_table(&reports));
         if let Some(line) = output::latency_line(&reports, job.settings.source_latency_target_ms) {
+            print!("{line}");
+        }
+        if let Some(line) = output::faults_line(&faults) {
             print!("{line}");
         }
         println!(

@@ -99,6 +99,69 @@ pub fn bottleneck_side(s: Duration, t: Duration, e: Duration) -> &'static str {
 
 /// The latency line: the slowest table's p99 of Cassandra page reads (against
 /// `ferry.sourceLatencyTargetMs` when set) and of chunk commits on the target.
+/// The faults a run rode through, per side: summed over its tables, with the run's own target
+/// connection's reconnects (`admin`: reconnects and the longest outage it rode through).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    pub source_pages_reread: u64,
+    pub source_chunks_retried: u64,
+    pub source_longest_outage: Duration,
+    pub target_reconnects: u64,
+    pub target_chunks_retried: u64,
+    pub target_longest_outage: Duration,
+}
+
+impl Faults {
+    pub fn of(reports: &[TableReport], admin: (u64, Duration)) -> Faults {
+        let sum = |f: fn(&TableReport) -> u64| reports.iter().map(f).sum::<u64>();
+        let max = |f: fn(&TableReport) -> Duration| reports.iter().map(f).max().unwrap_or_default();
+        Faults {
+            source_pages_reread: sum(|r| r.read_retries),
+            source_chunks_retried: sum(|r| r.source_chunk_retries),
+            source_longest_outage: max(|r| r.source_outage),
+            target_reconnects: sum(|r| r.target_reconnects) + admin.0,
+            target_chunks_retried: sum(|r| r.write_retries),
+            target_longest_outage: max(|r| r.target_outage).max(admin.1),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        *self != Faults::default()
+    }
+}
+
+pub fn faults_json(f: &Faults) -> serde_json::Value {
+    json!({
+        "source": {
+            "pages_reread": f.source_pages_reread,
+            "chunks_retried": f.source_chunks_retried,
+            "longest_outage_seconds": f.source_longest_outage.as_secs_f64(),
+        },
+        "target": {
+            "reconnects": f.target_reconnects,
+            "chunks_retried": f.target_chunks_retried,
+            "longest_outage_seconds": f.target_longest_outage.as_secs_f64(),
+        },
+    })
+}
+
+/// One line for the summary when the run rode through faults; `None` when it met none.
+pub fn faults_line(f: &Faults) -> Option<String> {
+    f.any().then(|| {
+        format!(
+            "faults ridden through: source (Cassandra): {} page(s) re-read, {} chunk(s) retried, \
+             longest outage {:.1} s; target: {} reconnect(s), {} chunk(s) retried, longest \
+             outage {:.1} s\n",
+            f.source_pages_reread,
+            f.source_chunks_retried,
+            f.source_longest_outage.as_secs_f64(),
+            f.target_reconnects,
+            f.target_chunks_retried,
+            f.target_longest_outage.as_secs_f64(),
+        )
+    })
+}
+
 pub fn latency_line(reports: &[TableReport], source_target_ms: Option<u64>) -> Option<String> {
     let worst =
         |f: fn(&TableReport) -> Option<f64>| reports.iter().filter_map(f).max_by(f64::total_cmp);
@@ -180,13 +243,10 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             r.rows_before + r.rows_written
         ));
     }
-    for r in reports
-        .iter()
-        .filter(|r| r.pages_failed_over > 0 || r.read_retries > 0)
-    {
+    for r in reports.iter().filter(|r| r.pages_failed_over > 0) {
         out.push_str(&format!(
-            "{}: {} page(s) read from another replica than their first choice (failed over), {} read(s) retried\n",
-            r.source, r.pages_failed_over, r.read_retries
+            "{}: {} page(s) read from another replica than their first choice (failed over)\n",
+            r.source, r.pages_failed_over
         ));
     }
     for r in reports.iter().filter(|r| r.workers.2 != r.workers.0) {
@@ -226,6 +286,7 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "mb_per_sec": r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
         "write_retries": r.write_retries,
         "read_retries": r.read_retries,
+        "faults": faults_json(&Faults::of(std::slice::from_ref(r), (0, Duration::ZERO))),
         "pages_failed_over": r.pages_failed_over,
         "source_page_p99_ms": r.source_p99_ms,
         "commit_p99_ms": r.commit_p99_ms,
