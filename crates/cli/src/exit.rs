@@ -66,7 +66,8 @@ impl Exit {
             }
             Exit::Stopped => {
                 "stopped, resumable: migrate stopped partway (Ctrl-C, or an error after its plan \
-                 was stored); rerun the same command to resume"
+                 was stored), or a side stayed down past ferry.outageDeadlineSecs (migrate, \
+                 validate); rerun the same command to resume"
             }
         }
     }
@@ -77,7 +78,11 @@ impl Exit {
     /// (a migration's error once copying started — a fatal error on either side, such as a
     /// revoked privilege, included: what was committed stays), else [`Exit::BadInput`].
     pub fn of_error(e: &anyhow::Error) -> Exit {
-        if e.downcast_ref::<Resumable>().is_some() {
+        if e.downcast_ref::<Resumable>().is_some()
+            || e
+                .chain()
+                .any(|c| c.downcast_ref::<ferry_migrate::retry::OutageStop>().is_some())
+        {
             Exit::Stopped
         } else {
             Exit::BadInput

@@ -363,20 +363,24 @@ async fn target_half_open_connections_are_dropped_and_the_run_ends_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn target_connections_cut_after_a_megabyte_are_ridden_through() {
+async fn target_connections_cut_mid_copy_are_ridden_through() {
     let _bed = BED.lock().await;
     let run = Run::new("mx_t_limit", "").await;
-    // Every target connection is closed once 1 MB went through it: COPY streams die mid-chunk
-    // again and again.
-    let toxics = Toxic::on_target("limit_data", "upstream", r#"{"bytes":1000000}"#);
-    let child = run.spawn();
-    let summary = finished(child);
+    let mut child = run.spawn();
+    run.wait_rows(&mut child, ROWS / 5).await;
+    // For 3 s every target connection is closed once 500 KB more went through it: COPY
+    // streams die mid-chunk, again on the new connections. (A link that cuts every connection
+    // before a whole chunk went through, for good, stops the run at ferry.outageDeadlineSecs;
+    // docs/fault-matrix.md.)
+    let toxics = Toxic::on_target("limit_data", "upstream", r#"{"bytes":500000}"#);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     drop(toxics);
+    let summary = finished(child);
     let (_, target, recovery) = faults(&summary);
     assert!(target > 0, "limit_data was not hit: {}", summary["faults"]);
     run.assert_exact();
     matrix(
-        "connections closed after 1 MB (limit_data)",
+        "connections closed mid-COPY after 500 KB (limit_data, 3 s)",
         "target",
         "exit 0, exact",
         recovery,
@@ -625,5 +629,136 @@ async fn sliced_and_delayed_streams_on_both_sides_copy_exactly() {
         "both",
         "exit 0, exact",
         recovery,
+    );
+}
+
+// ---- ferry validate ----
+
+/// A target copied without faults, for the validation cells.
+async fn copied(prefix: &str, extra: &str) -> Run {
+    let run = Run::new(prefix, &format!("cassandra.readsPerSec=0\n{extra}")).await;
+    common::run_migrate(&run.cfg, &["--create-tables"]);
+    run
+}
+
+/// `ferry validate --json` started, not waited for.
+fn spawn_validate(run: &Run, extra: &[&str]) -> Child {
+    common::ferry()
+        .args(["validate", "--json", "-c"])
+        .arg(&run.cfg)
+        .args(extra)
+        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry validate")
+}
+
+/// Waits until a ferry backend streams the target table out (`COPY … TO STDOUT`).
+async fn wait_target_scan(child: &mut Child) {
+    let pg = pg_direct().await;
+    let started = Instant::now();
+    loop {
+        let n: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ferry' \
+                 AND state = 'active' AND query ILIKE 'COPY%TO STDOUT%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("validate ended ({status}) before it read the target");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "validate never read the target"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_rides_through_a_target_restart() {
+    let _bed = BED.lock().await;
+    // Two slow streams out of the target (its endpoints capped at 300 KB/s), so the restart
+    // lands while they read.
+    let run = copied("mx_v_restart", "").await;
+    let before = postmaster_started().await;
+    let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
+    let mut child = spawn_validate(&run, &[]);
+    wait_target_scan(&mut child).await;
+    common::testbed_cmd(&["stop", "postgres"]);
+    drop(caps);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::testbed_cmd(&["up", "postgres"]);
+    assert_ne!(postmaster_started().await, before, "PostgreSQL did not restart");
+    let summary = finished(child);
+    assert_eq!(summary["equal"], true, "{summary}");
+    assert!(
+        summary["faults"]["restarts"].as_u64() > Some(0),
+        "the restart was not hit: {}",
+        summary["faults"]
+    );
+    matrix(
+        "whole target restart during ferry validate",
+        "target",
+        "exit 0, equal (the table's validation started over)",
+        0.0,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_rides_through_source_resets() {
+    let _bed = BED.lock().await;
+    let run = copied("mx_v_reset", "").await;
+    let mut child = spawn_validate(&run, &[]);
+    wait_target_scan(&mut child).await;
+    let toxic = Toxic::add("cassandra", "reset_peer", "upstream", r#"{"timeout":0}"#);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(toxic);
+    let summary = finished(child);
+    assert_eq!(summary["equal"], true, "{summary}");
+    let f = &summary["faults"];
+    assert!(
+        f["pages_reread"].as_u64() > Some(0) || f["restarts"].as_u64() > Some(0),
+        "the resets were not hit: {f}"
+    );
+    matrix(
+        "connection reset during ferry validate",
+        "source",
+        "exit 0, equal",
+        0.0,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_with_the_target_down_past_the_deadline_stops_in_one_line() {
+    let _bed = BED.lock().await;
+    let run = copied("mx_v_deadline", "ferry.outageDeadlineSecs=3\n").await;
+    let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
+    let mut child = spawn_validate(&run, &[]);
+    wait_target_scan(&mut child).await;
+    for n in ["1", "2", "3"] {
+        common::testbed_cmd(&["node", "down", n]);
+    }
+    let out = child.wait_with_output().expect("wait");
+    for n in ["1", "2", "3"] {
+        common::testbed_cmd(&["node", "up", n]);
+    }
+    drop(caps);
+    let line = stopped_line(&out, "the target", "127.0.0.1:543");
+    assert!(line.contains("ferry.outageDeadlineSecs=3"), "{line}");
+    // Back up: the same command answers equal.
+    run.assert_exact();
+    matrix(
+        "every target endpoint down past the deadline during ferry validate",
+        "target",
+        "exit 4, one line; the rerun answers equal",
+        0.0,
     );
 }

@@ -21,13 +21,32 @@ use crate::sink::TargetEndpoint;
 pub struct Outage {
     since: Option<Instant>,
     deadline: Duration,
+    /// What the stop line tells the user to do.
+    hint: &'static str,
 }
 
+/// What an outage past `ferry.outageDeadlineSecs` adds to its error's chain (the line saying
+/// which side failed for how long, and what to do): the command stopped, and running it again
+/// once the side is back carries on. The CLI answers it with "stopped" (exit 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutageStop(String);
+
 impl Outage {
+    /// For a migration: what was committed stays, and a rerun resumes.
     pub fn new(deadline: Duration) -> Self {
         Outage {
             since: None,
             deadline,
+            hint: "the progress is saved — rerun the same command to resume",
+        }
+    }
+
+    /// For work that starts over when run again (a validation).
+    pub fn rerun(deadline: Duration) -> Self {
+        Outage {
+            hint: "nothing was changed — rerun the same command once it is back",
+            ..Outage::new(deadline)
         }
     }
 
@@ -37,12 +56,12 @@ impl Outage {
         let since = *self.since.get_or_insert_with(Instant::now);
         let lasted = since.elapsed();
         if lasted > self.deadline {
-            return Err(e.context(format!(
-                "{side} has been failing for {}s (ferry.outageDeadlineSecs={}) while {what}; \
-                 the progress is saved — rerun the same command to resume",
+            return Err(e.context(OutageStop(format!(
+                "{side} has been failing for {}s (ferry.outageDeadlineSecs={}) while {what}; {}",
                 lasted.as_secs(),
-                self.deadline.as_secs()
-            )));
+                self.deadline.as_secs(),
+                self.hint
+            ))));
         }
         Ok(lasted)
     }
@@ -56,6 +75,23 @@ impl Outage {
 /// The target side's backoff between attempts: 100 ms doubling, at most 5 s.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
+}
+
+/// After a failed attempt at work that can simply run again: the error itself when no retry
+/// fixes it or its side has failed past the deadline, else (after the backoff for `attempt`)
+/// `Ok`, and the caller runs the work again.
+pub async fn again(outage: &mut Outage, attempt: u32, e: anyhow::Error, doing: &str) -> Result<()> {
+    if !kind_in(&e).retryable() {
+        return Err(e);
+    }
+    let side = match side_in(&e) {
+        Some(Side::Source) => "Cassandra",
+        _ => "the target",
+    };
+    tracing::warn!(attempt, doing, "{side} failed, trying again: {e:#}");
+    outage.failed(side, doing, e)?;
+    tokio::time::sleep(backoff(attempt)).await;
+    Ok(())
 }
 
 /// Stores `lasted` in `longest_ms` when it is the longest yet.

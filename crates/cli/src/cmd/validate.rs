@@ -188,6 +188,12 @@ async fn check(
         "equal": equal,
         "tables": tables.iter().map(table_json).collect::<Vec<_>>(),
         "diff_file": diff_path.as_ref().map(|p| p.display().to_string()),
+        // The faults it rode through: source pages read again, and tables whose validation
+        // started over after a fault.
+        "faults": {
+            "pages_reread": counters.pages_reread.load(Ordering::Relaxed),
+            "restarts": tables.iter().map(|t| u64::from(t.restarts)).sum::<u64>(),
+        },
         "reject_file": job.settings.reject_file.display().to_string(),
         "target": prepared.facts.version,
     });
@@ -223,6 +229,16 @@ async fn check(
         Print::Table => {
             print!("{}", summary_table(&tables));
             print!("{}", diff_lines(&tables, show.rows, diff_path.as_deref()));
+            let (pages, restarts) = (
+                counters.pages_reread.load(Ordering::Relaxed),
+                tables.iter().map(|t| t.restarts).sum::<u32>(),
+            );
+            if pages + u64::from(restarts) > 0 {
+                println!(
+                    "faults ridden through: {pages} source page(s) re-read, {restarts} table \
+                     validation(s) started over"
+                );
+            }
             println!("run record: {}", record_path.display());
         }
         Print::OneLine => eprintln!(
@@ -426,6 +442,7 @@ fn table_json(t: &TableValidation) -> serde_json::Value {
         "different": t.different,
         "seconds": t.elapsed.as_secs_f64(),
         "narrow_seconds": t.narrow_elapsed.as_secs_f64(),
+        "restarts": t.restarts,
         "rows_per_sec": t.rows_per_sec(),
     })
 }

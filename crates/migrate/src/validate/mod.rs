@@ -85,6 +85,8 @@ pub struct Options {
 pub struct Counters {
     pub source_rows: AtomicU64,
     pub target_rows: AtomicU64,
+    /// Source pages read again after a failed read (the source's retry policy).
+    pub pages_reread: AtomicU64,
 }
 
 /// What kind of difference a row shows.
@@ -152,6 +154,8 @@ pub struct TableValidation {
     pub elapsed: Duration,
     /// Time of the narrowing pass (zero when nothing differed).
     pub narrow_elapsed: Duration,
+    /// Times the table's validation started over after a fault it rode through.
+    pub restarts: u32,
 }
 
 impl TableValidation {
@@ -354,10 +358,25 @@ pub async fn validate_table(
         shape: Arc::new(Shape::new(table)),
     };
     let start = Instant::now();
-    let mut v = match opts.mode {
-        Mode::Full => full(&ctx, rejects).await?,
-        Mode::Sample { rows } => sample(&ctx, rows, rejects).await?,
+    // A fault either side may ride through (a restart, a reset, a reply that never comes)
+    // starts the table's validation over, until `ferry.outageDeadlineSecs`: it only reads, and
+    // a pass cut short would have counted part of a side twice.
+    let mut outage = crate::retry::Outage::rerun(settings.outage_deadline);
+    let mut restarts = 0u32;
+    let mut v = loop {
+        let attempt = match opts.mode {
+            Mode::Full => full(&ctx, rejects).await,
+            Mode::Sample { rows } => sample(&ctx, rows, rejects).await,
+        };
+        match attempt {
+            Ok(v) => break v,
+            Err(e) => {
+                restarts += 1;
+                crate::retry::again(&mut outage, restarts, e, "validating").await?;
+            }
+        }
     };
+    v.restarts = restarts;
     v.elapsed = start.elapsed();
     Ok(v)
 }
@@ -382,6 +401,7 @@ fn empty_result(ctx: &Ctx<'_>) -> TableValidation {
         diffs: Vec::new(),
         elapsed: Duration::ZERO,
         narrow_elapsed: Duration::ZERO,
+        restarts: 0,
     }
 }
 
@@ -501,8 +521,13 @@ async fn target_all(
         let sink = sink.clone();
         let counters = ctx.counters.clone();
         tasks.push(tokio::spawn(async move {
-            let client = endpoint.connect(&host, port).await?;
-            target::scan(&client, &sql, &shape, &*sink, with_key_json, &counters).await
+            let node = format!("{host}:{port}");
+            async {
+                let client = endpoint.connect(&host, port).await?;
+                target::scan(&client, &sql, &shape, &*sink, with_key_json, &counters).await
+            }
+            .await
+            .map_err(|e| crate::error::target_failure(e, &node, "reading the target"))
         }));
     }
     let mut total = 0;

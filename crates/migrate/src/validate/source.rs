@@ -115,7 +115,12 @@ impl<'a> Scanner<'a> {
                     paging,
                 )
                 .await
-                .map(|p| (p.result, p.next))
+                .map(|p| {
+                    counters
+                        .pages_reread
+                        .fetch_add(u64::from(p.retries), Ordering::Relaxed);
+                    (p.result, p.next)
+                })
                 .map_err(|e| anyhow!(e).context(format!("chunk {}", chunk.id)))
         };
         let mut total = 0u64;
