@@ -79,9 +79,10 @@ impl Exit {
     /// revoked privilege, included: what was committed stays), else [`Exit::BadInput`].
     pub fn of_error(e: &anyhow::Error) -> Exit {
         if e.downcast_ref::<Resumable>().is_some()
-            || e
-                .chain()
-                .any(|c| c.downcast_ref::<ferry_migrate::retry::OutageStop>().is_some())
+            || e.chain().any(|c| {
+                c.downcast_ref::<ferry_migrate::retry::OutageStop>()
+                    .is_some()
+            })
         {
             Exit::Stopped
         } else {

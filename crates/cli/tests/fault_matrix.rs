@@ -284,7 +284,11 @@ async fn target_restart_mid_run_is_ridden_through() {
     common::testbed_cmd(&["stop", "postgres"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(postmaster_started().await, before, "PostgreSQL did not restart");
+    assert_ne!(
+        postmaster_started().await,
+        before,
+        "PostgreSQL did not restart"
+    );
     let summary = finished(child);
     let (_, target, recovery) = faults(&summary);
     assert!(target > 0, "no target fault counted: {}", summary["faults"]);
@@ -305,7 +309,12 @@ async fn target_connection_reset_mid_run_is_ridden_through() {
     let (_, target, recovery) = faults(&summary);
     assert!(target > 0, "the resets were not hit: {}", summary["faults"]);
     run.assert_exact();
-    matrix("connection reset (reset_peer)", "target", "exit 0, exact", recovery);
+    matrix(
+        "connection reset (reset_peer)",
+        "target",
+        "exit 0, exact",
+        recovery,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +441,11 @@ async fn a_target_restart_during_set_up_is_ridden_through() {
     drop(holder);
     tokio::time::sleep(Duration::from_secs(2)).await;
     common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(postmaster_started().await, before, "PostgreSQL did not restart");
+    assert_ne!(
+        postmaster_started().await,
+        before,
+        "PostgreSQL did not restart"
+    );
     let summary = finished(child);
     assert!(
         summary["faults"]["target"]["reconnects"].as_u64() > Some(0),
@@ -466,12 +479,17 @@ async fn a_target_restart_during_the_final_bookkeeping_is_ridden_through() {
         ))
         .await
         .expect("locking the plan row");
-    run.wait_lock(&mut child, "transactionid", "%finished_at%").await;
+    run.wait_lock(&mut child, "transactionid", "%finished_at%")
+        .await;
     common::testbed_cmd(&["stop", "postgres"]);
     drop(holder);
     tokio::time::sleep(Duration::from_secs(2)).await;
     common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(postmaster_started().await, before, "PostgreSQL did not restart");
+    assert_ne!(
+        postmaster_started().await,
+        before,
+        "PostgreSQL did not restart"
+    );
     let summary = finished(child);
     assert!(
         summary["faults"]["target"]["reconnects"].as_u64() > Some(0),
@@ -546,7 +564,12 @@ async fn source_connection_reset_mid_run_is_ridden_through() {
     let (source, _, recovery) = faults(&summary);
     assert!(source > 0, "the resets were not hit: {}", summary["faults"]);
     run.assert_exact();
-    matrix("connection reset (reset_peer)", "source", "exit 0, exact", recovery);
+    matrix(
+        "connection reset (reset_peer)",
+        "source",
+        "exit 0, exact",
+        recovery,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,7 +605,11 @@ async fn source_half_open_connection_is_ridden_through() {
     drop((up, down));
     let summary = finished(child);
     let (source, _, recovery) = faults(&summary);
-    assert!(source > 0, "the half-open connection was not hit: {}", summary["faults"]);
+    assert!(
+        source > 0,
+        "the half-open connection was not hit: {}",
+        summary["faults"]
+    );
     run.assert_exact();
     matrix(
         "half-open connection (timeout toxic, never closes)",
@@ -696,7 +723,11 @@ async fn validate_rides_through_a_target_restart() {
     drop(caps);
     tokio::time::sleep(Duration::from_secs(2)).await;
     common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(postmaster_started().await, before, "PostgreSQL did not restart");
+    assert_ne!(
+        postmaster_started().await,
+        before,
+        "PostgreSQL did not restart"
+    );
     let summary = finished(child);
     assert_eq!(summary["equal"], true, "{summary}");
     assert!(

@@ -137,8 +137,14 @@ fn describe_connect_error(
             db_err.message()
         )
     } else {
+        // The driver's own text ("error connecting to server") says little; its cause says what
+        // happened (refused, timed out, reset).
+        let cause = match std::error::Error::source(&e) {
+            Some(c) => format!("{e}: {c}"),
+            None => e.to_string(),
+        };
         format!(
-            "cannot connect to the target at {host}:{port} ({e}) — check yugabyte.host/yugabyte.port and that the node is up"
+            "cannot connect to the target at {host}:{port} ({cause}) — check yugabyte.host/yugabyte.port and that the node is up"
         )
     };
     ConnectError { line, kind }.into()

@@ -547,7 +547,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "s",
         },
         default: Dflt::Int(0),
-        meaning: "How long data sent on a target connection may stay unacknowledged before the connection counts as failed (TCP_USER_TIMEOUT; keepalive probes detect a silent server in about as long), in seconds as pgJDBC counts; 0 keeps the kernel's defaults.",
+        meaning: "How long the target may take to answer (a statement's result, a COPY's end, a commit) and data sent on a connection may stay unacknowledged (TCP_USER_TIMEOUT; keepalive probes detect a silent server in about as long) before the connection counts as failed and is replaced, in seconds as pgJDBC counts; 0 keeps the kernel's TCP defaults and waits 120 s for an answer (a half-open connection answers nothing, and TCP alone never notices).",
         disposition: Disposition::Used,
     },
     KeyDef {
