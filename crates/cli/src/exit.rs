@@ -79,10 +79,10 @@ impl Exit {
     /// revoked privilege, included: what was committed stays), else [`Exit::BadInput`].
     pub fn of_error(e: &anyhow::Error) -> Exit {
         if e.downcast_ref::<Resumable>().is_some()
-            || e.chain().any(|c| {
-                c.downcast_ref::<ferry_migrate::retry::OutageStop>()
-                    .is_some()
-            })
+            // anyhow finds a context type anywhere in the chain by downcasting the error.
+            || e
+                .downcast_ref::<ferry_migrate::retry::OutageStop>()
+                .is_some()
         {
             Exit::Stopped
         } else {
@@ -132,6 +132,20 @@ mod tests {
             s.push_str(&format!("| {} | {} |\n", e.code(), e.meaning()));
         }
         s
+    }
+
+    #[test]
+    fn an_outage_past_its_deadline_is_a_stop_however_deep_in_the_chain() {
+        use std::time::Duration;
+        let mut o = ferry_migrate::retry::Outage::rerun(Duration::ZERO);
+        let _ = o.failed("the target", "validating", anyhow::anyhow!("refused"));
+        std::thread::sleep(Duration::from_millis(2));
+        let e = o
+            .failed("the target", "validating", anyhow::anyhow!("refused"))
+            .unwrap_err()
+            .context("validating ks.t");
+        assert_eq!(Exit::of_error(&e), Exit::Stopped);
+        assert_eq!(Exit::of_error(&anyhow::anyhow!("bad key")), Exit::BadInput);
     }
 
     #[test]
