@@ -18,7 +18,7 @@ use serde_json::Value;
 static BED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Rows of the source table; the run is throttled (`cassandra.readsPerSec`) to last ~10 s.
-const ROWS: i64 = 200_000;
+const ROWS: i64 = 100_000;
 const PG_PROXIES: [&str; 3] = ["pg1", "pg2", "pg3"];
 
 /// The source table every test copies (made once per test binary).
@@ -80,7 +80,7 @@ impl Run {
         let schema = common::unique_name(prefix);
         let body = common::testbed_properties(&ks, "t", &schema)
             + &format!(
-                "migration.checkpoint.keyspace={schema}_p\ncassandra.readsPerSec=20000\n\
+                "migration.checkpoint.keyspace={schema}_p\ncassandra.readsPerSec=10000\n\
                  ferry.maxParallelChunks=4\ncassandra.fetchSizeInRows=2000\n{extra}"
             );
         let cfg = common::write_config(&schema, &body);
