@@ -1,0 +1,338 @@
+//! One chunk's copy: its pages read (the next while the current one is sent), encoded into
+//! binary COPY and streamed in the chunk's own transaction, which its commit ends with the
+//! rejects and the done mark; and the replay of a captured payload.
+
+use super::*;
+
+/// `(start, end]` cut into `2^split` contiguous sub-ranges.
+pub(super) fn sub_ranges(start: i64, end: i64, split: u32) -> Vec<(i64, i64)> {
+    let n = 1i128 << split;
+    let w = end as i128 - start as i128;
+    (0..n)
+        .map(|i| {
+            (
+                (start as i128 + w * i / n) as i64,
+                (start as i128 + w * (i + 1) / n) as i64,
+            )
+        })
+        .filter(|(a, b)| a < b)
+        .collect()
+}
+
+/// Reads one chunk and streams it into COPY inside one transaction that also marks it done.
+/// Page k+1 is fetched while page k is sent. With `split > 0` (after read timeouts) the range
+/// is read as smaller sub-ranges with smaller pages.
+pub(super) async fn copy_chunk(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    lease: &Lease,
+    split: u32,
+) -> Result<(), ChunkError> {
+    let client = &conn.client;
+    // Page size: the configured fetch size is a ceiling; pages are also kept within this
+    // worker's share of the memory budget once the row size is known (from any chunk, so a
+    // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
+    let ceiling = (ctx.settings.fetch_size_rows >> split).max(100);
+    let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling, split == 0));
+    let fetch = |lo: i64, hi: i64, paging: PagingState| {
+        let rows = page_rows.get();
+        async move {
+            let t = Instant::now();
+            let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
+            let r = ctx
+                .reader
+                .chunk_page(
+                    lease.replica_set,
+                    Some(rows),
+                    (lo, hi),
+                    lease.clustering.as_ref(),
+                    paging,
+                )
+                .await
+                .map(|p| {
+                    let c = ctx.counters;
+                    c.nodes
+                        .observe(Side::Source, &p.coordinator.to_string(), t.elapsed());
+                    c.source_pages.record(t.elapsed());
+                    c.read_retries
+                        .fetch_add(u64::from(p.retries), Ordering::Relaxed);
+                    if p.failed_over {
+                        c.pages_failed_over.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (p.result, p.next)
+                })
+                .map_err(ChunkError::Source);
+            ctx.counters
+                .source_wait_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            drop(in_flight);
+            r
+        }
+    };
+    let mut ranges = sub_ranges(lease.start, lease.end, split);
+    if ranges.is_empty() {
+        ranges.push((lease.start, lease.end));
+    }
+    // The COPY starts while the first page is fetched.
+    let (copy, first) = tokio::join!(
+        async {
+            Ok::<_, ChunkError>(match &ctx.settings.mode {
+                Mode::Migrate => {
+                    answer(
+                        conn.reply,
+                        &conn.node,
+                        "preparing the transaction",
+                        ctx.writer.prepare_tx(client),
+                    )
+                    .await?;
+                    Out::Copy(CopyStream::start(conn).await?)
+                }
+                Mode::Capture(dir) => {
+                    let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
+                    Out::File(std::fs::File::create(&path).map_err(|e| {
+                        ChunkError::Local(anyhow!("creating {}: {e}", path.display()))
+                    })?)
+                }
+                Mode::ScanOnly | Mode::Replay(_) => Out::Discard,
+            })
+        },
+        fetch(ranges[0].0, ranges[0].1, PagingState::start())
+    );
+    let mut copy = copy?;
+    let mut first = Some(first?);
+    let copying = matches!(copy, Out::Copy(_));
+    let mut rows_total = 0u64;
+    let mut rows_in_copy = 0u64;
+    let mut rejected: Vec<Reject> = Vec::new();
+    // Grows to a page's encoding; starts small, as a worker may hold it while idle.
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut bytes_total = 0u64;
+    encode::copy_header(&mut buf);
+    for (lo, hi) in ranges {
+        let mut page = match first.take() {
+            Some(p) => p,
+            None => fetch(lo, hi, PagingState::start()).await?,
+        };
+        loop {
+            let (res, next) = page;
+            let t = Instant::now();
+            let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Local)?;
+            ctx.counters
+                .encode_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
+            if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
+                ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
+                page_rows.set(page_rows_for(ctx, ceiling, split == 0));
+            }
+            rows_total += n.written;
+            rows_in_copy += n.written;
+            if let Some(l) = &ctx.limiter {
+                l.acquire(n.read).await;
+            }
+            // A COPY statement ends every `batch_rows` rows; all share the chunk's transaction.
+            let boundary = copying && rows_in_copy >= ctx.settings.batch_rows as u64;
+            if boundary {
+                encode::copy_trailer(&mut buf);
+            }
+            let out = buf.split().freeze();
+            bytes_total += out.len() as u64;
+            let more = match next {
+                PagingStateResponse::HasMorePages { state } => {
+                    let (sent, fetched) =
+                        tokio::join!(copy.send(out, ctx.counters), fetch(lo, hi, state));
+                    sent?;
+                    Some(fetched?)
+                }
+                PagingStateResponse::NoMorePages => {
+                    copy.send(out, ctx.counters).await?;
+                    None
+                }
+            };
+            if boundary {
+                copy.finish(ctx.counters).await?;
+                copy = Out::Copy(CopyStream::start(conn).await?);
+                encode::copy_header(&mut buf);
+                rows_in_copy = 0;
+            }
+            match more {
+                Some(p) => page = p,
+                None => break,
+            }
+        }
+    }
+    encode::copy_trailer(&mut buf);
+    copy.send(buf.split().freeze(), ctx.counters).await?;
+    copy.finish(ctx.counters).await?;
+    commit_chunk(
+        ctx,
+        conn,
+        lease,
+        copying,
+        rows_total,
+        &rejected,
+        bytes_total,
+    )
+    .await
+}
+
+/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), records
+/// its rejected rows, marks the chunk done and commits in one round trip, then counts rows,
+/// rejects and bytes: only now has the target acknowledged them.
+pub(super) async fn commit_chunk(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    lease: &Lease,
+    merge: bool,
+    rows: u64,
+    rejects: &[Reject],
+    bytes: u64,
+) -> Result<(), ChunkError> {
+    let t = Instant::now();
+    if merge {
+        answer(
+            conn.reply,
+            &conn.node,
+            "merging staged rows",
+            ctx.writer.finish_tx(&conn.client),
+        )
+        .await?;
+    }
+    let done = ChunkDone {
+        job: ctx.job,
+        owner: ctx.owner,
+        chunk_id: lease.chunk_id,
+        table: &ctx.table,
+        rows,
+        rejects,
+    };
+    // A commit whose reply never comes may or may not have happened: the done mark is in the
+    // same transaction, so either the chunk is done or it is leased again.
+    match tokio::time::timeout(
+        conn.reply,
+        ctx.progress.complete_commit(&conn.client, &conn.st, &done),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|e| classify_commit(e, &conn.node))?,
+        Err(_) => {
+            return Err(ChunkError::Target(no_reply(
+                conn.reply,
+                &conn.node,
+                "committing",
+            )))
+        }
+    };
+    let c = ctx.counters;
+    c.commits.record(t.elapsed());
+    c.target_wait_ns
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    c.rows_written.fetch_add(rows, Ordering::Relaxed);
+    c.rows_rejected
+        .fetch_add(rejects.len() as u64, Ordering::Relaxed);
+    c.chunks_done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Loads a captured chunk payload into the target in the chunk's transaction.
+pub(super) async fn replay_chunk(
+    ctx: &Ctx<'_>,
+    conn: &Conn,
+    lease: &Lease,
+    dir: &std::path::Path,
+) -> Result<(), ChunkError> {
+    let client = &conn.client;
+    let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
+    let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
+        ChunkError::Local(anyhow!(
+            "reading {}: {e} — capture with the same plan first (--capture)",
+            path.display()
+        ))
+    })?);
+    answer(
+        conn.reply,
+        &conn.node,
+        "preparing the transaction",
+        ctx.writer.prepare_tx(client),
+    )
+    .await?;
+    let mut copy = CopyStream::start(conn).await?;
+    let bytes = payload.len() as u64;
+    // `send` cuts the payload into the COPY pieces itself.
+    copy.send(payload, ctx.counters).await?;
+    let rows = copy.finish(ctx.counters).await?;
+    commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
+    ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
+    Ok(())
+}
+
+pub(super) struct PageCounts {
+    read: u64,
+    written: u64,
+}
+
+/// Encodes a page's rows into `buf`; a row that cannot be written as it is goes to `rejected`.
+pub(super) fn encode_page(
+    ctx: &Ctx<'_>,
+    res: scylla::response::query_result::QueryResult,
+    buf: &mut BytesMut,
+    rejected: &mut Vec<Reject>,
+) -> Result<PageCounts> {
+    let rows = res
+        .into_rows_result()
+        .context("the scan returned no rows result")?;
+    let ncols = (ctx.types.len() + ctx.constants.len()) as i16;
+    let mut counts = PageCounts {
+        read: 0,
+        written: 0,
+    };
+    let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ctx.types.len());
+    // Room for the whole page at once, from the row size measured so far: growing by doubling
+    // would copy the page several times and leave up to half of the buffer unused.
+    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed) as usize;
+    if row_bytes > 0 {
+        buf.reserve(rows.rows_num() * (row_bytes + row_bytes / 16) + 64);
+    }
+    for row in rows.rows::<ColumnIterator>()? {
+        let row = row?;
+        let row_start = buf.len();
+        buf.put_i16(ncols);
+        let mut bad = None;
+        cells.clear();
+        for (i, col) in row.enumerate() {
+            let col = col?;
+            let cell = col.slice.map(|s| s.as_slice());
+            if bad.is_none() {
+                if let Err(r) = encode::encode_field(&ctx.types[i], cell, buf) {
+                    bad = Some((i, r));
+                }
+            }
+            cells.push(cell);
+        }
+        counts.read += 1;
+        if let Some((col, reject)) = bad {
+            buf.truncate(row_start);
+            let shape = RowShape {
+                table: &ctx.table,
+                types: &ctx.types,
+                names: &ctx.names,
+                key_columns: &ctx.key_columns,
+            };
+            rejected.push(Reject::of_row(&shape, &cells, col, &reject.reason));
+            continue;
+        }
+        for c in &ctx.constants {
+            match c {
+                Some(bytes) => {
+                    buf.put_i32(bytes.len() as i32);
+                    buf.put_slice(bytes);
+                }
+                None => buf.put_i32(-1),
+            }
+        }
+        counts.written += 1;
+    }
+    Ok(counts)
+}
+

@@ -1,0 +1,378 @@
+//! A worker: its target connection (the run's, reused across tables) and its loop — lease a
+//! chunk, copy it, commit, and on a failure decide by [`crate::error::ErrorKind`] whether to
+//! retry (on another node, after a backoff) or stop.
+
+use super::*;
+
+/// One worker's target connection, with the per-chunk statements prepared on it.
+pub(super) struct Conn {
+    pub(super) client: tokio_postgres::Client,
+    pub(super) st: ChunkStatements,
+    /// The table's COPY statement (migrate and replay).
+    pub(super) copy: Option<tokio_postgres::Statement>,
+    pub(super) node: String,
+    /// Its node's index in [`TargetFacts::nodes`].
+    pub(super) index: usize,
+    /// How long a reply on it may take.
+    pub(super) reply: Duration,
+}
+
+impl Conn {
+    /// A connection to `nodes[node]`: an idle one of the run's if there is one (to that node,
+    /// else to any: the returned index says which), else a new one. Only the table's COPY
+    /// statement is prepared on a reused connection.
+    pub(super) async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize)> {
+        if let Some(idle) = ctx.budget.take_conn(node) {
+            let (h, p) = &ctx.facts.nodes[idle.node];
+            let at_node = format!("{h}:{p}");
+            let copy = crate::retry::within(
+                ctx.reply,
+                &at_node,
+                "preparing COPY",
+                Self::prepare_copy(ctx, &idle.client),
+            )
+            .await
+            .map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
+            let at = idle.node;
+            return Ok((
+                Conn {
+                    client: idle.client,
+                    st: idle.st,
+                    copy,
+                    node: format!("{h}:{p}"),
+                    index: at,
+                    reply: ctx.reply,
+                },
+                at,
+            ));
+        }
+        let (h, p) = &ctx.facts.nodes[node];
+        Ok((Self::open(ctx, h, *p, node).await?, node))
+    }
+
+    /// Gives the connection to the run's pool, for the next worker of any table.
+    pub(super) fn park(self, budget: &Budget) {
+        budget.give_conn(IdleConn {
+            client: self.client,
+            st: self.st,
+            node: self.index,
+        });
+    }
+
+    pub(super) async fn prepare_copy(
+        ctx: &Ctx<'_>,
+        client: &tokio_postgres::Client,
+    ) -> Result<Option<tokio_postgres::Statement>> {
+        if matches!(ctx.settings.mode, Mode::Migrate | Mode::Replay(_)) {
+            client
+                .prepare(&ctx.writer.copy_sql)
+                .await
+                .map(Some)
+                .with_context(|| format!("preparing {}", ctx.writer.copy_sql))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Connects to `host:port` and prepares everything in one more round trip. The server is
+    /// told to probe the connection (TCP keepalives) so that a worker that vanishes without
+    /// closing it frees its chunk within about `ferry.leaseSecs`.
+    pub(super) async fn open(ctx: &Ctx<'_>, host: &str, port: u16, index: usize) -> Result<Conn> {
+        let node = format!("{host}:{port}");
+        let client = crate::retry::within(
+            ctx.reply,
+            &node,
+            "connecting",
+            ctx.target.connect(host, port),
+        )
+        .await?;
+        let lease = ctx.settings.lease.as_secs().max(3);
+        let keepalive = format!(
+            "SET tcp_keepalives_idle = {}; SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = 3",
+            (lease / 2).max(1),
+            (lease / 6).max(1)
+        );
+        let (st, copy, _) =
+            crate::retry::within(ctx.reply, &node, "preparing the chunk statements", async {
+                tokio::try_join!(
+                    ctx.progress.chunk_statements(&client),
+                    Self::prepare_copy(ctx, &client),
+                    async {
+                        client
+                            .batch_execute(&keepalive)
+                            .await
+                            .context("setting TCP keepalives")
+                    },
+                )
+            })
+            .await
+            .map_err(|e| target_failure(e, &node, "preparing the chunk statements"))?;
+        Ok(Conn {
+            client,
+            st,
+            copy,
+            node,
+            index,
+            reply: ctx.reply,
+        })
+    }
+}
+
+/// One worker: a connection to its node; leases a chunk (locking its progress row in the
+/// chunk's own transaction), copies it, commits, repeats. A failed attempt rolls back, which
+/// hands the chunk to whichever worker leases next (often this one, after a backoff). On a lost
+/// node it moves to the next one; while a side is down it keeps retrying until
+/// `outage_deadline`.
+pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
+    let nodes = &ctx.facts.nodes;
+    let mut node = index % nodes.len();
+    let mut conn: Option<Conn> = None;
+    let mut slot: Option<Slot<'_>> = None;
+    let mut target_down = Outage::new(ctx.settings.outage_deadline);
+    let mut source_down = Outage::new(ctx.settings.outage_deadline);
+    let mut failures = 0u32;
+    // This worker's connection was lost (the next one it opens is a reconnect).
+    let mut lost = false;
+    // Gives up the slot, and the connection to the run's pool (both are the run's).
+    let release = |slot: &mut Option<Slot<'_>>, conn: &mut Option<Conn>| {
+        *slot = None;
+        if let Some(c) = conn.take() {
+            c.park(ctx.budget);
+        }
+    };
+    let idle = Idle::new(&ctx.idle);
+    loop {
+        if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
+            release(&mut slot, &mut conn);
+            return Ok(());
+        }
+        if index >= ctx.active.load(Ordering::Relaxed) {
+            // Not needed at the current level (adaptive concurrency).
+            release(&mut slot, &mut conn);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if slot.is_none() {
+            // Worker 0 waits its turn ahead of other tables' extra workers; the others take a
+            // free slot or wait.
+            slot = if index == 0 {
+                Some(ctx.budget.first_slot().await)
+            } else {
+                ctx.budget.try_slot()
+            };
+            if slot.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            lost = true;
+        }
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            match Conn::get(ctx, node).await {
+                Ok((c, at)) => {
+                    conn = Some(c);
+                    node = at;
+                    if std::mem::take(&mut lost) {
+                        ctx.counters
+                            .target_reconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    // A node that is down is retried (on the next node); refused credentials,
+                    // a missing privilege or a TLS refusal stop the run now.
+                    if !kind_in(&e).retryable() {
+                        return Err(e);
+                    }
+                    conn = None;
+                    lost = true;
+                    failures += 1;
+                    target_down.failed("the target", "connecting", e)?;
+                    node = (node + 1) % nodes.len();
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_ref().expect("connected above");
+        let asked = Instant::now();
+        let leased = match tokio::time::timeout(
+            c.reply,
+            ctx.progress.begin_lease(&c.client, &c.st, ctx.job),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| {
+                SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table))
+            }),
+            Err(_) => Err(no_reply(c.reply, &c.node, "leasing a chunk")),
+        };
+        let lease = match leased {
+            Ok(l) => {
+                ctx.counters
+                    .nodes
+                    .observe(Side::Target, &c.node, asked.elapsed());
+                l
+            }
+            Err(e) => {
+                if !e.retryable() {
+                    return Err(e.into());
+                }
+                conn = None;
+                lost = true;
+                failures += 1;
+                target_down.failed("the target", "leasing a chunk", e.into())?;
+                node = (node + 1) % nodes.len();
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        let Some(lease) = lease else {
+            // Nothing free: all done, or the rest is held by live workers, whose chunks come
+            // back if they fail. Meanwhile this worker's page memory is theirs.
+            idle.set(true);
+            let checked = tokio::time::timeout(c.reply, async {
+                let (rollback, left) = tokio::join!(
+                    c.client.batch_execute("ROLLBACK"),
+                    ctx.progress.unfinished(&c.client, &c.st, ctx.job)
+                );
+                rollback.and(left)
+            })
+            .await;
+            let checked = match checked {
+                Ok(r) => r.map_err(|e| SideError::target(&e, &c.node, "checking progress")),
+                Err(_) => Err(no_reply(c.reply, &c.node, "checking progress")),
+            };
+            match checked {
+                Ok(0) => {
+                    ctx.finished.store(true, Ordering::Relaxed);
+                    release(&mut slot, &mut conn);
+                    return Ok(());
+                }
+                Ok(_) => {
+                    // The rest is in other workers' hands: this one's slot goes to other
+                    // tables. Worker 0 stays to pick up a chunk that comes back.
+                    release(&mut slot, &mut conn);
+                    if index > 0 {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Err(e) => {
+                    if !e.retryable() {
+                        return Err(e.into());
+                    }
+                    conn = None;
+                    lost = true;
+                    failures += 1;
+                    target_down.failed("the target", "checking progress", e.into())?;
+                    node = (node + 1) % nodes.len();
+                }
+            }
+            continue;
+        };
+        idle.set(false);
+        let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
+        // Read timeouts split the chunk's token range into 2^split sub-ranges.
+        let split = ctx
+            .splits
+            .lock()
+            .map(|m| m.get(&lease.chunk_id).copied().unwrap_or(0))
+            .unwrap_or(0);
+        let attempt = match &ctx.settings.mode {
+            Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await,
+            _ => copy_chunk(ctx, c, &lease, split).await,
+        };
+        let Err(err) = attempt else {
+            failures = 0;
+            note_recovery(&ctx.counters.target_outage_ms, target_down.ok());
+            note_recovery(&ctx.counters.source_outage_ms, source_down.ok());
+            if ctx.budget.should_yield() {
+                release(&mut slot, &mut conn);
+            }
+            continue;
+        };
+        // The chunk's transaction did not commit: rolling it back frees the chunk.
+        // A reply that never came may still be owed on the connection: it goes, unasked.
+        let unanswered =
+            matches!(&err, ChunkError::Target(e) if e.kind == crate::error::ErrorKind::Timeout);
+        if unanswered
+            || c.client.is_closed()
+            || !matches!(
+                tokio::time::timeout(c.reply, c.client.batch_execute("ROLLBACK")).await,
+                Ok(Ok(()))
+            )
+        {
+            conn = None;
+            lost = true;
+        }
+        failures += 1;
+        let chunk = format!(
+            "chunk {} (token range ({}, {}]) of {}",
+            lease.chunk_id, lease.start, lease.end, ctx.table
+        );
+        let what = format!("copying {chunk}");
+        match err {
+            ChunkError::Source(e) => {
+                // The page was retried under the source policy already: a consistency level
+                // that cannot be met, or an error no retry fixes, ends the run now.
+                if e.kind() == FailureKind::Unavailable {
+                    return Err(anyhow!(e).context(format!("chunk {}", lease.chunk_id)));
+                }
+                if let ReadError::Failed {
+                    kind: FailureKind::Fatal,
+                    source,
+                    ..
+                } = &e
+                {
+                    let node = ctx.reader.endpoint(lease.replica_set);
+                    return Err(SideError::source(source, &node, what).into());
+                }
+                ctx.counters
+                    .source_chunk_retries
+                    .fetch_add(1, Ordering::Relaxed);
+                ctx.counters.note_error(format!("{e:#}"));
+                let mut split = split;
+                if e.kind() == FailureKind::Timeout && split < 6 {
+                    split += 1;
+                    if let Ok(mut m) = ctx.splits.lock() {
+                        m.insert(lease.chunk_id, split);
+                    }
+                }
+                tracing::warn!(
+                    chunk = lease.chunk_id,
+                    failures,
+                    split,
+                    "source read failed, retrying the chunk: {e:#}"
+                );
+                source_down.failed("Cassandra", &what, anyhow!(e))?;
+                tokio::time::sleep(ctx.settings.retry_policy().delay(failures)).await;
+                continue;
+            }
+            ChunkError::Target(mut e) => {
+                e.doing = format!("{what} ({})", e.doing);
+                if !e.retryable() {
+                    return Err(e.into());
+                }
+                let e = anyhow::Error::from(e);
+                ctx.counters.write_retries.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.note_error(format!("{e:#}"));
+                tracing::warn!(
+                    chunk = lease.chunk_id,
+                    failures,
+                    "target write failed, retrying the chunk: {e:#}"
+                );
+                target_down.failed("the target", &what, e)?;
+                if conn.is_none() {
+                    node = (node + 1) % nodes.len();
+                }
+            }
+            ChunkError::Local(e) => {
+                return Err(e.context(what));
+            }
+        }
+        tokio::time::sleep(backoff(failures)).await;
+    }
+}
+
