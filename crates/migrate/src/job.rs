@@ -108,11 +108,8 @@ pub struct Prepared {
 impl Prepared {
     /// How often the run's own target connection was opened again after a fault, and the
     /// longest outage it rode through.
-    pub fn admin_faults(&self) -> (u64, std::time::Duration) {
-        (
-            self.admin.reconnects.load(Ordering::Relaxed),
-            std::time::Duration::from_millis(self.admin.longest_outage_ms.load(Ordering::Relaxed)),
-        )
+    pub fn admin_faults(&self) -> crate::retry::Recovered {
+        self.admin.recovered()
     }
 }
 
@@ -138,32 +135,33 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     job.yb.check(&facts)?;
     crate::source::check_routing(&session, &job.source.routing)?;
 
-    let pairs: Vec<(String, String, String, String)> = match &job.tables {
+    let pair = |keyspace: &str, table: &str, target_schema: &str, target_table: &str| TablePair {
+        keyspace: keyspace.to_string(),
+        table: table.to_string(),
+        target_schema: target_schema.to_string(),
+        target_table: target_table.to_string(),
+    };
+    let pairs: Vec<TablePair> = match &job.tables {
         TableSelection::One {
             keyspace,
             table,
             target_schema,
             target_table,
-        } => vec![(
-            keyspace.clone(),
-            table.clone(),
-            target_schema.clone(),
-            target_table.clone(),
-        )],
+        } => vec![pair(keyspace, table, target_schema, target_table)],
         TableSelection::Keyspace {
             keyspace,
             target_schema,
         } => schema::list_tables(&session, keyspace)
             .await?
             .into_iter()
-            .map(|t| (keyspace.clone(), t.clone(), target_schema.clone(), t))
+            .map(|t| pair(keyspace, &t, target_schema, &t))
             .collect(),
         TableSelection::List {
             tables,
             target_schema,
         } => tables
             .iter()
-            .map(|(k, t)| (k.clone(), t.clone(), target_schema.clone(), t.clone()))
+            .map(|(k, t)| pair(k, t, target_schema, t))
             .collect(),
     };
 
@@ -271,6 +269,15 @@ struct CheckCtx<'a> {
     t0: std::time::Instant,
 }
 
+/// A source table and the target table it goes to.
+#[derive(Clone, Debug)]
+struct TablePair {
+    keyspace: String,
+    table: String,
+    target_schema: String,
+    target_table: String,
+}
+
 /// One table checked: its plan, or the problems that stop the run.
 #[derive(Default)]
 struct Checked {
@@ -282,7 +289,12 @@ struct Checked {
 /// Reads one table's schema on both sides, plans it, and checks its stored plan.
 async fn check_table(
     ctx: &CheckCtx<'_>,
-    (ks, t, tschema, ttable): (String, String, String, String),
+    TablePair {
+        keyspace: ks,
+        table: t,
+        target_schema: tschema,
+        target_table: ttable,
+    }: TablePair,
 ) -> Result<Checked> {
     let CheckCtx {
         job,

@@ -142,6 +142,15 @@ pub fn no_reply(deadline: Duration, node: &str, doing: &str) -> SideError {
     }
 }
 
+/// What a reconnecting connection rode through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// New connections opened after the first one was lost.
+    pub reconnects: u64,
+    /// The longest outage a call rode through.
+    pub longest_outage: Duration,
+}
+
 /// The run's own target connection: set-up reads, plan storage and binding, the done marks and
 /// the reject export. Each [`Admin::call`] runs on it; a call that fails in a way another attempt
 /// can fix (a lost connection, a restart, a reply that never comes) is retried on a new
@@ -176,6 +185,14 @@ impl Admin {
             node: AtomicUsize::new(node),
             reconnects: AtomicU64::new(0),
             longest_outage_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// What this connection rode through so far.
+    pub fn recovered(&self) -> Recovered {
+        Recovered {
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            longest_outage: Duration::from_millis(self.longest_outage_ms.load(Ordering::Relaxed)),
         }
     }
 

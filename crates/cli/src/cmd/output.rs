@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use ferry_migrate::job::PreparedTable;
 use ferry_migrate::pipeline::{Counters, TableReport};
+use ferry_migrate::retry::Recovered;
 use ferry_report::RunRecord;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -112,16 +113,16 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn of(reports: &[TableReport], admin: (u64, Duration)) -> Faults {
+    pub fn of(reports: &[TableReport], admin: Recovered) -> Faults {
         let sum = |f: fn(&TableReport) -> u64| reports.iter().map(f).sum::<u64>();
         let max = |f: fn(&TableReport) -> Duration| reports.iter().map(f).max().unwrap_or_default();
         Faults {
             source_pages_reread: sum(|r| r.read_retries),
             source_chunks_retried: sum(|r| r.source_chunk_retries),
             source_longest_outage: max(|r| r.source_outage),
-            target_reconnects: sum(|r| r.target_reconnects) + admin.0,
+            target_reconnects: sum(|r| r.target_reconnects) + admin.reconnects,
             target_chunks_retried: sum(|r| r.write_retries),
-            target_longest_outage: max(|r| r.target_outage).max(admin.1),
+            target_longest_outage: max(|r| r.target_outage).max(admin.longest_outage),
         }
     }
 
@@ -249,10 +250,10 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             r.source, r.pages_failed_over
         ));
     }
-    for r in reports.iter().filter(|r| r.workers.2 != r.workers.0) {
+    for r in reports.iter().filter(|r| r.workers.peak != r.workers.start) {
         out.push_str(&format!(
             "{}: chunks in flight adapted from {} to {} (peak {})\n",
-            r.source, r.workers.0, r.workers.1, r.workers.2
+            r.source, r.workers.start, r.workers.end, r.workers.peak
         ));
     }
     out
@@ -286,11 +287,11 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
         "mb_per_sec": r.bytes as f64 / 1e6 / r.elapsed.as_secs_f64().max(1e-9),
         "write_retries": r.write_retries,
         "read_retries": r.read_retries,
-        "faults": faults_json(&Faults::of(std::slice::from_ref(r), (0, Duration::ZERO))),
+        "faults": faults_json(&Faults::of(std::slice::from_ref(r), Recovered::default())),
         "pages_failed_over": r.pages_failed_over,
         "source_page_p99_ms": r.source_p99_ms,
         "commit_p99_ms": r.commit_p99_ms,
-        "workers": {"start": r.workers.0, "end": r.workers.1, "peak": r.workers.2},
+        "workers": {"start": r.workers.start, "end": r.workers.end, "peak": r.workers.peak},
         "wait_seconds": {
             "source": r.source_wait.as_secs_f64(),
             "target": r.target_wait.as_secs_f64(),

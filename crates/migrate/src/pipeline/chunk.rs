@@ -335,4 +335,3 @@ pub(super) fn encode_page(
     }
     Ok(counts)
 }
-

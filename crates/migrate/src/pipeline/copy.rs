@@ -11,7 +11,11 @@ pub(super) enum Out {
 }
 
 impl Out {
-    pub(super) async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
+    pub(super) async fn send(
+        &mut self,
+        bytes: Bytes,
+        counters: &Counters,
+    ) -> Result<(), ChunkError> {
         match self {
             Out::Copy(c) => c.send(bytes, counters).await,
             Out::Discard => Ok(()),
@@ -61,7 +65,11 @@ impl CopyStream {
         })
     }
 
-    pub(super) async fn send(&mut self, bytes: Bytes, counters: &Counters) -> Result<(), ChunkError> {
+    pub(super) async fn send(
+        &mut self,
+        bytes: Bytes,
+        counters: &Counters,
+    ) -> Result<(), ChunkError> {
         use futures::SinkExt;
         let t = Instant::now();
         let _in_flight = InFlight::new(&counters.writes_in_flight);
@@ -103,4 +111,3 @@ impl CopyStream {
         r
     }
 }
-

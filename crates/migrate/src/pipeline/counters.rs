@@ -146,4 +146,3 @@ impl Drop for Idle<'_> {
         self.set(false);
     }
 }
-

@@ -139,7 +139,7 @@ pub struct TableReport {
     /// Pages served by another replica than their range's first choice.
     pub pages_failed_over: u64,
     /// Workers at the start, at the end, and at most (adaptive concurrency).
-    pub workers: (u64, u64, u64),
+    pub workers: Workers,
     /// Rows earlier runs of a resumed plan wrote (already in the target).
     pub rows_before: u64,
     /// When the table started copying (set by the job, which runs tables side by side).
@@ -150,6 +150,14 @@ pub struct TableReport {
     /// The 99th percentile of the table's Cassandra page reads and of its chunk commits, in ms.
     pub source_p99_ms: Option<f64>,
     pub commit_p99_ms: Option<f64>,
+}
+
+/// A table's workers (chunks in flight; adaptive concurrency moves them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Workers {
+    pub start: u64,
+    pub end: u64,
+    pub peak: u64,
 }
 
 impl TableReport {
@@ -369,11 +377,11 @@ pub async fn run_table(
         source_outage: Duration::from_millis(counters.source_outage_ms.load(Ordering::Relaxed)),
         target_outage: Duration::from_millis(counters.target_outage_ms.load(Ordering::Relaxed)),
         pages_failed_over: counters.pages_failed_over.load(Ordering::Relaxed),
-        workers: (
-            start_level as u64,
-            counters.workers_active.load(Ordering::Relaxed),
-            counters.workers_peak.load(Ordering::Relaxed),
-        ),
+        workers: Workers {
+            start: start_level as u64,
+            end: counters.workers_active.load(Ordering::Relaxed),
+            peak: counters.workers_peak.load(Ordering::Relaxed),
+        },
         rows_before: 0,
         started_at: None,
         steady_rows_per_sec,

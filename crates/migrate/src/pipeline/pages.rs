@@ -34,4 +34,3 @@ pub(super) fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32, grow: bool) -> i32 {
         frame_bytes: ctx.frame_bytes,
     })
 }
-

@@ -375,4 +375,3 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         tokio::time::sleep(backoff(failures)).await;
     }
 }
-
