@@ -345,6 +345,17 @@ pub fn kind_in(e: &anyhow::Error) -> ErrorKind {
         if let Some(q) = c.downcast_ref::<ExecutionError>() {
             return ErrorKind::of_cql(q);
         }
+        // A page read that failed past the source's retry policy (its driver error sits boxed
+        // inside, out of `downcast_ref`'s reach).
+        if let Some(r) = c.downcast_ref::<crate::source::ReadError>() {
+            return match r {
+                crate::source::ReadError::Failed { source, .. } => ErrorKind::of_cql(source),
+                // The replicas stayed down through the retry policy: the migration stops on it
+                // at once (its line says to start the node), and so does everything else.
+                crate::source::ReadError::Unavailable { .. }
+                | crate::source::ReadError::Config { .. } => ErrorKind::Other,
+            };
+        }
     }
     ErrorKind::Other
 }
@@ -354,7 +365,9 @@ pub fn side_in(e: &anyhow::Error) -> Option<Side> {
     e.chain().find_map(|c| {
         if let Some(s) = c.downcast_ref::<SideError>() {
             Some(s.side)
-        } else if c.downcast_ref::<ExecutionError>().is_some() {
+        } else if c.downcast_ref::<ExecutionError>().is_some()
+            || c.downcast_ref::<crate::source::ReadError>().is_some()
+        {
             Some(Side::Source)
         } else if c.downcast_ref::<tokio_postgres::Error>().is_some()
             || c.downcast_ref::<ConnectError>().is_some()
@@ -428,6 +441,28 @@ mod tests {
             BrokenConnectionErrorKind::ChannelError.into(),
         ));
         assert!(ErrorKind::of_cql(&broken).retryable());
+    }
+
+    #[test]
+    fn a_page_read_that_failed_is_classified_through_its_boxed_driver_error() {
+        let read = |e| crate::source::ReadError::Failed {
+            kind: crate::source::FailureKind::Timeout,
+            start: 0,
+            end: 1,
+            table: "ks.t".into(),
+            source: Box::new(e),
+        };
+        let timeout = anyhow::anyhow!(read(ExecutionError::RequestTimeout(
+            std::time::Duration::from_secs(1)
+        )))
+        .context("chunk 2")
+        .context("validating ks.t");
+        assert_eq!(kind_in(&timeout), ErrorKind::Timeout);
+        assert_eq!(side_in(&timeout), Some(Side::Source));
+        let denied = anyhow::anyhow!(read(ExecutionError::LastAttemptError(
+            RequestAttemptError::DbError(DbError::Unauthorized, "no".into())
+        )));
+        assert!(!kind_in(&denied).retryable());
     }
 
     #[test]
