@@ -10,6 +10,7 @@ pub mod encode;
 pub mod error;
 pub mod gen;
 pub mod job;
+pub mod job_spec;
 pub mod latency;
 pub mod page_size;
 pub mod partition_split;

@@ -5,15 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ferry_migrate::cassandra::{CassandraEndpoint, CassandraTls};
-use ferry_migrate::config;
-use ferry_migrate::config::{self as spec, Loaded};
-use ferry_migrate::job::{Job, TableSelection};
-use ferry_migrate::pipeline::Settings;
-use ferry_migrate::sink::{InsertMode, TargetEndpoint, YbOptions};
-use ferry_migrate::source::Routing;
-use ferry_migrate::target_tls::TargetTls;
-use scylla::statement::Consistency;
+use ferry_migrate::config::{self, Loaded};
+use ferry_migrate::job::Job;
+use ferry_migrate::job_spec::TableFlags;
 
 /// Flags every config-reading command shares.
 #[derive(Args, Debug, Clone)]
@@ -49,228 +43,15 @@ pub fn load(args: &ConfigArgs) -> Result<Loaded> {
     }
 }
 
-fn consistency(c: spec::Consistency) -> Consistency {
-    use spec::Consistency as C;
-    match c {
-        C::One => Consistency::One,
-        C::Two => Consistency::Two,
-        C::Three => Consistency::Three,
-        C::Quorum => Consistency::Quorum,
-        C::All => Consistency::All,
-        C::LocalOne => Consistency::LocalOne,
-        C::LocalQuorum => Consistency::LocalQuorum,
-        C::EachQuorum => Consistency::EachQuorum,
-        C::Serial => Consistency::Serial,
-        C::LocalSerial => Consistency::LocalSerial,
-    }
-}
-
-/// Builds the job: which tables, both endpoints, and the typed settings.
+/// Builds the job from the loaded configuration and the table flags (the engine decides
+/// everything a key decides: [`Job::from_spec`]).
 pub fn job(args: &ConfigArgs, loaded: &Loaded, create_tables: bool) -> Result<Job> {
-    let s = &loaded.spec;
-    let target_schema = args
-        .target_schema
-        .clone()
-        .unwrap_or_else(|| s.table_options.target_schema.clone());
-    let tables = if let Some(ks) = &args.keyspace {
-        TableSelection::Keyspace {
-            keyspace: ks.clone(),
-            target_schema,
-        }
-    } else if !args.tables.is_empty() {
-        let mut list = Vec::new();
-        for t in &args.tables {
-            match t.split_once('.') {
-                Some((k, n)) if !k.is_empty() && !n.is_empty() => list.push((k.to_string(), n.to_string())),
-                _ => bail!("--tables takes keyspace.table names, e.g. --tables shop.orders,shop.users (got '{t}')"),
-            }
-        }
-        TableSelection::List {
-            tables: list,
-            target_schema,
-        }
-    } else if let Some(t) = s.tables.first() {
-        TableSelection::One {
-            keyspace: t.source_keyspace.clone(),
-            table: t.source_table.clone(),
-            target_schema: args
-                .target_schema
-                .clone()
-                .unwrap_or_else(|| t.target_schema.clone()),
-            target_table: t.target_table.clone(),
-        }
-    } else {
-        bail!("no table to migrate: set table.source.keyspace and table.source.table, or pass --keyspace or --tables");
+    let flags = TableFlags {
+        keyspace: args.keyspace.clone(),
+        tables: args.tables.clone(),
+        target_schema: args.target_schema.clone(),
     };
-    // Parallel chunks: the parallelism setting is where ferry starts; the connections the target
-    // may get (yugabyte.maxPoolSize per listed host) and the reads in flight Cassandra may get
-    // (cassandra.concurrentReads: each worker keeps one page read in flight) bound it. With
-    // adaptive concurrency ferry moves between a quarter of the start and that bound (at most
-    // 48, or the start if higher), following the measured rate.
-    let bound = (s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize)
-        .min(s.source.concurrent_reads.max(1) as usize);
-    let workers = (s.run.max_parallel_chunks.max(1) as usize).min(bound);
-    let adaptive = s
-        .run
-        .adaptive_concurrency
-        .then(|| ((workers / 4).max(1), bound.min(workers.max(48))))
-        .filter(|(min, max)| min < max);
-    let split_size_mb = match s.source.split_size {
-        spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
-        spec::SplitSize::Fixed { mb } => u64::from(mb),
-    };
-    let min_chunks = match s.source.split_size {
-        // Enough chunks that every worker leases several: retries stay short, the tail short.
-        spec::SplitSize::Auto { .. } => (workers * 8).max(64),
-        spec::SplitSize::Fixed { .. } => 1,
-    };
-    let job_name = match &tables {
-        TableSelection::One {
-            keyspace, table, ..
-        } => format!("{keyspace}.{table}"),
-        TableSelection::Keyspace { keyspace, .. } => keyspace.clone(),
-        TableSelection::List { tables, .. } => tables
-            .iter()
-            .map(|(k, t)| format!("{k}.{t}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    };
-    let run_id = s.run.run_id.clone().unwrap_or_else(|| job_name.clone());
-    let reject_file = s.run.reject_file.clone().unwrap_or_else(|| {
-        s.run
-            .runs_dir
-            .join(format!("{}.rejects.jsonl", sanitize(&run_id)))
-    });
-    let routing = Routing {
-        local_dc: s.source.local_dc.clone(),
-        remote_dc_reads: s.source.remote_dc_reads,
-    };
-    Ok(Job {
-        source: CassandraEndpoint {
-            contact_points: s
-                .source
-                .contact_points
-                .iter()
-                .map(|h| h.to_string())
-                .collect(),
-            username: s.source.username.clone(),
-            password: s.source.password.as_ref().map(|p| p.expose().to_string()),
-            connect_timeout_ms: s.source.connect_timeout_ms,
-            connections_per_host: s.source.connections_per_node.max(1) as usize,
-            routing: routing.clone(),
-            compression: match s.source.compression {
-                spec::CqlCompression::None => None,
-                spec::CqlCompression::Lz4 => Some(scylla::client::Compression::Lz4),
-                spec::CqlCompression::Snappy => Some(scylla::client::Compression::Snappy),
-            },
-            tls: s.source.tls.as_ref().map(|t| CassandraTls {
-                trust_store: t.trust_store.clone(),
-                trust_store_password: t
-                    .trust_store_password
-                    .as_ref()
-                    .map(|p| p.expose().to_string()),
-                key_store: t.key_store.clone(),
-                key_store_password: t
-                    .key_store_password
-                    .as_ref()
-                    .map(|p| p.expose().to_string()),
-            }),
-        },
-        target: TargetEndpoint {
-            hosts: s
-                .target
-                .hosts
-                .iter()
-                .map(|h| (h.host.clone(), h.port))
-                .collect(),
-            database: s.target.database.clone(),
-            username: s.target.username.clone(),
-            password: s.target.password.as_ref().map(|p| p.expose().to_string()),
-            connect_timeout_ms: s.target.connect_timeout_ms,
-            socket_timeout: s
-                .target
-                .socket_timeout_secs
-                .map(std::time::Duration::from_secs),
-            load_balance: s.target.load_balance_hosts,
-            tls: TargetTls::from_spec(&s.target.tls)?,
-        },
-        tables,
-        renames: s.table_options.column_mapping.clone().into_iter().collect(),
-        constants: s
-            .table_options
-            .constant_columns
-            .iter()
-            .map(|c| {
-                (
-                    c.name.clone(),
-                    match &c.value {
-                        spec::ConstantValue::Text(t) => t.clone(),
-                        spec::ConstantValue::CurrentTimestamp => "CURRENT_TIMESTAMP".to_string(),
-                    },
-                )
-            })
-            .collect(),
-        primary_key: s.table_options.primary_key.clone(),
-        create_tables,
-        yb: YbOptions {
-            copy_replace: s.target.copy_replace,
-            disable_transactional_writes: s.target.disable_transactional_writes,
-            rows_per_transaction: None,
-        },
-        settings: Settings {
-            fetch_size_rows: s.source.fetch_size_rows.min(i32::MAX as u32) as i32,
-            consistency: consistency(s.source.consistency),
-            read_timeout_ms: s.source.read_timeout_ms,
-            reads_per_sec: s.source.max_rows_per_sec.unwrap_or(0),
-            retry_count: s.source.retry_count,
-            retry_delay_min: std::time::Duration::from_millis(s.source.retry_delay_min_ms),
-            retry_delay_max: std::time::Duration::from_millis(s.source.retry_delay_max_ms),
-            routing,
-            batch_rows: s.batch_rows().max(1) as usize,
-            writers: workers,
-            adaptive,
-            insert_mode: match s.target.insert_mode {
-                spec::InsertMode::Copy => InsertMode::Copy,
-                spec::InsertMode::Insert => InsertMode::Insert,
-            },
-            reject_file,
-            lease: std::time::Duration::from_secs(s.run.lease_secs),
-            outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
-            source_latency_target_ms: s.run.source_latency_target_ms,
-            mode: ferry_migrate::pipeline::Mode::Migrate,
-            // `ferry.pageMemoryMb` (48 MiB): 16 workers at the default fetch size of 5,000 rows
-            // fit it at ~200 B a row; the pipeline takes less of it for a nearby source.
-            page_budget_bytes: s.run.page_memory_bytes,
-        },
-        split_size_mb,
-        min_chunks,
-        measure_chunks: matches!(s.source.split_size, spec::SplitSize::Auto { .. }),
-        large_partition_rows: s.run.large_partition_rows,
-        progress_schema: s.run.checkpoint.progress_schema.clone(),
-        fresh: false,
-        truncate: false,
-        exact_counts: false,
-        run_id,
-        owner: format!(
-            "{}:{}",
-            std::fs::read_to_string("/etc/hostname")
-                .unwrap_or_default()
-                .trim(),
-            std::process::id()
-        ),
-    })
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    Job::from_spec(&flags, loaded, create_tables)
 }
 
 #[cfg(test)]
