@@ -67,6 +67,28 @@ async fn postmaster_started() -> String {
         .get(0)
 }
 
+/// Stops PostgreSQL (`pg_ctl stop -m fast`: every connection goes), waits `pause`, starts it,
+/// and checks that it really restarted (its start time changed from `before`).
+async fn restart_target(before: &str, pause: Duration) {
+    common::testbed_cmd(&["stop", "postgres"]);
+    tokio::time::sleep(pause).await;
+    common::testbed_cmd(&["up", "postgres"]);
+    assert_ne!(
+        postmaster_started().await,
+        before,
+        "PostgreSQL did not restart"
+    );
+}
+
+/// The run's target connections reconnected (`what` names the connection for the message).
+fn assert_reconnected(summary: &Value, what: &str) {
+    assert!(
+        summary["faults"]["target"]["reconnects"].as_u64() > Some(0),
+        "{what} did not reconnect: {}",
+        summary["faults"]
+    );
+}
+
 /// One test's migration: its config (own target and progress schemas) and the child process.
 struct Run {
     schema: String,
@@ -281,14 +303,7 @@ async fn target_restart_mid_run_is_ridden_through() {
     let before = postmaster_started().await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
-    common::testbed_cmd(&["stop", "postgres"]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(
-        postmaster_started().await,
-        before,
-        "PostgreSQL did not restart"
-    );
+    restart_target(&before, Duration::from_secs(3)).await;
     let summary = finished(child);
     let (_, target, recovery) = faults(&summary);
     assert!(target > 0, "no target fault counted: {}", summary["faults"]);
@@ -437,21 +452,10 @@ async fn a_target_restart_during_set_up_is_ridden_through() {
         .expect("taking the DDL lock");
     let mut child = run.spawn();
     run.wait_lock(&mut child, "advisory", "%ferry ddl%").await;
-    common::testbed_cmd(&["stop", "postgres"]);
+    restart_target(&before, Duration::from_secs(2)).await;
     drop(holder);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(
-        postmaster_started().await,
-        before,
-        "PostgreSQL did not restart"
-    );
     let summary = finished(child);
-    assert!(
-        summary["faults"]["target"]["reconnects"].as_u64() > Some(0),
-        "the set-up connection did not reconnect: {}",
-        summary["faults"]
-    );
+    assert_reconnected(&summary, "the set-up connection");
     run.assert_exact();
     let (_, _, recovery) = faults(&summary);
     matrix(
@@ -481,21 +485,10 @@ async fn a_target_restart_during_the_final_bookkeeping_is_ridden_through() {
         .expect("locking the plan row");
     run.wait_lock(&mut child, "transactionid", "%finished_at%")
         .await;
-    common::testbed_cmd(&["stop", "postgres"]);
+    restart_target(&before, Duration::from_secs(2)).await;
     drop(holder);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(
-        postmaster_started().await,
-        before,
-        "PostgreSQL did not restart"
-    );
     let summary = finished(child);
-    assert!(
-        summary["faults"]["target"]["reconnects"].as_u64() > Some(0),
-        "the bookkeeping connection did not reconnect: {}",
-        summary["faults"]
-    );
+    assert_reconnected(&summary, "the bookkeeping connection");
     run.assert_exact();
     let pg = pg_direct().await;
     let finished: bool = pg
@@ -712,22 +705,14 @@ async fn wait_target_scan(child: &mut Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_rides_through_a_target_restart() {
     let _bed = BED.lock().await;
-    // Two slow streams out of the target (its endpoints capped at 300 KB/s), so the restart
-    // lands while they read.
+    // The target's endpoints capped at 300 KB/s, so the restart lands while the scan reads.
     let run = copied("mx_v_restart", "").await;
     let before = postmaster_started().await;
     let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
     let mut child = spawn_validate(&run, &[]);
     wait_target_scan(&mut child).await;
-    common::testbed_cmd(&["stop", "postgres"]);
+    restart_target(&before, Duration::from_secs(2)).await;
     drop(caps);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    common::testbed_cmd(&["up", "postgres"]);
-    assert_ne!(
-        postmaster_started().await,
-        before,
-        "PostgreSQL did not restart"
-    );
     let summary = finished(child);
     assert_eq!(summary["equal"], true, "{summary}");
     assert!(
