@@ -778,3 +778,31 @@ async fn validate_with_the_target_down_past_the_deadline_stops_in_one_line() {
         0.0,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_drops_a_half_open_target_connection_and_answers_equal() {
+    let _bed = BED.lock().await;
+    let run = copied("mx_v_halfopen", "yugabyte.socketTimeout=2\n").await;
+    let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
+    let mut child = spawn_validate(&run, &[]);
+    wait_target_scan(&mut child).await;
+    // The scan's connections stop forwarding and never close, for 5 s: past the 2 s the
+    // validation waits for the next piece of the stream.
+    let up = Toxic::on_target("timeout", "upstream", r#"{"timeout":0}"#);
+    let down = Toxic::on_target("timeout", "downstream", r#"{"timeout":0}"#);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    drop((up, down, caps));
+    let summary = finished(child);
+    assert_eq!(summary["equal"], true, "{summary}");
+    assert!(
+        summary["faults"]["restarts"].as_u64() > Some(0),
+        "the half-open connections were not hit: {}",
+        summary["faults"]
+    );
+    matrix(
+        "half-open target connection during ferry validate",
+        "target",
+        "exit 0, equal (the table's validation started over)",
+        0.0,
+    );
+}

@@ -524,7 +524,18 @@ async fn target_all(
             let node = format!("{host}:{port}");
             async {
                 let client = endpoint.connect(&host, port).await?;
-                target::scan(&client, &sql, &shape, &*sink, with_key_json, &counters).await
+                let reply = crate::retry::reply_deadline(&endpoint);
+                target::scan(
+                    &client,
+                    &node,
+                    reply,
+                    &sql,
+                    &shape,
+                    &*sink,
+                    with_key_json,
+                    &counters,
+                )
+                .await
             }
             .await
             .map_err(|e| crate::error::target_failure(e, &node, "reading the target"))

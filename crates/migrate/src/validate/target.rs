@@ -94,26 +94,36 @@ pub(super) fn copy_sql(shape: &Shape, slice: &str, with_key_json: bool) -> Strin
     )
 }
 
-/// Streams one COPY, reducing each row into the sink. Returns the rows read.
+/// Streams one COPY, reducing each row into the sink. Returns the rows read. Each piece of the
+/// stream must come within `reply` (a half-open connection sends nothing, and TCP alone never
+/// notices; see [`crate::retry::reply_deadline`]); `node` names the connection's node.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn scan(
     client: &Client,
+    node: &str,
+    reply: std::time::Duration,
     sql: &str,
     shape: &Shape,
     sink: &dyn TargetSink,
     with_key_json: bool,
     counters: &Counters,
 ) -> Result<u64> {
-    let stream = client
-        .copy_out(sql)
-        .await
-        .with_context(|| format!("reading {} from the target", shape.qualified_target))?;
+    let doing = format!("reading {} from the target", shape.qualified_target);
+    let stream = crate::retry::within(reply, node, &doing, async {
+        Ok(client.copy_out(sql).await?)
+    })
+    .await
+    .with_context(|| doing.clone())?;
     let mut stream = std::pin::pin!(stream);
     let mut reader = CopyReader::default();
     let mut row = RowBuf::default();
     let expected = shape.target_cols.len() + usize::from(with_key_json);
     let mut n = 0u64;
     let mut pending = 0u64;
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = tokio::time::timeout(reply, stream.next())
+        .await
+        .map_err(|_| crate::retry::no_reply(reply, node, &doing))?
+    {
         let chunk = chunk.with_context(|| format!("reading {}", shape.qualified_target))?;
         reader.buf.extend_from_slice(&chunk);
         reader.drain(expected, |fields| {
