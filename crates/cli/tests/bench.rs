@@ -332,7 +332,7 @@ fn cassandra_probe_reads_at_a_rate_for_a_duration() {
     assert!(r["summary"].get("write_records").is_none());
 
     let bad = common::ferry()
-        .args(&base)
+        .args(base)
         .args(["--workload", "read", "--rate", "0"])
         .output()
         .unwrap();
