@@ -2,6 +2,14 @@
 //! back by random key, each phase at `concurrency` requests in flight; per-phase throughput and
 //! latency. Everything lives in a keyspace of the probe's own (created with replication factor
 //! `replication_factor`), never in the user's.
+//!
+//! With `rate`, a phase is an open-loop load instead: operation `i` is due at `i / rate` seconds,
+//! whatever the earlier ones are doing (at most `concurrency` in flight), and its latency counts
+//! from when it was due, so a server that stalls shows in the percentiles as an application
+//! issuing at that rate would see it. With `duration_s`, a phase runs that long (reads then pick
+//! keys among the `operations` a write phase with the same `operations` wrote). Together they
+//! are a steady competing load, e.g. point reads beside a migration (`bench/migration
+//! --wan-scenarios`).
 
 use ferry_migrate::config::Secret;
 use std::time::{Duration, Instant};
@@ -59,6 +67,13 @@ pub struct CassandraSpec {
     pub concurrency: usize,
     #[serde(default = "default_workload")]
     pub workload: Workload,
+    /// Operations per second each phase issues (open loop); unset: as fast as `concurrency`
+    /// allows.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Each phase runs this long instead of `operations` operations.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
 }
 
 fn default_hosts() -> Vec<String> {
@@ -97,6 +112,8 @@ impl CassandraSpec {
             "value_size": self.value_size,
             "concurrency": self.concurrency,
             "workload": match self.workload { Workload::Write => "write", Workload::Read => "read", Workload::Both => "both" },
+            "rate": self.rate,
+            "duration_s": self.duration_s,
         });
         v.as_object().cloned().unwrap_or_default()
     }
@@ -106,6 +123,14 @@ impl CassandraSpec {
             return Err(Error::Spec(
                 "give at least one host, concurrency ≥ 1 and operations ≥ 1".into(),
             ));
+        }
+        if self.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+            return Err(Error::Spec(
+                "rate must be a positive number of operations per second".into(),
+            ));
+        }
+        if self.duration_s.is_some_and(|d| !d.is_finite() || d <= 0.0) {
+            return Err(Error::Spec("duration_s must be positive".into()));
         }
         Ok(())
     }
@@ -139,21 +164,66 @@ fn cql(e: impl std::fmt::Display) -> Error {
     Error::Cassandra(e.to_string().lines().next().unwrap_or("").to_string())
 }
 
-/// One phase: `n` operations at `concurrency` in flight, each `op(i)` timed.
-async fn phase<F, Fut>(n: u64, concurrency: usize, op: F) -> Result<(Recorder, Duration), Error>
+/// How a phase paces its operations.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// Operations at most (the whole phase without `duration`).
+    n: u64,
+    concurrency: usize,
+    /// Open loop: operation `i` is due at `i / rate` s.
+    rate: Option<f64>,
+    duration: Option<Duration>,
+}
+
+impl Pace {
+    fn of(spec: &CassandraSpec) -> Self {
+        Pace {
+            n: if spec.duration_s.is_some() {
+                u64::MAX
+            } else {
+                spec.operations
+            },
+            concurrency: spec.concurrency,
+            rate: spec.rate,
+            duration: spec.duration_s.map(Duration::from_secs_f64),
+        }
+    }
+}
+
+/// One phase: operations paced by `pace`, each `op(i)` timed (from when it was due, under a
+/// rate; else from when it was sent).
+async fn phase<F, Fut>(pace: Pace, op: F) -> Result<(Recorder, Duration), Error>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
 {
     let t0 = Instant::now();
+    let due = move |i: u64| {
+        pace.rate
+            .map(|r| t0 + Duration::from_secs_f64(i as f64 / r))
+    };
+    let deadline = pace.duration.map(|d| t0 + d);
     let op = &op;
-    let timings: Vec<(Instant, Instant)> = stream::iter(0..n)
+    let timings: Vec<(Instant, Instant)> = stream::iter(0..pace.n)
+        // Under a rate, the operations due before the deadline; else those started before it.
+        .take_while(move |&i| {
+            let go = match (deadline, due(i)) {
+                (None, _) => true,
+                (Some(d), Some(at)) => at < d,
+                (Some(d), None) => Instant::now() < d,
+            };
+            futures::future::ready(go)
+        })
         .map(|i| async move {
-            let issued = Instant::now();
+            let at = due(i);
+            if let Some(at) = at {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            }
+            let issued = at.unwrap_or_else(Instant::now);
             op(i).await?;
             Ok::<_, Error>((issued, Instant::now()))
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(pace.concurrency)
         .try_collect()
         .await?;
     let elapsed = t0.elapsed();
@@ -218,11 +288,12 @@ pub async fn run(spec: &CassandraSpec) -> Result<RunRecord, Error> {
     let phase_offset = |t: Instant| (t - origin).as_secs_f64();
     if matches!(spec.workload, Workload::Write | Workload::Both) {
         let start = Instant::now();
-        let (rec, elapsed) = phase(spec.operations, spec.concurrency, |i| {
+        let keys = spec.operations;
+        let (rec, elapsed) = phase(Pace::of(spec), |i| {
             let (session, insert, value) = (&session, &insert, &value);
             async move {
                 session
-                    .execute_unpaged(insert, (i as i64, value))
+                    .execute_unpaged(insert, ((i % keys) as i64, value))
                     .await
                     .map(|_| ())
                     .map_err(cql)
@@ -247,7 +318,7 @@ pub async fn run(spec: &CassandraSpec) -> Result<RunRecord, Error> {
     if matches!(spec.workload, Workload::Read | Workload::Both) {
         let start = Instant::now();
         let keys = spec.operations;
-        let (rec, elapsed) = phase(spec.operations, spec.concurrency, |_| {
+        let (rec, elapsed) = phase(Pace::of(spec), |_| {
             let (session, select) = (&session, &select);
             let k = rand::rng().random_range(0..keys) as i64;
             async move {

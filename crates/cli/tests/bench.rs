@@ -280,6 +280,76 @@ fn cassandra_probe_in_its_own_keyspace() {
     });
 }
 
+/// `--rate` and `--duration` make the probe a steady competing load (bench/migration's read
+/// load beside a migration): the reads due at 50/s within 2 s are exactly 100, however slow the
+/// server answers, and the record keeps both parameters.
+#[test]
+fn cassandra_probe_reads_at_a_rate_for_a_duration() {
+    testbed();
+    let d = bench_dir("ferry_bench_test");
+    let ks = unique_name("ferry_bench_rate");
+    let base = [
+        "bench",
+        "cassandra",
+        "--host",
+        CASSANDRA,
+        "--keyspace",
+        &ks,
+        "--operations",
+        "200",
+    ];
+    let w = d.join("w.json");
+    ferry_ok(
+        &[
+            &base[..],
+            &["--workload", "write", "--out", w.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let out = d.join("r.json");
+    let text = ferry_ok(
+        &[
+            &base[..],
+            &[
+                "--workload",
+                "read",
+                "--rate",
+                "50",
+                "--duration",
+                "2s",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(text.contains("reads: 100 ops"), "{text}");
+    let r = read_record(&out);
+    assert_eq!(r["summary"]["read_records"], 100.0);
+    assert!(r["summary"]["read_p99_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["parameters"]["rate"], 50.0);
+    assert_eq!(r["parameters"]["duration_s"], 2.0);
+    assert!(r["summary"].get("write_records").is_none());
+
+    let bad = common::ferry()
+        .args(base)
+        .args(["--workload", "read", "--rate", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("rate must be a positive"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        cassandra()
+            .await
+            .query_unpaged(format!("DROP KEYSPACE \"{ks}\""), &[])
+            .await
+    });
+}
+
 #[test]
 fn baseline_suite_marks_expectations_and_feeds_report() {
     testbed();

@@ -174,6 +174,15 @@ pub struct CassandraArgs {
     pub concurrency: usize,
     #[arg(long, value_enum, default_value_t = WorkloadArg::Both)]
     pub workload: WorkloadArg,
+    /// Issue this many operations per second in each phase (an open-loop load, at most
+    /// --concurrency in flight; latency counts from when each was due), e.g. a steady competing
+    /// read load beside a migration. Default: as fast as --concurrency allows.
+    #[arg(long, value_name = "OPS_PER_SEC")]
+    pub rate: Option<f64>,
+    /// Run each phase this long (e.g. 60s) instead of --operations operations; reads then pick
+    /// keys among the --operations keys a write run with the same --operations wrote.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     #[command(flatten)]
     pub out: OutArgs,
 }
@@ -462,6 +471,8 @@ impl CassandraArgs {
                 WorkloadArg::Read => cassandra::Workload::Read,
                 WorkloadArg::Both => cassandra::Workload::Both,
             },
+            rate: self.rate,
+            duration_s: self.duration.map(|d| d.as_secs_f64()),
         }
     }
 }
