@@ -5,7 +5,8 @@
 //! or pid changed, or the run's own fault counters (reconnects, chunks retried, pages re-read)
 //! moved. Each prints a `matrix:` line (fault, side, outcome, recovery) for docs/fault-matrix.md.
 //!
-//! The faults change the shared test bed, so the tests of this binary run one at a time.
+//! The faults change the shared test bed, so the tests of this binary run one at a time, each
+//! holding the network lock benchmarks take (`common::network_lock`).
 
 mod common;
 
@@ -298,7 +299,7 @@ fn matrix(fault: &str, side: &str, outcome: &str, recovery: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_restart_mid_run_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_restart", "").await;
     let before = postmaster_started().await;
     let mut child = run.spawn();
@@ -313,7 +314,7 @@ async fn target_restart_mid_run_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_connection_reset_mid_run_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_reset", "").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -334,7 +335,7 @@ async fn target_connection_reset_mid_run_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_stall_past_the_socket_timeout_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_stall", "yugabyte.socketTimeout=2\n").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -361,7 +362,7 @@ async fn target_stall_past_the_socket_timeout_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_half_open_connections_are_dropped_and_the_run_ends_exact() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_halfopen", "yugabyte.socketTimeout=2\n").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -388,7 +389,7 @@ async fn target_half_open_connections_are_dropped_and_the_run_ends_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_connections_cut_mid_copy_are_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_limit", "").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -413,7 +414,7 @@ async fn target_connections_cut_mid_copy_are_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_down_past_the_deadline_stops_in_one_line_and_a_rerun_ends_exact() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_deadline", "ferry.outageDeadlineSecs=4\n").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -440,7 +441,7 @@ async fn target_down_past_the_deadline_stops_in_one_line_and_a_rerun_ends_exact(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_restart_during_set_up_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_setup", "").await;
     let before = postmaster_started().await;
     // The run's set-up takes the progress schema's DDL lock; holding it here keeps the run in
@@ -468,7 +469,7 @@ async fn a_target_restart_during_set_up_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_restart_during_the_final_bookkeeping_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_t_bookkeeping", "").await;
     let before = postmaster_started().await;
     let mut child = run.spawn();
@@ -525,7 +526,7 @@ fn cassandra_pid() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_restart_mid_run_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_s_restart", "ferry.outageDeadlineSecs=300\n").await;
     let before = cassandra_pid();
     let mut child = run.spawn();
@@ -546,7 +547,7 @@ async fn cassandra_restart_mid_run_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_connection_reset_mid_run_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_s_reset", "").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -567,7 +568,7 @@ async fn source_connection_reset_mid_run_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_stall_past_the_read_timeout_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_s_stall", "cassandra.readTimeoutMs=1500\n").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -588,7 +589,7 @@ async fn source_stall_past_the_read_timeout_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_half_open_connection_is_ridden_through() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_s_halfopen", "cassandra.readTimeoutMs=1500\n").await;
     let mut child = run.spawn();
     run.wait_rows(&mut child, ROWS / 5).await;
@@ -614,7 +615,7 @@ async fn source_half_open_connection_is_ridden_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliced_and_delayed_streams_on_both_sides_copy_exactly() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = Run::new("mx_slicer", "").await;
     let before = (
         common::proxy_downstream_bytes("cassandra"),
@@ -704,7 +705,7 @@ async fn wait_target_scan(child: &mut Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_rides_through_a_target_restart() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     // The target's endpoints capped at 300 KB/s, so the restart lands while the scan reads.
     let run = copied("mx_v_restart", "").await;
     let before = postmaster_started().await;
@@ -730,7 +731,7 @@ async fn validate_rides_through_a_target_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_rides_through_source_resets() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = copied("mx_v_reset", "").await;
     let mut child = spawn_validate(&run, &[]);
     wait_target_scan(&mut child).await;
@@ -754,7 +755,7 @@ async fn validate_rides_through_source_resets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_with_the_target_down_past_the_deadline_stops_in_one_line() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = copied("mx_v_deadline", "ferry.outageDeadlineSecs=3\n").await;
     let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
     let mut child = spawn_validate(&run, &[]);
@@ -781,7 +782,7 @@ async fn validate_with_the_target_down_past_the_deadline_stops_in_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_drops_a_half_open_target_connection_and_answers_equal() {
-    let _bed = BED.lock().await;
+    let _bed = (BED.lock().await, common::network_lock().await);
     let run = copied("mx_v_halfopen", "yugabyte.socketTimeout=2\n").await;
     let caps = Toxic::on_target("bandwidth", "downstream", r#"{"rate":300}"#);
     let mut child = spawn_validate(&run, &[]);

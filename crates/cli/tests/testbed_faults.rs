@@ -23,7 +23,7 @@ async fn cql_round_trip(session: &scylla::client::session::Session) -> Duration 
 #[tokio::test]
 async fn wan_25_adds_at_least_50ms_to_a_cql_round_trip() {
     common::testbed();
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     let session = common::cassandra().await;
     let base = cql_round_trip(&session).await;
     common::testbed_cmd(&["wan", "25"]);
@@ -42,7 +42,7 @@ async fn wan_25_adds_at_least_50ms_to_a_cql_round_trip() {
 #[tokio::test]
 async fn node_down_cuts_one_endpoint_and_node_up_restores_it() {
     common::testbed();
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     common::testbed_cmd(&["node", "down", "2"]);
     let cut = tokio_postgres::connect(&common::pg_conn_string(5434), tokio_postgres::NoTls).await;
     let other = tokio_postgres::connect(&common::pg_conn_string(5433), tokio_postgres::NoTls).await;
@@ -72,7 +72,7 @@ async fn fault_source() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_node_cut_mid_run_and_the_run_completes_exactly() {
     let ks = fault_source().await;
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     let schema = common::unique_name("fault_node");
     let body = common::testbed_properties(&ks, "t", &schema) + "ferry.maxParallelChunks=6\n";
     let cfg = common::write_config(&schema, &body);
@@ -129,7 +129,7 @@ async fn a_target_node_cut_mid_run_and_the_run_completes_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_stopped_past_the_deadline_stops_clearly_and_a_rerun_completes() {
     let ks = fault_source().await;
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     let schema = common::unique_name("fault_cass");
     let body = common::testbed_properties(&ks, "t", &schema)
         + "ferry.maxParallelChunks=4\nferry.outageDeadlineSecs=5\nferry.leaseSecs=3\ncassandra.fetchSizeInRows=500\n";
@@ -209,7 +209,7 @@ fn rows_per_sec(summary: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnose_at_wan_25_measures_every_round_trip_and_its_advice_hides_the_latency() {
     let ks = fault_source().await;
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     let schema = common::unique_name("diag_wan");
     let cfg = common::write_config(&schema, &common::testbed_properties(&ks, "t", &schema));
     // Loopback rate with the plain configuration.
@@ -339,7 +339,7 @@ async fn diagnose_at_wan_25_measures_every_round_trip_and_its_advice_hides_the_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnose_marks_a_down_target_node_fail_by_address() {
     let ks = fault_source().await;
-    let _net = NETWORK.lock().await;
+    let _net = (NETWORK.lock().await, common::network_lock().await);
     let schema = common::unique_name("diag_down");
     let cfg = common::write_config(&schema, &common::testbed_properties(&ks, "t", &schema));
     common::testbed_cmd(&["node", "down", "2"]);

@@ -312,3 +312,22 @@ pub fn proxy_downstream_bytes(proxy: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum::<f64>() as u64
 }
+
+/// The file benchmarks and network-changing tests lock (`flock /tmp/ferry-wan.lock
+/// bench/migration …`): a test that adds latency, toxics or restarts a server holds it, so a
+/// benchmark on the shared test bed never measures a fault, and a fault test never lands in a
+/// benchmark's WAN settings. Held until the returned file is dropped.
+pub async fn network_lock() -> std::fs::File {
+    tokio::task::spawn_blocking(|| {
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/ferry-wan.lock")
+            .expect("opening /tmp/ferry-wan.lock");
+        f.lock().expect("locking /tmp/ferry-wan.lock");
+        f
+    })
+    .await
+    .expect("the lock task")
+}
