@@ -313,20 +313,46 @@ pub fn proxy_downstream_bytes(proxy: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// The file benchmarks and network-changing tests lock (`flock /tmp/ferry-wan.lock
-/// bench/migration …`): a test that adds latency, toxics or restarts a server holds it, so a
-/// benchmark on the shared test bed never measures a fault, and a fault test never lands in a
-/// benchmark's WAN settings. Held until the returned file is dropped.
-pub async fn network_lock() -> std::fs::File {
+/// The lock benchmarks and network-changing tests share (`/tmp/ferry-wan.lock`, which
+/// bench/migration takes for its whole run): a test that adds latency or toxics, or restarts a
+/// server, holds it, so a benchmark on the shared test bed never measures a fault, and a fault
+/// test never lands in a benchmark's WAN settings. util-linux's `flock` holds it until the
+/// returned guard is dropped.
+pub struct NetworkLock(std::process::Child);
+
+impl Drop for NetworkLock {
+    fn drop(&mut self) {
+        // Closing its stdin ends `cat`, and `flock` lets go.
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn network_lock() -> NetworkLock {
     tokio::task::spawn_blocking(|| {
-        let f = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/ferry-wan.lock")
-            .expect("opening /tmp/ferry-wan.lock");
-        f.lock().expect("locking /tmp/ferry-wan.lock");
-        f
+        use std::io::BufRead;
+        let mut child = Command::new("flock")
+            .args([
+                "-x",
+                "/tmp/ferry-wan.lock",
+                "sh",
+                "-c",
+                "echo locked; cat >/dev/null",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("flock's stdout"))
+            .read_line(&mut line)
+            .expect("flock's first line");
+        assert_eq!(
+            line.trim(),
+            "locked",
+            "flock did not take /tmp/ferry-wan.lock"
+        );
+        NetworkLock(child)
     })
     .await
     .expect("the lock task")
