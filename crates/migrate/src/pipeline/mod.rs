@@ -462,9 +462,21 @@ async fn answer<T>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, ChunkError> {
+    answered(deadline, node, what, f)
+        .await
+        .map_err(ChunkError::Target)
+}
+
+/// [`answer`] outside a chunk's copy (leasing, checking progress).
+async fn answered<T>(
+    deadline: Duration,
+    node: &str,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, SideError> {
     match tokio::time::timeout(deadline, f).await {
-        Ok(r) => r.map_err(|e| classify_pg(e, node, what)),
-        Err(_) => Err(ChunkError::Target(no_reply(deadline, node, what))),
+        Ok(r) => r.map_err(|e| SideError::target(&e, node, what)),
+        Err(_) => Err(no_reply(deadline, node, what)),
     }
 }
 

@@ -197,17 +197,14 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         }
         let c = conn.as_ref().expect("connected above");
         let asked = Instant::now();
-        let leased = match tokio::time::timeout(
+        let leasing = format!("leasing a chunk of {}", ctx.table);
+        let leased = answered(
             c.reply,
+            &c.node,
+            &leasing,
             ctx.progress.begin_lease(&c.client, &c.st, ctx.job),
         )
-        .await
-        {
-            Ok(r) => r.map_err(|e| {
-                SideError::target(&e, &c.node, format!("leasing a chunk of {}", ctx.table))
-            }),
-            Err(_) => Err(no_reply(c.reply, &c.node, "leasing a chunk")),
-        };
+        .await;
         let lease = match leased {
             Ok(l) => {
                 ctx.counters
@@ -232,19 +229,14 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             // Nothing free: all done, or the rest is held by live workers, whose chunks come
             // back if they fail. Meanwhile this worker's page memory is theirs.
             idle.set(true);
-            let checked = tokio::time::timeout(c.reply, async {
+            let checked = answered(c.reply, &c.node, "checking progress", async {
                 let (rollback, left) = tokio::join!(
                     c.client.batch_execute("ROLLBACK"),
                     ctx.progress.unfinished(&c.client, &c.st, ctx.job)
                 );
                 rollback.and(left)
-            })
-            .await;
-            let checked = match checked {
-                Ok(r) => r.map_err(|e| SideError::target(&e, &c.node, "checking progress")),
-                Err(_) => Err(no_reply(c.reply, &c.node, "checking progress")),
-            };
-            match checked {
+            });
+            match checked.await {
                 Ok(0) => {
                     ctx.finished.store(true, Ordering::Relaxed);
                     release(&mut slot, &mut conn);
