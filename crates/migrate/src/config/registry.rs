@@ -1142,6 +1142,31 @@ pub static KEYS: &[KeyDef] = &[
         disposition: Disposition::Used,
     },
     KeyDef {
+        key: "ferry.writetimeColumn",
+        kind: Kind::Name,
+        default: Dflt::None,
+        meaning: "Target column (timestamptz) that receives each row's Cassandra write time: the largest WRITETIME over its regular and static columns (counters and non-frozen collections have none; frozen ones do), microseconds kept; null for a row with none of them set. With it, upserts (catch-up, yugabyte.copyReplace) replace a row only with a write at least as new. --create-tables adds it. Unset: not carried.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.expiresColumn",
+        kind: Kind::Name,
+        default: Dflt::None,
+        meaning: "Target column (timestamptz) that receives when the row expires: the time ferry read it plus the largest remaining TTL over its regular and static columns (whole seconds, as Cassandra's TTL() gives them); null when any of them has no TTL (the row never expires). Rows already expired are not copied; validate treats a target row past this time as absent. --create-tables adds it. Unset: not carried.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.clockSkewSecs",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400,
+            unit: "s",
+        },
+        default: Dflt::Int(5),
+        meaning: "Catch-up (ferry migrate --since): rows written up to this long before the given time are copied too, for clocks (the writers', Cassandra's, ferry's) that disagree.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
         key: "ferry.leaseSecs",
         kind: Kind::Int {
             min: 2,

@@ -38,6 +38,8 @@ pub(super) async fn copy_chunk(
         let rows = page_rows.get();
         async move {
             let t = Instant::now();
+            // When the read was sent: remaining TTLs count from about then.
+            let asked_secs = crate::row_times::now_secs();
             let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
             let r = ctx
                 .reader
@@ -59,7 +61,7 @@ pub(super) async fn copy_chunk(
                     if p.failed_over {
                         c.pages_failed_over.fetch_add(1, Ordering::Relaxed);
                     }
-                    (p.result, p.next)
+                    (p.result, p.next, asked_secs)
                 })
                 .map_err(ChunkError::Source);
             ctx.counters
@@ -114,9 +116,10 @@ pub(super) async fn copy_chunk(
             None => fetch(lo, hi, PagingState::start()).await?,
         };
         loop {
-            let (res, next) = page;
+            let (res, next, asked_secs) = page;
             let t = Instant::now();
-            let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Local)?;
+            let n = encode_page(ctx, res, asked_secs, &mut buf, &mut rejected)
+                .map_err(ChunkError::Local)?;
             ctx.counters
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -273,16 +276,26 @@ pub(super) struct PageCounts {
 }
 
 /// Encodes a page's rows into `buf`; a row that cannot be written as it is goes to `rejected`.
+/// With row times selected, each row's write time and expiry (for a read sent at
+/// `asked_secs`) follow its columns; a catch-up leaves out rows written before its start, and
+/// no row already expired is written.
 pub(super) fn encode_page(
     ctx: &Ctx<'_>,
     res: scylla::response::query_result::QueryResult,
+    asked_secs: i64,
     buf: &mut BytesMut,
     rejected: &mut Vec<Reject>,
 ) -> Result<PageCounts> {
     let rows = res
         .into_rows_result()
         .context("the scan returned no rows result")?;
-    let ncols = (ctx.types.len() + ctx.constants.len()) as i16;
+    let ndata = ctx.types.len();
+    let times = &ctx.settings.row_times;
+    let ncols = (ndata
+        + usize::from(times.writetime.is_some())
+        + usize::from(times.expires.is_some())
+        + ctx.constants.len()) as i16;
+    let now_us = crate::row_times::now_secs().saturating_mul(1_000_000);
     let mut counts = PageCounts {
         read: 0,
         written: 0,
@@ -303,7 +316,7 @@ pub(super) fn encode_page(
         for (i, col) in row.enumerate() {
             let col = col?;
             let cell = col.slice.map(|s| s.as_slice());
-            if bad.is_none() {
+            if bad.is_none() && i < ndata {
                 if let Err(r) = encode::encode_field(&ctx.types[i], cell, buf) {
                     bad = Some((i, r));
                 }
@@ -311,6 +324,17 @@ pub(super) fn encode_page(
             cells.push(cell);
         }
         counts.read += 1;
+        let (data, time_cells) = cells.split_at(ndata.min(cells.len()));
+        let time = (!ctx.time_cols.is_empty()).then(|| ctx.time_cols.read(data, time_cells));
+        let expires = time.and_then(|t| t.expires_us(asked_secs));
+        let older = matches!(
+            (ctx.settings.since_us, time.and_then(|t| t.writetime_us)),
+            (Some(since), Some(w)) if w < since
+        );
+        if older || expires.is_some_and(|e| e <= now_us) {
+            buf.truncate(row_start);
+            continue;
+        }
         if let Some((col, reject)) = bad {
             buf.truncate(row_start);
             let shape = RowShape {
@@ -319,8 +343,14 @@ pub(super) fn encode_page(
                 names: &ctx.names,
                 key_columns: &ctx.key_columns,
             };
-            rejected.push(Reject::of_row(&shape, &cells, col, &reject.reason));
+            rejected.push(Reject::of_row(&shape, data, col, &reject.reason));
             continue;
+        }
+        if times.writetime.is_some() {
+            crate::row_times::put_timestamptz(buf, time.and_then(|t| t.writetime_us));
+        }
+        if times.expires.is_some() {
+            crate::row_times::put_timestamptz(buf, expires);
         }
         for c in &ctx.constants {
             match c {

@@ -110,6 +110,12 @@ pub struct Settings {
     /// When a side stays unreachable this long, the run stops (resumable).
     pub outage_deadline: Duration,
     pub mode: Mode,
+    /// Target columns that get each row's write time and expiry ([`crate::row_times`]).
+    pub row_times: crate::config::RowTimeColumns,
+    /// A catch-up pass: only rows written at or after this time (µs since the Unix epoch,
+    /// the clock-skew margin already taken off) are written; rows without a write time are
+    /// written too. Set per table by the job.
+    pub since_us: Option<i64>,
 }
 
 /// The outcome for one table.
@@ -150,6 +156,9 @@ pub struct TableReport {
     /// The 99th percentile of the table's Cassandra page reads and of its chunk commits, in ms.
     pub source_p99_ms: Option<f64>,
     pub commit_p99_ms: Option<f64>,
+    /// A catch-up pass: its time (µs since the Unix epoch, before the clock-skew margin);
+    /// `rows_read` are the rows it scanned, `rows_written` those written since.
+    pub since_us: Option<i64>,
 }
 
 /// A table's workers (chunks in flight; adaptive concurrency moves them).
@@ -202,6 +211,8 @@ struct Ctx<'a> {
     frame_bytes: u64,
     /// How long a reply the target owes may take ([`crate::retry::reply_deadline`]).
     reply: Duration,
+    /// The row times each row carries after its columns.
+    time_cols: crate::row_times::TimeColumns,
 }
 
 /// The source's round trip: the fastest of three small queries sent at once.
@@ -243,10 +254,16 @@ pub async fn run_table(
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
     // page memory (see [`page_budget`]).
     let read = settings.read_settings();
+    // The scan selects the row times the target columns or the catch-up need.
+    let mut scanned = mapping.source.clone();
+    scanned.times = crate::row_times::RowTimes {
+        writetime: settings.row_times.writetime.is_some() || settings.since_us.is_some(),
+        ttl: settings.row_times.expires.is_some(),
+    };
     let (reader, rtt, frame_bytes) = tokio::join!(
         source::RangeReader::new(
             session,
-            mapping.source.range_select(),
+            scanned.range_select(),
             mapping.source.qualified(),
             plan,
             &read,
@@ -254,7 +271,7 @@ pub async fn run_table(
         source_rtt(session),
         crate::page_size::frame_bytes(session)
     );
-    let reader = reader?.with_slices(&mapping.source);
+    let reader = reader?.with_slices(&scanned);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
     tracing::info!(
         rtt_us = rtt.map(|d| d.as_micros() as u64),
@@ -262,6 +279,7 @@ pub async fn run_table(
         "page memory"
     );
     let ctx = Ctx {
+        time_cols: crate::row_times::TimeColumns::of(&scanned, scanned.times),
         reply: crate::retry::reply_deadline(target),
         reader,
         types: mapping
@@ -387,6 +405,7 @@ pub async fn run_table(
         steady_rows_per_sec,
         source_p99_ms: counters.source_pages.snapshot().percentile(99.0),
         commit_p99_ms: counters.commits.snapshot().percentile(99.0),
+        since_us: None,
     })
 }
 
