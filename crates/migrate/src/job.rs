@@ -151,6 +151,8 @@ pub struct Prepared {
     /// The run's own target connection, which `prepare` read the target with and `run` keeps
     /// using (plan storage, done marks, the reject export); it reconnects after a fault.
     admin: Admin,
+    /// Options that have no effect on this target, for the user to see.
+    pub notes: Vec<String>,
 }
 
 impl Prepared {
@@ -180,7 +182,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         ms = t0.elapsed().as_millis() as u64,
         "connected to both sides"
     );
-    job.yb.check(&facts)?;
+    let notes = job.yb.notes(&facts);
     crate::source::check_routing(&session, &job.source.routing)?;
 
     let pair = |keyspace: &str, table: &str, target_schema: &str, target_table: &str| TablePair {
@@ -301,6 +303,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         facts,
         tables,
         admin,
+        notes,
     })
 }
 

@@ -265,28 +265,25 @@ pub struct YbOptions {
 }
 
 impl YbOptions {
-    /// Errors when a YugabyteDB-only option meets PostgreSQL, naming the key to change.
-    pub fn check(&self, facts: &TargetFacts) -> Result<()> {
+    /// What a YugabyteDB-only option does on another target: notes for the user, as each is
+    /// left out there (the writes stay transactional, as PostgreSQL's always are).
+    pub fn notes(&self, facts: &TargetFacts) -> Vec<String> {
         if facts.kind == TargetKind::YugabyteDb {
-            return Ok(());
+            return Vec::new();
         }
         let short = facts.version.split(" on ").next().unwrap_or(&facts.version);
-        let mut bad = Vec::new();
+        let mut notes = Vec::new();
         if self.disable_transactional_writes {
-            bad.push("yugabyte.disableTransactionalWrites=true (yb_disable_transactional_writes)");
+            notes.push(format!(
+                "yugabyte.disableTransactionalWrites=true is YugabyteDB-only and has no effect on {short}: writes stay transactional"
+            ));
         }
         if self.rows_per_transaction.is_some() {
-            bad.push("ROWS_PER_TRANSACTION");
+            notes.push(format!(
+                "COPY's ROWS_PER_TRANSACTION is YugabyteDB-only and has no effect on {short}"
+            ));
         }
-        if bad.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "{} {} YugabyteDB-only, but the target is {short} — set {} to false for a PostgreSQL target",
-            bad.join(" and "),
-            if bad.len() > 1 { "are" } else { "is" },
-            if bad.len() > 1 { "them" } else { "it" }
-        )
+        notes
     }
 }
 

@@ -86,6 +86,9 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
         Mode::Migrate
     };
     let prepared = job::prepare(&job).await?;
+    for n in &prepared.notes {
+        eprintln!("ferry: note: {n}");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {

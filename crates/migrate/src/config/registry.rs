@@ -639,7 +639,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "yugabyte.copyReplace",
         kind: Kind::Bool,
         default: Dflt::Bool(false),
-        meaning: "YugabyteDB only: COPY … WITH (REPLACE), so a row already present is overwritten instead of failing the batch; refused on PostgreSQL.",
+        meaning: "Rows already present are replaced (upsert) instead of failing the batch: on YugabyteDB COPY … WITH (REPLACE), or with ferry.writetimeColumn a staged INSERT … ON CONFLICT DO UPDATE that keeps a row already newer; on PostgreSQL always the staged upsert. Needs the target's primary key to be the source's.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -664,7 +664,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "yugabyte.disableTransactionalWrites",
         kind: Kind::Bool,
         default: Dflt::Bool(false),
-        meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; refused on PostgreSQL.",
+        meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; no effect on PostgreSQL (noted at the start of a run).",
         disposition: Disposition::Used,
     },
     // TLS to the target: libpq's sslmode meanings under the YugabyteDB JDBC driver's property

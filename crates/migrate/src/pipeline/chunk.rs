@@ -118,14 +118,16 @@ pub(super) async fn copy_chunk(
         loop {
             let (res, next, asked_secs) = page;
             let t = Instant::now();
-            let n = encode_page(ctx, res, asked_secs, &mut buf, &mut rejected)
+            let n = ctx
+                .encoder
+                .encode_page(res, asked_secs, &mut buf, &mut rejected)
                 .map_err(ChunkError::Local)?;
             ctx.counters
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
-                ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
+                ctx.encoder.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
                 page_rows.set(page_rows_for(ctx, ceiling, split == 0));
             }
             rows_total += n.written;
@@ -268,100 +270,4 @@ pub(super) async fn replay_chunk(
     commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
-}
-
-pub(super) struct PageCounts {
-    read: u64,
-    written: u64,
-}
-
-/// Encodes a page's rows into `buf`; a row that cannot be written as it is goes to `rejected`.
-/// With row times selected, each row's write time and expiry (for a read sent at
-/// `asked_secs`) follow its columns; a catch-up leaves out rows written before its start, and
-/// no row already expired is written.
-pub(super) fn encode_page(
-    ctx: &Ctx<'_>,
-    res: scylla::response::query_result::QueryResult,
-    asked_secs: i64,
-    buf: &mut BytesMut,
-    rejected: &mut Vec<Reject>,
-) -> Result<PageCounts> {
-    let rows = res
-        .into_rows_result()
-        .context("the scan returned no rows result")?;
-    let ndata = ctx.types.len();
-    let times = &ctx.settings.row_times;
-    let ncols = (ndata
-        + usize::from(times.writetime.is_some())
-        + usize::from(times.expires.is_some())
-        + ctx.constants.len()) as i16;
-    let now_us = crate::row_times::now_secs().saturating_mul(1_000_000);
-    let mut counts = PageCounts {
-        read: 0,
-        written: 0,
-    };
-    let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ctx.types.len());
-    // Room for the whole page at once, from the row size measured so far: growing by doubling
-    // would copy the page several times and leave up to half of the buffer unused.
-    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed) as usize;
-    if row_bytes > 0 {
-        buf.reserve(rows.rows_num() * (row_bytes + row_bytes / 16) + 64);
-    }
-    for row in rows.rows::<ColumnIterator>()? {
-        let row = row?;
-        let row_start = buf.len();
-        buf.put_i16(ncols);
-        let mut bad = None;
-        cells.clear();
-        for (i, col) in row.enumerate() {
-            let col = col?;
-            let cell = col.slice.map(|s| s.as_slice());
-            if bad.is_none() && i < ndata {
-                if let Err(r) = encode::encode_field(&ctx.types[i], cell, buf) {
-                    bad = Some((i, r));
-                }
-            }
-            cells.push(cell);
-        }
-        counts.read += 1;
-        let (data, time_cells) = cells.split_at(ndata.min(cells.len()));
-        let time = (!ctx.time_cols.is_empty()).then(|| ctx.time_cols.read(data, time_cells));
-        let expires = time.and_then(|t| t.expires_us(asked_secs));
-        let older = matches!(
-            (ctx.settings.since_us, time.and_then(|t| t.writetime_us)),
-            (Some(since), Some(w)) if w < since
-        );
-        if older || expires.is_some_and(|e| e <= now_us) {
-            buf.truncate(row_start);
-            continue;
-        }
-        if let Some((col, reject)) = bad {
-            buf.truncate(row_start);
-            let shape = RowShape {
-                table: &ctx.table,
-                types: &ctx.types,
-                names: &ctx.names,
-                key_columns: &ctx.key_columns,
-            };
-            rejected.push(Reject::of_row(&shape, data, col, &reject.reason));
-            continue;
-        }
-        if times.writetime.is_some() {
-            crate::row_times::put_timestamptz(buf, time.and_then(|t| t.writetime_us));
-        }
-        if times.expires.is_some() {
-            crate::row_times::put_timestamptz(buf, expires);
-        }
-        for c in &ctx.constants {
-            match c {
-                Some(bytes) => {
-                    buf.put_i32(bytes.len() as i32);
-                    buf.put_slice(bytes);
-                }
-                None => buf.put_i32(-1),
-            }
-        }
-        counts.written += 1;
-    }
-    Ok(counts)
 }

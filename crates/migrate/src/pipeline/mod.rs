@@ -18,34 +18,34 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use scylla::client::session::Session;
-use scylla::deserialize::row::ColumnIterator;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::Consistency;
 
 use crate::adapt;
 use crate::budget::{Budget, IdleConn, Slot};
-use crate::cql::CqlType;
 use crate::encode;
 use crate::error::{kind_in, target_failure, SideError};
 use crate::plan::Plan;
 use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
-use crate::rejects::{Reject, RowShape};
+use crate::rejects::Reject;
 use crate::retry::{backoff, no_reply, note_recovery, Outage};
-use crate::schema::{ColumnKind, TableMapping};
+use crate::schema::TableMapping;
 use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
 
 mod chunk;
 mod copy;
 mod counters;
+mod encoder;
 mod pages;
 mod worker;
 
 use chunk::*;
 use copy::*;
 pub use counters::*;
+pub use encoder::{PageCounts, RowEncoder};
 pub use pages::page_budget;
 use pages::*;
 use worker::*;
@@ -178,10 +178,8 @@ impl TableReport {
 /// Everything the workers of one table share.
 struct Ctx<'a> {
     reader: source::RangeReader<'a>,
-    types: Vec<CqlType>,
-    key_columns: Vec<usize>,
-    names: Vec<String>,
-    constants: Vec<Option<Vec<u8>>>,
+    /// Rows into target rows.
+    encoder: RowEncoder,
     settings: &'a Settings,
     counters: &'a Counters,
     table: String,
@@ -201,8 +199,6 @@ struct Ctx<'a> {
     active: std::sync::atomic::AtomicUsize,
     /// Set by the first worker that finds every chunk done.
     finished: AtomicBool,
-    /// Encoded (binary COPY) bytes per row, as last measured; 0 until the first page.
-    row_bytes: AtomicU64,
     /// Bytes all workers' pages may take at once.
     page_budget: u64,
     /// Workers that found no chunk left to lease: their page memory goes to the others.
@@ -211,8 +207,6 @@ struct Ctx<'a> {
     frame_bytes: u64,
     /// How long a reply the target owes may take ([`crate::retry::reply_deadline`]).
     reply: Duration,
-    /// The row times each row carries after its columns.
-    time_cols: crate::row_times::TimeColumns,
 }
 
 /// The source's round trip: the fastest of three small queries sent at once.
@@ -279,35 +273,14 @@ pub async fn run_table(
         "page memory"
     );
     let ctx = Ctx {
-        time_cols: crate::row_times::TimeColumns::of(&scanned, scanned.times),
+        encoder: RowEncoder::new(
+            &scanned,
+            constants,
+            settings.row_times.clone(),
+            settings.since_us,
+        ),
         reply: crate::retry::reply_deadline(target),
         reader,
-        types: mapping
-            .source
-            .columns
-            .iter()
-            .map(|c| c.ty.clone())
-            .collect(),
-        key_columns: mapping
-            .source
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                matches!(
-                    c.kind,
-                    ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
-                )
-            })
-            .map(|(i, _)| i)
-            .collect(),
-        names: mapping
-            .source
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
-        constants,
         settings,
         counters,
         table: mapping.source.qualified(),
@@ -323,7 +296,6 @@ pub async fn run_table(
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
-        row_bytes: AtomicU64::new(0),
         page_budget,
         idle: AtomicU64::new(0),
         frame_bytes,
