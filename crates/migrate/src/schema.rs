@@ -74,6 +74,29 @@ impl SourceTable {
         )
     }
 
+    /// `SELECT cols FROM ks.t WHERE pk1 = ? AND … AND ck1 = ? …`: one row by its primary key,
+    /// bound in column order.
+    pub fn key_select(&self) -> String {
+        let keys: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.kind,
+                    ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
+                )
+            })
+            .map(|c| format!("{} = ?", cql_ident(&c.name)))
+            .collect();
+        format!(
+            "SELECT {} FROM {}.{} WHERE {}",
+            self.select_list(),
+            cql_ident(&self.keyspace),
+            cql_ident(&self.table),
+            keys.join(" AND ")
+        )
+    }
+
     /// The leading clustering columns whose clustering order is the first one's: a large
     /// partition is split on these. Rows come back in clustering order, so their values along
     /// this prefix only ever rise (ASC) or only ever fall (DESC), and range bounds taken from

@@ -127,7 +127,9 @@ pub(super) async fn copy_chunk(
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
-                ctx.encoder.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
+                ctx.encoder
+                    .row_bytes
+                    .store(row_bytes.max(16), Ordering::Relaxed);
                 page_rows.set(page_rows_for(ctx, ceiling, split == 0));
             }
             rows_total += n.written;

@@ -75,7 +75,7 @@ impl RowEncoder {
     /// With row times selected, each row's write time and expiry (for a read sent at
     /// `asked_secs`) follow its columns; a catch-up leaves out rows written before its start, and
     /// no row already expired is written.
-        pub fn encode_page(
+    pub fn encode_page(
         &self,
         res: scylla::response::query_result::QueryResult,
         asked_secs: i64,
