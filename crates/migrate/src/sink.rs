@@ -390,11 +390,11 @@ impl TableWriter {
 
     /// Statements after the chunk's COPY, before its commit: moves the staged rows into the
     /// table (skipping keys that exist, or replacing them); returns the rows it inserted or
-    /// replaced.
-    pub async fn finish_tx(&self, tx: &Client) -> Result<u64, tokio_postgres::Error> {
+    /// replaced, or `None` when nothing is staged (the COPY wrote the table itself).
+    pub async fn finish_tx(&self, tx: &Client) -> Result<Option<u64>, tokio_postgres::Error> {
         match &self.merge_sql {
-            Some(sql) => tx.execute(sql, &[]).await,
-            None => Ok(0),
+            Some(sql) => tx.execute(sql, &[]).await.map(Some),
+            None => Ok(None),
         }
     }
 }

@@ -196,14 +196,20 @@ pub(super) async fn commit_chunk(
     bytes: u64,
 ) -> Result<(), ChunkError> {
     let t = Instant::now();
+    let mut rows = rows;
     if merge {
-        answer(
+        // Staged rows: those the merge inserted or replaced are the rows written (a key skipped,
+        // or a target row newer than the incoming one, is not).
+        if let Some(merged) = answer(
             conn.reply,
             &conn.node,
             "merging staged rows",
             ctx.writer.finish_tx(&conn.client),
         )
-        .await?;
+        .await?
+        {
+            rows = merged;
+        }
     }
     let done = ChunkDone {
         job: ctx.job,
