@@ -215,8 +215,8 @@ async fn sample_keys(
             }
         }
         if let Some(row_bytes) = bytes.checked_div(n) {
-            page_rows = (KEY_PAGE_BYTES / row_bytes.max(8))
-                .clamp(MIN_KEY_PAGE_ROWS as u64, ceiling) as i32;
+            page_rows =
+                (KEY_PAGE_BYTES / row_bytes.max(8)).clamp(MIN_KEY_PAGE_ROWS as u64, ceiling) as i32;
         }
     }
 }
@@ -384,9 +384,10 @@ async fn merge_quiet_runs(
             matches!(next, PagingStateResponse::NoMorePages).then_some(rows)
         }
     };
-    let counted = futures::future::join_all(runs.iter().map(|&(first, last)| {
-        count(plan.chunks[first].start, plan.chunks[last].end)
-    }))
+    let counted = futures::future::join_all(
+        runs.iter()
+            .map(|&(first, last)| count(plan.chunks[first].start, plan.chunks[last].end)),
+    )
     .await;
     // From the end, so earlier indexes stay valid.
     for (&(first, last), rows) in runs.iter().zip(counted).rev() {
@@ -513,6 +514,44 @@ mod tests {
         let p = pieces(&chunk, -99, &[key(1)]);
         assert_eq!(p.len(), 3);
         assert_eq!((p[0].start, p[0].end), (-100, -99));
+    }
+
+    #[test]
+    fn runs_of_token_ranges_between_pieces_merge_into_one_chunk() {
+        let token = |id, start, end, set| Chunk {
+            id,
+            start,
+            end,
+            replica_set: set,
+            est_partitions: 10,
+            est_bytes: 100,
+            clustering: None,
+        };
+        // Three token ranges, the partition at token 30 split in two, two more ranges, then a
+        // lone range after another piece.
+        let mut chunks = vec![
+            token(0, -100, 0, 0),
+            token(1, 0, 20, 1),
+            token(2, 20, 29, 2),
+        ];
+        chunks.extend(pieces(&token(9, 29, 30, 2), 30, &[key(5)]));
+        chunks.push(token(3, 30, 60, 0));
+        chunks.push(token(4, 60, 99, 1));
+        let piece = Chunk {
+            clustering: Some(ClusteringRange::default()),
+            ..token(5, 99, 100, 1)
+        };
+        chunks.push(piece);
+        chunks.push(token(6, 100, 200, 2));
+        let runs = token_runs(&chunks);
+        assert_eq!(runs, vec![(0, 2), (5, 6)]);
+        let m = merged(&chunks, 0, 2);
+        assert_eq!((m.start, m.end, m.replica_set), (-100, 29, 0));
+        assert_eq!((m.est_partitions, m.est_bytes), (30, 300));
+        assert!(m.clustering.is_none());
+        let m = merged(&chunks, 5, 6);
+        assert_eq!((m.start, m.end, m.replica_set), (30, 99, 0));
+        assert!(token_runs(&chunks[3..5]).is_empty());
     }
 
     #[test]
