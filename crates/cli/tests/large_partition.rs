@@ -95,6 +95,21 @@ async fn pieces(schema: &str) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
+/// Token-range chunks (not pieces of a large partition) in the stored plan.
+async fn token_chunks(schema: &str) -> i64 {
+    let pg = common::pg_connect(5433).await;
+    pg.query_one(
+        &format!(
+            "SELECT count(*) FROM {schema}_progress.ferry_chunks \
+             WHERE ck_lo IS NULL AND ck_hi IS NULL"
+        ),
+        &[],
+    )
+    .await
+    .expect("progress")
+    .get(0)
+}
+
 fn validate(cfg: &std::path::Path) {
     let out = common::ferry()
         .args(["validate", "-c"])
@@ -179,6 +194,13 @@ async fn composite_clustering_key_with_a_desc_column_splits_and_copies_exactly()
     let out = common::run_migrate(&cfg, &["--create-tables", "--json"]);
     let ranges = split_ranges(&out);
     assert_eq!(pieces(&schema).await, (ranges as i64, ranges as i64));
+    // The 200 rows of the small partitions (under a page of 1,000) are in the token ranges
+    // before and after the partition: each side's run of vnode ranges is one chunk.
+    let around = token_chunks(&schema).await;
+    assert!(
+        (1..=2).contains(&around),
+        "{around} token-range chunks around the partition"
+    );
 
     let pg = common::pg_connect(5433).await;
     let got: Vec<(i32, i32, String, i32, i64, Vec<u8>)> = pg
