@@ -533,6 +533,13 @@ async fn split_large_partitions(
     else {
         return Ok(());
     };
+    // A partition's ranges are read one page after another, a round trip each: as many ranges
+    // as workers the run may grow to, so the workers the controller adds across a WAN have
+    // ranges to read.
+    let workers = job
+        .settings
+        .adaptive
+        .map_or(workers, |(_, most)| most.max(workers));
     let ranges_for = move |rows: u64| {
         crate::sizing::chunk_count(&crate::sizing::Inputs {
             rows,
