@@ -642,7 +642,7 @@ pub async fn run(
             }
             _ => tables.await,
         };
-        Ok(reports)
+        anyhow::Ok(reports)
     };
     let ((), copied) = tokio::join!(warming, copied);
     let reports = copied?;
