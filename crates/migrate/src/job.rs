@@ -184,8 +184,17 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             "round trips for chunk sizing"
         );
         match (source_rtt, target_rtt) {
+            // A table big enough gets a chunk per worker the run may use, not only per worker
+            // it starts with: across a WAN the controller raises the workers to hide the round
+            // trip, and a table of as many chunks as its first workers leaves it nothing to
+            // give the new ones.
             (Some(source_rtt), Some(target_rtt)) => plan::ChunkSizing::Measured {
-                workers: job.settings.writers,
+                workers: job
+                    .settings
+                    .adaptive
+                    .map_or(job.settings.writers, |(_, max)| {
+                        max.max(job.settings.writers)
+                    }),
                 fetch_rows: job.settings.fetch_size_rows.max(1) as u64,
                 source_rtt,
                 target_rtt,
@@ -422,7 +431,6 @@ async fn split_large_partitions(
     sizing: plan::ChunkSizing,
 ) -> Result<()> {
     let plan::ChunkSizing::Measured {
-        workers,
         fetch_rows,
         source_rtt,
         target_rtt,
@@ -431,6 +439,9 @@ async fn split_large_partitions(
     else {
         return Ok(());
     };
+    // As many ranges as the workers the run starts with (the tables' sizing counts the
+    // controller's ceiling; a partition's ranges are sized as they were).
+    let workers = job.settings.writers;
     let ranges_for = move |rows: u64| {
         crate::sizing::chunk_count(&crate::sizing::Inputs {
             rows,

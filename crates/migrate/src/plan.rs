@@ -102,6 +102,7 @@ pub enum ChunkSizing {
     /// From the table's sampled rows and the measured round trips ([`sizing::chunk_count`]);
     /// `fallback` when the sample cannot be read.
     Measured {
+        /// The most workers the run may use (see [`sizing::Inputs::workers`]).
         workers: usize,
         fetch_rows: u64,
         source_rtt: std::time::Duration,

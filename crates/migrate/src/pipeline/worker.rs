@@ -20,34 +20,46 @@ pub(super) struct Conn {
 impl Conn {
     /// A connection to `nodes[node]`: an idle one of the run's if there is one (to that node,
     /// else to any: the returned index says which), else a new one. Only the table's COPY
-    /// statement is prepared on a reused connection.
-    pub(super) async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize)> {
+    /// statement is prepared on a reused connection, and the worker's first lease goes out in
+    /// the same flight (returned as the next lease; `None` for a new connection).
+    pub(super) async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize, NextLease)> {
         if let Some(idle) = ctx.budget.take_conn(node) {
             let (h, p) = &ctx.facts.nodes[idle.node];
             let at_node = format!("{h}:{p}");
-            let copy = crate::retry::within(
-                ctx.reply,
-                &at_node,
-                "preparing COPY",
-                Self::prepare_copy(ctx, &idle.client),
-            )
-            .await
-            .map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
+            let leasing = format!("leasing a chunk of {}", ctx.table);
+            // Polled in this order, so sent in this order: the COPY's Parse, then BEGIN and
+            // the lease. A failed prepare drops the connection, and its transaction with it.
+            let (copy, leased) = tokio::join!(
+                crate::retry::within(
+                    ctx.reply,
+                    &at_node,
+                    "preparing COPY",
+                    Self::prepare_copy(ctx, &idle.client),
+                ),
+                answered(
+                    ctx.reply,
+                    &at_node,
+                    &leasing,
+                    ctx.progress.begin_lease(&idle.client, &idle.st, ctx.job),
+                )
+            );
+            let copy = copy.map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
             let at = idle.node;
             return Ok((
                 Conn {
                     client: idle.client,
                     st: idle.st,
                     copy,
-                    node: format!("{h}:{p}"),
+                    node: at_node,
                     index: at,
                     reply: ctx.reply,
                 },
                 at,
+                Some(leased),
             ));
         }
         let (h, p) = &ctx.facts.nodes[node];
-        Ok((Self::open(ctx, h, *p, node).await?, node))
+        Ok((Self::open(ctx, h, *p, node).await?, node, None))
     }
 
     /// Gives the connection to the run's pool, for the next worker of any table.
@@ -271,9 +283,10 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         }
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             match Conn::get(ctx, node).await {
-                Ok((c, at)) => {
+                Ok((c, at, leased)) => {
                     conn = Some(c);
                     node = at;
+                    next = leased;
                     if std::mem::take(&mut lost) {
                         ctx.counters
                             .target_reconnects
