@@ -203,3 +203,52 @@ async fn a_keyspace_run_reuses_its_target_connections_across_tables() {
     let out = ferry(&["validate", "-c", cfg, "--keyspace", &ks]);
     assert!(out.status.success(), "the keyspace differs after migrating");
 }
+
+/// One worker copies a table of several chunks: each chunk's commit also leases the worker's
+/// next chunk (one flight, after COMMIT, in a new transaction). Every chunk ends done, committed
+/// once (its `attempts` count is 1: no chunk was copied twice or left to a retry), and the
+/// table is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_leases_each_next_chunk_with_the_commit_and_copies_exactly() {
+    common::testbed();
+    let ks = common::unique_name("sizing_flight");
+    common::gen(&ks, "t", 16_000, 3, 90);
+    let props = common::testbed_properties(&ks, "t", &ks)
+        + &format!(
+            "ferry.maxParallelChunks=1\nferry.adaptiveConcurrency=false\n\
+             migration.checkpoint.keyspace={ks}_p\n"
+        );
+    let cfg = common::write_config(&ks, &props);
+    let cfg = cfg.to_str().unwrap();
+    let out = ferry(&["migrate", "-c", cfg, "--create-tables", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pg = common::pg_connect(5433).await;
+    let row = pg
+        .query_one(
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE state = 'done'), \
+                        coalesce(sum(attempts), 0)::int8, coalesce(sum(rows_written), 0)::int8 \
+                 FROM {ks}_p.ferry_chunks"
+            ),
+            &[],
+        )
+        .await
+        .expect("the chunks' progress");
+    let (chunks, done, attempts, rows): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!(
+        chunks >= 3,
+        "16,000 rows should plan several chunks: {chunks}"
+    );
+    assert_eq!(done, chunks, "every chunk done");
+    assert_eq!(attempts, chunks, "each chunk committed once");
+    assert_eq!(rows, 16_000);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["rows_written"], 16_000);
+    let out = ferry(&["validate", "-c", cfg]);
+    assert!(out.status.success(), "the table differs after migrating");
+}

@@ -234,8 +234,17 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             "round trips for chunk sizing"
         );
         match (source_rtt, target_rtt) {
+            // A table big enough gets a chunk per worker the run may use, not only per worker
+            // it starts with: across a WAN the controller raises the workers to hide the round
+            // trip, and a table of as many chunks as its first workers leaves it nothing to
+            // give the new ones.
             (Some(source_rtt), Some(target_rtt)) => plan::ChunkSizing::Measured {
-                workers: job.settings.writers,
+                workers: job
+                    .settings
+                    .adaptive
+                    .map_or(job.settings.writers, |(_, max)| {
+                        max.max(job.settings.writers)
+                    }),
                 fetch_rows: job.settings.fetch_size_rows.max(1) as u64,
                 source_rtt,
                 target_rtt,
@@ -247,7 +256,10 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         plan::ChunkSizing::AtLeast(job.min_chunks)
     };
     // Tables are checked and planned several at once: across a WAN each costs round trips,
-    // and these reads are independent (the admin connection pipelines them).
+    // and these reads are independent (the admin connection pipelines them). Every table is
+    // planned on the ring the session read as it connected, moments ago: the driver refreshes
+    // its metadata one request at a time, several round trips each, so a refresh per table
+    // serialised a keyspace's planning (`plan_table_refreshed`).
     // A fault on either side while checking is retried, the checks (reads only) again.
     let checked: Vec<Checked> = admin
         .call("reading the tables' schemas and plans", |c, _| {
@@ -266,7 +278,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
             Box::pin(async move {
                 futures::stream::iter(pairs)
                     .map(|pair| check_table(&ctx, pair))
-                    .buffered(8)
+                    .buffered(CHECKS)
                     .try_collect()
                     .await
             })
@@ -306,6 +318,10 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         notes,
     })
 }
+
+/// The most tables checked and planned at once: their reads are small (a table's schema on both
+/// sides, one page of partition tokens), and across a WAN each table's are a few round trips.
+const CHECKS: usize = 32;
 
 /// What `prepare` shares with each table's check.
 struct CheckCtx<'a> {
@@ -382,7 +398,7 @@ async fn check_table(
     let (source, existing, plan, source_id, stored) = tokio::try_join!(
         schema::read_source_table(session, &ks, &t),
         sink::existing_columns(admin, &tschema, &ttable),
-        plan::plan_table(session, &ks, &t, job.split_size_mb, sizing),
+        plan::plan_table_refreshed(session, &ks, &t, job.split_size_mb, sizing),
         schema::source_table_id(session, &ks, &t),
         async {
             if check_stored {
@@ -524,7 +540,6 @@ async fn split_large_partitions(
     sizing: plan::ChunkSizing,
 ) -> Result<()> {
     let plan::ChunkSizing::Measured {
-        workers,
         fetch_rows,
         source_rtt,
         target_rtt,
@@ -539,7 +554,9 @@ async fn split_large_partitions(
     let workers = job
         .settings
         .adaptive
-        .map_or(workers, |(_, most)| most.max(workers));
+        .map_or(job.settings.writers, |(_, most)| {
+            most.max(job.settings.writers)
+        });
     let ranges_for = move |rows: u64| {
         crate::sizing::chunk_count(&crate::sizing::Inputs {
             rows,
@@ -638,27 +655,6 @@ pub async fn run(
         0
     };
     let nodes = &prepared.facts.nodes;
-    let (ensured, more) = tokio::join!(
-        prepared
-            .admin
-            .call("creating the progress tables", |c, _| Box::pin(
-                progress.ensure(c)
-            )),
-        futures::future::join_all((0..extra).map(|i| {
-            let at = (i + 1) % nodes.len();
-            let (h, p) = &nodes[at];
-            async move { (at, job.target.connect(h, *p).await) }
-        }))
-    );
-    ensured?;
-    let binders: Vec<Admin> = more
-        .into_iter()
-        .filter_map(|(at, c)| {
-            c.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a binding connection"))
-                .ok()
-                .map(|c| Admin::new(c, at, &job.target, nodes, job.settings.outage_deadline))
-        })
-        .collect();
     let most = job
         .settings
         .adaptive
@@ -672,66 +668,124 @@ pub async fn run(
     } else {
         most
     });
-    let all_counters = std::sync::Mutex::new(Vec::<Arc<Counters>>::new());
-    let shared = RunShared {
-        job,
-        prepared,
-        progress: &progress,
-        budget: &budget,
-        binders: &binders,
-        most,
-        all_counters: &all_counters,
-        stop,
-        on_start,
-        t0,
+    // The workers' first connections are opened beside the progress tables' check and the
+    // binders' connections, and join the run's pool once those tables are there: a
+    // connection is several round trips, which the first chunks then do not wait for. As
+    // many as the run starts with (never more than its chunks).
+    let chunks: usize = prepared.tables.iter().map(|t| t.plan.chunks.len()).sum();
+    let warm = chunks.min(job.settings.writers.max(1));
+    let (warmed, warm_done) = tokio::sync::watch::channel(false);
+    let ensured_now = tokio::sync::Notify::new();
+    let ensured_ok = AtomicBool::new(false);
+    let ensure = async {
+        let r = prepared
+            .admin
+            .call("creating the progress tables", |c, _| {
+                Box::pin(progress.ensure(c))
+            })
+            .await;
+        ensured_ok.store(r.is_ok(), Ordering::Release);
+        ensured_now.notify_one();
+        r
     };
-    let tables = futures::future::try_join_all(
-        prepared
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| run_one(&shared, i, t)),
+    let warming = pipeline::warm_connections(
+        &job.target,
+        &prepared.facts,
+        &progress,
+        job.settings.lease,
+        &budget,
+        warm,
+        async {
+            ensured_now.notified().await;
+            ensured_ok.load(Ordering::Acquire)
+        },
+        warmed,
     );
-    let reports = match job.settings.adaptive {
-        Some((min, max)) if many => {
-            let sum = |f: fn(&Counters) -> u64| {
-                all_counters
-                    .lock()
-                    .map(|cs| cs.iter().map(|c| f(c)).sum())
-                    .unwrap_or(0)
-            };
-            let target = job.settings.source_latency_target_ms.map(|ms| ms as f64);
-            let steer = adapt::steer(
-                adapt::Controller::new(job.settings.writers, min, max).with_latency_target(target),
-                || sum(|c| c.rows_read.load(Ordering::Relaxed)),
-                || sum(|c| c.retries()),
-                || {
-                    let mut all = crate::latency::Snapshot::default();
-                    if let Ok(cs) = all_counters.lock() {
-                        for c in cs.iter() {
-                            all.add(&c.source_pages.snapshot());
+    // Ok(the tables' outcome) once the progress tables are there; Err when they cannot be.
+    let copied = async {
+        let (ensured, more) = tokio::join!(
+            ensure,
+            futures::future::join_all((0..extra).map(|i| {
+                let at = (i + 1) % nodes.len();
+                let (h, p) = &nodes[at];
+                async move { (at, job.target.connect(h, *p).await) }
+            }))
+        );
+        ensured?;
+        let binders: Vec<Admin> = more
+            .into_iter()
+            .filter_map(|(at, c)| {
+                c.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a binding connection"))
+                    .ok()
+                    .map(|c| Admin::new(c, at, &job.target, nodes, job.settings.outage_deadline))
+            })
+            .collect();
+        let all_counters = std::sync::Mutex::new(Vec::<Arc<Counters>>::new());
+        let shared = RunShared {
+            job,
+            prepared,
+            progress: &progress,
+            budget: &budget,
+            binders: &binders,
+            most,
+            all_counters: &all_counters,
+            stop,
+            on_start,
+            t0,
+            warm_done,
+        };
+        let tables = futures::future::try_join_all(
+            prepared
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| run_one(&shared, i, t)),
+        );
+        let reports = match job.settings.adaptive {
+            Some((min, max)) if many => {
+                let sum = |f: fn(&Counters) -> u64| {
+                    all_counters
+                        .lock()
+                        .map(|cs| cs.iter().map(|c| f(c)).sum())
+                        .unwrap_or(0)
+                };
+                let target = job.settings.source_latency_target_ms.map(|ms| ms as f64);
+                let steer = adapt::steer(
+                    adapt::Controller::new(job.settings.writers, min, max)
+                        .with_latency_target(target),
+                    || sum(|c| c.rows_read.load(Ordering::Relaxed)),
+                    || sum(|c| c.retries()),
+                    || {
+                        let mut all = crate::latency::Snapshot::default();
+                        if let Ok(cs) = all_counters.lock() {
+                            for c in cs.iter() {
+                                all.add(&c.source_pages.snapshot());
+                            }
                         }
-                    }
-                    all
-                },
-                |level, p99| {
-                    budget.set_level(level);
-                    if let Ok(cs) = all_counters.lock() {
-                        for c in cs.iter() {
-                            c.workers_active.store(level as u64, Ordering::Relaxed);
-                            c.source_p99_window_us
-                                .store(p99.map_or(0, |p| (p * 1e3) as u64), Ordering::Relaxed);
+                        all
+                    },
+                    |level, p99| {
+                        budget.set_level(level);
+                        if let Ok(cs) = all_counters.lock() {
+                            for c in cs.iter() {
+                                c.workers_active.store(level as u64, Ordering::Relaxed);
+                                c.source_p99_window_us
+                                    .store(p99.map_or(0, |p| (p * 1e3) as u64), Ordering::Relaxed);
+                            }
                         }
-                    }
-                },
-            );
-            tokio::select! {
-                r = tables => r,
-                _ = steer => unreachable!("the controller never ends"),
+                    },
+                );
+                tokio::select! {
+                    r = tables => r,
+                    _ = steer => unreachable!("the controller never ends"),
+                }
             }
-        }
-        _ => tables.await,
+            _ => tables.await,
+        };
+        anyhow::Ok(reports)
     };
+    let ((), copied) = tokio::join!(warming, copied);
+    let reports = copied?;
     tracing::info!(
         idle_connections = budget.idle_conns(),
         slots = budget.level(),
@@ -781,6 +835,8 @@ struct RunShared<'a> {
     stop: &'a AtomicBool,
     on_start: &'a OnTableStart<'a>,
     t0: std::time::Instant,
+    /// True once the connections opened ahead are in the pool ([`pipeline::warm_connections`]).
+    warm_done: tokio::sync::watch::Receiver<bool>,
 }
 
 /// One table of a run: bind its plan (on the admin connection, one table at a time: binding
@@ -868,6 +924,10 @@ async fn run_one(
         r.prepared.facts.kind,
         job.settings.row_times.writetime.as_deref(),
     );
+    // The connections opened ahead are usually in the pool long before a table is bound (a
+    // binding is several round trips, preparing them one); waiting makes sure the workers take
+    // them instead of opening more.
+    let _ = r.warm_done.clone().wait_for(|w| *w).await;
     let counters = Arc::new(Counters::default());
     if let Ok(mut all) = r.all_counters.lock() {
         all.push(counters.clone());
@@ -983,18 +1043,26 @@ async fn bind_table(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the capture folder {}", dir.display()))?;
     }
-    if job.fresh {
-        let has_rows = rows_allowed(
+    if job.fresh && job.truncate {
+        // Emptied whatever it holds: the table and the stored progress in one round trip.
+        tokio::try_join!(
+            async {
+                admin
+                    .batch_execute(&format!("TRUNCATE {target}"))
+                    .await
+                    .with_context(|| format!("emptying {target}"))
+            },
+            progress.forget(admin, key)
+        )?;
+    } else if job.fresh {
+        rows_allowed(
             admin,
             &target,
-            job.truncate,
+            false,
             "--fresh refuses to start over in",
             ", or drop --fresh to resume",
         )
         .await?;
-        if has_rows {
-            admin.batch_execute(&format!("TRUNCATE {target}")).await?;
-        }
         progress.forget(admin, key).await?;
     }
     let source = t.mapping.source.qualified();

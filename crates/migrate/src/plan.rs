@@ -119,6 +119,7 @@ pub enum ChunkSizing {
     /// From the table's sampled rows and the measured round trips ([`sizing::chunk_count`]);
     /// `fallback` when the sample cannot be read.
     Measured {
+        /// The most workers the run may use (see [`sizing::Inputs::workers`]).
         workers: usize,
         fetch_rows: u64,
         source_rtt: std::time::Duration,
@@ -222,6 +223,19 @@ pub async fn plan_table(
         .refresh_metadata()
         .await
         .context("refreshing cluster metadata")?;
+    plan_table_refreshed(session, keyspace, table, split_size_mb, sizing).await
+}
+
+/// [`plan_table`] on the ring as the session last read it: a run of many tables reads the
+/// cluster's metadata once, not once per table (the driver refreshes one request at a time,
+/// several round trips each: across a WAN that serialised a keyspace's planning).
+pub async fn plan_table_refreshed(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    split_size_mb: u64,
+    sizing: ChunkSizing,
+) -> Result<Plan> {
     let state = session.get_cluster_state();
     let mut tokens: Vec<i64> = state
         .replica_locator()

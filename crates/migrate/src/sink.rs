@@ -372,6 +372,12 @@ impl TableWriter {
         }
     }
 
+    /// Whether rows go through a staging table that a statement then merges into the table
+    /// ([`Self::finish_tx`]).
+    pub fn staged(&self) -> bool {
+        self.merge_sql.is_some()
+    }
+
     /// Statements at the start of a chunk's transaction.
     pub async fn prepare_tx(&self, tx: &Client) -> Result<(), tokio_postgres::Error> {
         if self.kind == TargetKind::YugabyteDb && self.yb.disable_transactional_writes {

@@ -3,11 +3,13 @@
 //! extrapolation from the share of the ring the page covered when not) and the round trips to
 //! both sides. [`chunk_count`] is pure; [`sample_rows`] is the one probe.
 //!
-//! A chunk has fixed costs — about three target round trips (BEGIN + lease, COPY end, the done
-//! mark with COMMIT) and a source round trip before its first page — and a table's last chunks are its
-//! tail. Small chunks multiply the fixed costs; big ones leave workers idle and lengthen the
+//! A chunk has fixed costs — target round trips (its COPY's end, done mark and COMMIT, with the
+//! next lease, are one flight now; weighed as three, the cost before they were pipelined, which
+//! keeps plans as they were) and a source round trip before its first page — and a table's
+//! last chunks are its tail. Small chunks multiply the fixed costs; big ones leave workers idle and lengthen the
 //! tail. So a chunk is at least one page, big enough that its fixed costs stay under a quarter of
-//! its streaming time, and a table big enough gets at least one chunk per worker.
+//! its streaming time, and a table big enough gets at least one chunk per worker the run may use
+//! (across a WAN the controller raises the workers; chunks are what they work on).
 
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ const OVERHEAD_SHARE: f64 = 0.25;
 pub struct Inputs {
     /// The table's rows (exact when the sample saw the whole table).
     pub rows: u64,
-    /// Workers the run starts with.
+    /// Workers the run may use (the adaptive controller's ceiling, or the fixed count).
     pub workers: usize,
     /// Rows per page (`cassandra.fetchSizeInRows`).
     pub fetch_rows: u64,

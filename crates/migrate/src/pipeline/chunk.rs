@@ -21,13 +21,15 @@ pub(super) fn sub_ranges(start: i64, end: i64, split: u32) -> Vec<(i64, i64)> {
 
 /// Reads one chunk and streams it into COPY inside one transaction that also marks it done.
 /// Page k+1 is fetched while page k is sent. With `split > 0` (after read timeouts) the range
-/// is read as smaller sub-ranges with smaller pages.
+/// is read as smaller sub-ranges with smaller pages. With `lease_next`, the worker's next chunk
+/// is leased in the commit's flight ([`commit_chunk`]).
 pub(super) async fn copy_chunk(
     ctx: &Ctx<'_>,
     conn: &Conn,
     lease: &Lease,
     split: u32,
-) -> Result<(), ChunkError> {
+    lease_next: bool,
+) -> Result<NextLease, ChunkError> {
     let client = &conn.client;
     let began = Instant::now();
     let pages = std::cell::Cell::new(0u32);
@@ -173,16 +175,17 @@ pub(super) async fn copy_chunk(
     }
     encode::copy_trailer(&mut buf);
     copy.send(buf.split().freeze(), ctx.counters).await?;
-    copy.finish(ctx.counters).await?;
     let copied = began.elapsed();
-    commit_chunk(
+    let next = commit_chunk(
         ctx,
         conn,
         lease,
+        &mut copy,
         copying,
         rows_total,
         &rejected,
         bytes_total,
+        lease_next,
     )
     .await?;
     tracing::debug!(
@@ -194,24 +197,38 @@ pub(super) async fn copy_chunk(
         commit_ms = (began.elapsed() - copied).as_millis() as u64,
         "chunk done"
     );
-    Ok(())
+    Ok(next)
 }
 
-/// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), records
-/// its rejected rows, marks the chunk done and commits in one round trip, then counts rows,
-/// rejects and bytes: only now has the target acknowledged them.
+/// The worker's next chunk, leased in a chunk's commit flight: `None` when not asked for;
+/// otherwise the lease's outcome, whose transaction (when it came back `Ok`) is open.
+pub(super) type NextLease = Option<Result<Option<Lease>, SideError>>;
+
+/// Ends a chunk's transaction: ends its COPY (`copy`), merges staged rows (`merge`, when rows
+/// were copied), records its rejected rows, marks the chunk done and commits, then counts
+/// rows, rejects and bytes: only now has the target acknowledged them. The COPY's end, the
+/// done mark and COMMIT go out in one flight, one round trip (the statements run in the order
+/// they were sent: a failed COPY fails the done mark, and COMMIT of a failed transaction rolls
+/// it back); in INSERT mode the merge, a statement of its own, goes first. With `lease_next`,
+/// BEGIN and the next lease follow COMMIT in the same flight, so the worker's next chunk costs
+/// no round trip of its own.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn commit_chunk(
     ctx: &Ctx<'_>,
     conn: &Conn,
     lease: &Lease,
+    copy: &mut Out,
     merge: bool,
     rows: u64,
     rejects: &[Reject],
     bytes: u64,
-) -> Result<(), ChunkError> {
+    lease_next: bool,
+) -> Result<NextLease, ChunkError> {
     let t = Instant::now();
     let mut rows = rows;
-    if merge {
+    // Only a COPY into the table itself sends nothing between the COPY's end and the done mark.
+    if merge && ctx.writer.staged() {
+        copy.finish(ctx.counters).await?;
         // Staged rows: those the merge inserted or replaced are the rows written (a key skipped,
         // or a target row newer than the incoming one, is not).
         if let Some(merged) = answer(
@@ -235,21 +252,42 @@ pub(super) async fn commit_chunk(
     };
     // A commit whose reply never comes may or may not have happened: the done mark is in the
     // same transaction, so either the chunk is done or it is leased again.
-    match tokio::time::timeout(
-        conn.reply,
-        ctx.progress.complete_commit(&conn.client, &conn.st, &done),
-    )
-    .await
-    {
-        Ok(r) => r.map_err(|e| classify_commit(e, &conn.node))?,
-        Err(_) => {
-            return Err(ChunkError::Target(no_reply(
+    let commit = async {
+        match tokio::time::timeout(
+            conn.reply,
+            ctx.progress.complete_commit(&conn.client, &conn.st, &done),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| classify_commit(e, &conn.node)),
+            Err(_) => Err(ChunkError::Target(no_reply(
                 conn.reply,
                 &conn.node,
                 "committing",
-            )))
+            ))),
         }
     };
+    let next = async {
+        if !lease_next {
+            return None;
+        }
+        let leasing = format!("leasing a chunk of {}", ctx.table);
+        Some(
+            answered(
+                conn.reply,
+                &conn.node,
+                &leasing,
+                ctx.progress.begin_lease(&conn.client, &conn.st, ctx.job),
+            )
+            .await,
+        )
+    };
+    // Polled in this order, so sent in this order: the COPY's end (a no-op when the merge
+    // ended it), the rejects, done mark and COMMIT, then BEGIN and the next lease.
+    let (finished, committed, next) = tokio::join!(copy.finish(ctx.counters), commit, next);
+    // The COPY's own failure is the cause; the done mark then failed for it.
+    finished?;
+    committed?;
     let c = ctx.counters;
     c.commits.record(t.elapsed());
     c.target_wait_ns
@@ -259,7 +297,7 @@ pub(super) async fn commit_chunk(
     c.rows_rejected
         .fetch_add(rejects.len() as u64, Ordering::Relaxed);
     c.chunks_done.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(next)
 }
 
 /// Loads a captured chunk payload into the target in the chunk's transaction.
@@ -288,8 +326,20 @@ pub(super) async fn replay_chunk(
     let bytes = payload.len() as u64;
     // `send` cuts the payload into the COPY pieces itself.
     copy.send(payload, ctx.counters).await?;
+    // The row count is the COPY's own, so it ends before the commit's flight.
     let rows = copy.finish(ctx.counters).await?;
-    commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
+    commit_chunk(
+        ctx,
+        conn,
+        lease,
+        &mut Out::Discard,
+        true,
+        rows,
+        &[],
+        bytes,
+        false,
+    )
+    .await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
 }

@@ -25,9 +25,14 @@ impl Out {
         }
     }
 
+    /// Ends the COPY statement (once: a finished COPY is done with), or flushes the file.
     pub(super) async fn finish(&mut self, counters: &Counters) -> Result<(), ChunkError> {
         match self {
-            Out::Copy(c) => c.finish(counters).await.map(|_| ()),
+            Out::Copy(c) => {
+                let r = c.finish(counters).await.map(|_| ());
+                *self = Out::Discard;
+                r
+            }
             Out::Discard => Ok(()),
             Out::File(f) => f
                 .flush()

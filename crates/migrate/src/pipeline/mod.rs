@@ -48,6 +48,7 @@ pub use counters::*;
 pub use encoder::{PageCounts, RowEncoder};
 pub use pages::page_budget;
 use pages::*;
+pub use worker::warm_connections;
 use worker::*;
 
 /// What a run does. Besides migrating, two measurement modes find each side's limit with the

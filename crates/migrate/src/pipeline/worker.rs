@@ -20,34 +20,46 @@ pub(super) struct Conn {
 impl Conn {
     /// A connection to `nodes[node]`: an idle one of the run's if there is one (to that node,
     /// else to any: the returned index says which), else a new one. Only the table's COPY
-    /// statement is prepared on a reused connection.
-    pub(super) async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize)> {
+    /// statement is prepared on a reused connection, and the worker's first lease goes out in
+    /// the same flight (returned as the next lease; `None` for a new connection).
+    pub(super) async fn get(ctx: &Ctx<'_>, node: usize) -> Result<(Conn, usize, NextLease)> {
         if let Some(idle) = ctx.budget.take_conn(node) {
             let (h, p) = &ctx.facts.nodes[idle.node];
             let at_node = format!("{h}:{p}");
-            let copy = crate::retry::within(
-                ctx.reply,
-                &at_node,
-                "preparing COPY",
-                Self::prepare_copy(ctx, &idle.client),
-            )
-            .await
-            .map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
+            let leasing = format!("leasing a chunk of {}", ctx.table);
+            // Polled in this order, so sent in this order: the COPY's Parse, then BEGIN and
+            // the lease. A failed prepare drops the connection, and its transaction with it.
+            let (copy, leased) = tokio::join!(
+                crate::retry::within(
+                    ctx.reply,
+                    &at_node,
+                    "preparing COPY",
+                    Self::prepare_copy(ctx, &idle.client),
+                ),
+                answered(
+                    ctx.reply,
+                    &at_node,
+                    &leasing,
+                    ctx.progress.begin_lease(&idle.client, &idle.st, ctx.job),
+                )
+            );
+            let copy = copy.map_err(|e| target_failure(e, &at_node, "preparing COPY"))?;
             let at = idle.node;
             return Ok((
                 Conn {
                     client: idle.client,
                     st: idle.st,
                     copy,
-                    node: format!("{h}:{p}"),
+                    node: at_node,
                     index: at,
                     reply: ctx.reply,
                 },
                 at,
+                Some(leased),
             ));
         }
         let (h, p) = &ctx.facts.nodes[node];
-        Ok((Self::open(ctx, h, *p, node).await?, node))
+        Ok((Self::open(ctx, h, *p, node).await?, node, None))
     }
 
     /// Gives the connection to the run's pool, for the next worker of any table.
@@ -86,12 +98,7 @@ impl Conn {
             ctx.target.connect(host, port),
         )
         .await?;
-        let lease = ctx.settings.lease.as_secs().max(3);
-        let keepalive = format!(
-            "SET tcp_keepalives_idle = {}; SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = 3",
-            (lease / 2).max(1),
-            (lease / 6).max(1)
-        );
+        let keepalive = keepalive_sql(ctx.settings.lease);
         let (st, copy, _) =
             crate::retry::within(ctx.reply, &node, "preparing the chunk statements", async {
                 tokio::try_join!(
@@ -118,6 +125,87 @@ impl Conn {
     }
 }
 
+/// The server probes a worker's connection (TCP keepalives), so that a worker that vanishes
+/// without closing it frees its chunk within about `lease` (`ferry.leaseSecs`).
+fn keepalive_sql(lease: Duration) -> String {
+    let lease = lease.as_secs().max(3);
+    format!(
+        "SET tcp_keepalives_idle = {}; SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = 3",
+        (lease / 2).max(1),
+        (lease / 6).max(1)
+    )
+}
+
+/// Opens `n` worker connections for a run before its first table starts (node `i mod nodes`
+/// for the i-th), so that across a WAN the first chunks do not wait for connection set-up:
+/// `connected` is awaited between connecting and preparing the per-chunk statements (they
+/// need the progress tables, which the run creates meanwhile). Each goes to `budget`'s pool,
+/// where the tables' workers take it as they start; one that fails is left out (a worker opens
+/// its own then). `warmed` turns true once they are there (or will not be): a table starts
+/// copying after that, so that its workers take them instead of opening their own.
+#[allow(clippy::too_many_arguments)]
+pub async fn warm_connections(
+    target: &TargetEndpoint,
+    facts: &TargetFacts,
+    progress: &Progress,
+    lease: Duration,
+    budget: &Budget,
+    n: usize,
+    connected: impl std::future::Future<Output = bool>,
+    warmed: tokio::sync::watch::Sender<bool>,
+) {
+    let reply = crate::retry::reply_deadline(target);
+    let nodes = &facts.nodes;
+    let open = futures::future::join_all((0..n).map(|i| {
+        let node = i % nodes.len();
+        let (h, p) = &nodes[node];
+        async move {
+            let at = format!("{h}:{p}");
+            let c = crate::retry::within(reply, &at, "connecting", target.connect(h, *p)).await;
+            (node, at, c)
+        }
+    }));
+    // Said when done, whatever the outcome (also when this future is dropped).
+    let _warmed = Warmed(warmed);
+    let (opened, ready) = tokio::join!(open, connected);
+    if !ready {
+        return;
+    }
+    let keepalive = keepalive_sql(lease);
+    futures::future::join_all(opened.into_iter().map(|(node, at, c)| {
+        let keepalive = &keepalive;
+        async move {
+            let prepared = async {
+                let client = c?;
+                let (st, ()) = crate::retry::within(reply, &at, "preparing the chunk statements", async {
+                    tokio::try_join!(progress.chunk_statements(&client), async {
+                        client
+                            .batch_execute(keepalive)
+                            .await
+                            .context("setting TCP keepalives")
+                    })
+                })
+                .await?;
+                anyhow::Ok(IdleConn { client, st, node })
+            };
+            match prepared.await {
+                Ok(conn) => budget.give_conn(conn),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), node = %at, "a worker connection opened ahead"),
+            }
+        }
+    }))
+    .await;
+}
+
+/// Tells the run's tables that the connections opened ahead are in the pool (or will not be).
+struct Warmed(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Warmed {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// One worker: a connection to its node; leases a chunk (locking its progress row in the
 /// chunk's own transaction), copies it, commits, repeats. A failed attempt rolls back, which
 /// hands the chunk to whichever worker leases next (often this one, after a backoff). On a lost
@@ -141,7 +229,32 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         }
     };
     let idle = Idle::new(&ctx.idle);
+    // The next chunk's lease, taken in the last chunk's commit flight (its transaction open).
+    let mut next: NextLease = None;
     loop {
+        let leaving = ctx.stop.load(Ordering::Relaxed)
+            || ctx.finished.load(Ordering::Relaxed)
+            || index >= ctx.active.load(Ordering::Relaxed)
+            || (ctx.budget.should_yield() && next.is_some());
+        if leaving && matches!(next, Some(Ok(_))) {
+            // A lease taken ahead is given back (rolled back) before the connection and the
+            // slot go back to the run.
+            next = None;
+            if let Some(c) = &conn {
+                if !matches!(
+                    tokio::time::timeout(c.reply, c.client.batch_execute("ROLLBACK")).await,
+                    Ok(Ok(()))
+                ) {
+                    conn = None;
+                }
+            }
+            release(&mut slot, &mut conn);
+        }
+        if leaving && next.is_some() {
+            // A lease that failed: the connection goes (the failure is met again if it stays).
+            next = None;
+            conn = None;
+        }
         if ctx.stop.load(Ordering::Relaxed) || ctx.finished.load(Ordering::Relaxed) {
             release(&mut slot, &mut conn);
             return Ok(());
@@ -170,9 +283,10 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
         }
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             match Conn::get(ctx, node).await {
-                Ok((c, at)) => {
+                Ok((c, at, leased)) => {
                     conn = Some(c);
                     node = at;
+                    next = leased;
                     if std::mem::take(&mut lost) {
                         ctx.counters
                             .target_reconnects
@@ -196,22 +310,28 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             }
         }
         let c = conn.as_ref().expect("connected above");
-        let asked = Instant::now();
-        let leasing = format!("leasing a chunk of {}", ctx.table);
-        let leased = answered(
-            c.reply,
-            &c.node,
-            &leasing,
-            ctx.progress.begin_lease(&c.client, &c.st, ctx.job),
-        )
-        .await;
-        let lease = match leased {
-            Ok(l) => {
-                ctx.counters
-                    .nodes
-                    .observe(Side::Target, &c.node, asked.elapsed());
-                l
+        let leased = match next.take() {
+            Some(leased) => leased,
+            None => {
+                let asked = Instant::now();
+                let leasing = format!("leasing a chunk of {}", ctx.table);
+                let leased = answered(
+                    c.reply,
+                    &c.node,
+                    &leasing,
+                    ctx.progress.begin_lease(&c.client, &c.st, ctx.job),
+                )
+                .await;
+                if leased.is_ok() {
+                    ctx.counters
+                        .nodes
+                        .observe(Side::Target, &c.node, asked.elapsed());
+                }
+                leased
             }
+        };
+        let lease = match leased {
+            Ok(l) => l,
             Err(e) => {
                 if !e.retryable() {
                     return Err(e.into());
@@ -272,18 +392,28 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
             .lock()
             .map(|m| m.get(&lease.chunk_id).copied().unwrap_or(0))
             .unwrap_or(0);
+        // Whether this worker goes on after this chunk: then its next lease rides on this
+        // chunk's commit.
+        let lease_next = !ctx.stop.load(Ordering::Relaxed)
+            && !ctx.finished.load(Ordering::Relaxed)
+            && index < ctx.active.load(Ordering::Relaxed)
+            && !ctx.budget.should_yield();
         let attempt = match &ctx.settings.mode {
-            Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await,
-            _ => copy_chunk(ctx, c, &lease, split).await,
+            Mode::Replay(dir) => replay_chunk(ctx, c, &lease, dir).await.map(|()| None),
+            _ => copy_chunk(ctx, c, &lease, split, lease_next).await,
         };
-        let Err(err) = attempt else {
-            failures = 0;
-            note_recovery(&ctx.counters.target_outage_ms, target_down.ok());
-            note_recovery(&ctx.counters.source_outage_ms, source_down.ok());
-            if ctx.budget.should_yield() {
-                release(&mut slot, &mut conn);
+        let err = match attempt {
+            Ok(leased) => {
+                failures = 0;
+                note_recovery(&ctx.counters.target_outage_ms, target_down.ok());
+                note_recovery(&ctx.counters.source_outage_ms, source_down.ok());
+                next = leased;
+                if next.is_none() && ctx.budget.should_yield() {
+                    release(&mut slot, &mut conn);
+                }
+                continue;
             }
-            continue;
+            Err(err) => err,
         };
         // The chunk's transaction did not commit: rolling it back frees the chunk.
         // A reply that never came may still be owed on the connection: it goes, unasked.
