@@ -14,10 +14,12 @@
 //! - **Write time**: the largest of those write times, in microseconds, as `WRITETIME()`
 //!   gives them. `None` when none of the columns is set: a table of key columns only, or a row
 //!   whose columns are all null.
-//! - **Expiry**: when the read was sent (ferry's clock, whole seconds) plus the largest
-//!   remaining TTL of the set single-cell columns. `None` ("never expires") when one of them
-//!   has no TTL, or none of them is set. Cassandra gives the remaining TTL in whole seconds,
-//!   counted from the query's own time, so the expiry is exact to about a second.
+//! - **Expiry**: the coordinator's time as it ran the read (`currentTimestamp()`, selected
+//!   beside the TTLs, whole seconds) plus the largest remaining TTL of the set single-cell
+//!   columns. `None` ("never expires") when one of them has no TTL, or none of them is set.
+//!   Cassandra counts the remaining TTL, in whole seconds, from the query's own time, so the
+//!   expiry is exact to about a second however long the read waited or was retried (ferry's
+//!   clock when the read was sent is the fallback).
 
 use crate::schema::{cql_ident, ColumnKind, SourceColumn, SourceTable};
 
@@ -48,7 +50,8 @@ fn has_ttl(c: &SourceColumn) -> bool {
 pub struct TimeColumns {
     /// Indices (into the table's columns) of the columns whose write time is selected.
     pub writetime: Vec<usize>,
-    /// Indices of the columns whose TTL is selected (after the write times).
+    /// Indices of the columns whose TTL is selected (after the write times); with any, the
+    /// coordinator's `currentTimestamp()` follows them.
     pub ttl: Vec<usize>,
 }
 
@@ -59,6 +62,8 @@ pub struct RowTime {
     pub writetime_us: Option<i64>,
     /// Seconds left; `None`: never expires.
     pub ttl_secs: Option<i32>,
+    /// The coordinator's time as it ran the read, in seconds since the Unix epoch.
+    pub server_secs: Option<i64>,
 }
 
 impl TimeColumns {
@@ -83,7 +88,7 @@ impl TimeColumns {
 
     /// Cells a row carries after its columns.
     pub fn len(&self) -> usize {
-        self.writetime.len() + self.ttl.len()
+        self.writetime.len() + self.ttl.len() + usize::from(!self.ttl.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,13 +102,21 @@ impl TimeColumns {
             .iter()
             .map(|i| format!("MAXWRITETIME({})", name(i)))
             .chain(self.ttl.iter().map(|i| format!("TTL({})", name(i))))
+            .chain((!self.ttl.is_empty()).then(|| "currentTimestamp()".to_string()))
             .collect()
     }
 
     /// A row's times from its column cells (`data`, the table's columns) and the time cells
     /// that follow them (`times`, as [`Self::selectors`] orders them).
     pub fn read(&self, data: &[Option<&[u8]>], times: &[Option<&[u8]>]) -> RowTime {
-        let (w, t) = times.split_at(self.writetime.len().min(times.len()));
+        let (w, rest) = times.split_at(self.writetime.len().min(times.len()));
+        let (t, now) = rest.split_at(self.ttl.len().min(rest.len()));
+        let server_secs = now
+            .first()
+            .copied()
+            .flatten()
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| i64::from_be_bytes(b).div_euclid(1000));
         let writetime_us = w
             .iter()
             .filter_map(|c| c.and_then(|b| <[u8; 8]>::try_from(b).ok()))
@@ -131,6 +144,7 @@ impl TimeColumns {
                     return RowTime {
                         writetime_us,
                         ttl_secs: None,
+                        server_secs,
                     }
                 }
             }
@@ -138,16 +152,19 @@ impl TimeColumns {
         RowTime {
             writetime_us,
             ttl_secs: ttl_secs.filter(|_| any_set),
+            server_secs,
         }
     }
 }
 
 impl RowTime {
-    /// When the row expires, in microseconds since the Unix epoch, for a read sent at
-    /// `asked_secs` (whole seconds since the Unix epoch); `None`: never.
+    /// When the row expires, in microseconds since the Unix epoch: from the coordinator's
+    /// time, else from `asked_secs` (when ferry sent the read, whole seconds since the Unix
+    /// epoch); `None`: never.
     pub fn expires_us(&self, asked_secs: i64) -> Option<i64> {
+        let at = self.server_secs.unwrap_or(asked_secs);
         self.ttl_secs
-            .map(|s| (asked_secs + i64::from(s)).saturating_mul(1_000_000))
+            .map(|s| (at + i64::from(s)).saturating_mul(1_000_000))
     }
 }
 
@@ -236,9 +253,11 @@ mod tests {
                 "MAXWRITETIME(fl)",
                 "TTL(s)",
                 "TTL(a)",
-                "TTL(fl)"
+                "TTL(fl)",
+                "currentTimestamp()"
             ]
         );
+        assert_eq!(both.len(), 8);
         assert!(TimeColumns::of(&t, RowTimes::default()).is_empty());
     }
 
@@ -262,6 +281,14 @@ mod tests {
         assert_eq!(r.writetime_us, Some(250));
         assert_eq!(r.ttl_secs, Some(90));
         assert_eq!(r.expires_us(1_000), Some(1_090_000_000));
+        // The coordinator's time, when read, is the one the TTLs count from.
+        let now = 2_000_999i64.to_be_bytes();
+        let r = cols.read(
+            &data,
+            &[Some(&w1), Some(&w2), Some(&t1), Some(&t2), Some(&now)],
+        );
+        assert_eq!(r.server_secs, Some(2_000));
+        assert_eq!(r.expires_us(1_000), Some(2_090_000_000));
         // One set column without a TTL: the row never expires.
         let r = cols.read(&data, &[Some(&w1), Some(&w2), Some(&t1), None]);
         assert_eq!(r.ttl_secs, None);

@@ -1152,7 +1152,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "ferry.expiresColumn",
         kind: Kind::Name,
         default: Dflt::None,
-        meaning: "Target column (timestamptz) that receives when the row expires: the time ferry read it plus the largest remaining TTL over its regular and static columns (whole seconds, as Cassandra's TTL() gives them); null when any of them has no TTL (the row never expires). Rows already expired are not copied; validate treats a target row past this time as absent. --create-tables adds it. Unset: not carried.",
+        meaning: "Target column (timestamptz) that receives when the row expires: the coordinator's time as it ran the read (currentTimestamp(), selected beside the TTLs) plus the largest remaining TTL over its set single-cell regular and static columns (whole seconds, as Cassandra's TTL() gives them; non-frozen collections' TTLs are not counted); null when any of them has no TTL (the row never expires). Rows already expired are not copied; validate treats a target row past this time as absent. --create-tables adds it. Unset: not carried.",
         disposition: Disposition::Used,
     },
     KeyDef {
