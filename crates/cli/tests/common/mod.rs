@@ -3,6 +3,8 @@
 //! run in parallel. When the test bed cannot be started the tests fail loudly; they never skip.
 #![allow(dead_code)]
 
+pub mod writer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
