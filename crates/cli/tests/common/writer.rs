@@ -3,9 +3,10 @@
 //! inserts rows with a short and a long TTL, at a fixed rate, until told to stop.
 //!
 //! Deterministic: the sequence of operations (kind, key, values) is a pure function of the seed.
-//! Only timing decides when each runs. It paces itself against a schedule (operation `n` is due
-//! at `start + n / rate`) and never bursts to catch up: when it falls more than [`MAX_LAG`]
-//! behind, the schedule moves forward instead, and the report says so.
+//! Only timing decides when each runs. It paces itself against a schedule (write `n` is due at
+//! `start + n / rate`), sending every 10 ms what is due, and never bursts: after a stall it
+//! makes up at no more than 1.5 times its rate, and when it falls more than [`MAX_LAG`]
+//! behind it gives those writes up and moves the schedule, which the report counts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +21,16 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
 
-/// How far behind its schedule the writer may fall before it moves the schedule instead of
-/// sending the missed operations at once.
-pub const MAX_LAG: Duration = Duration::from_millis(200);
+/// How far behind its schedule the writer may fall before it gives the missed writes up and
+/// moves the schedule.
+pub const MAX_LAG: Duration = Duration::from_secs(2);
+
+/// The writer sends once a tick what is due by then.
+const TICK: Duration = Duration::from_millis(10);
+
+/// After a stall (a busy machine) it makes up the missed writes at up to this multiple of its
+/// rate, never faster.
+const CATCH_UP: f64 = 1.5;
 
 /// Partition keys of the rows the writer inserts start here, far above any `ferry gen` key.
 pub const NEW_PK_BASE: i64 = 1 << 40;
@@ -147,7 +155,7 @@ impl WriterSpec {
             short_ttl_secs: 20,
             long_ttl_secs: 3600,
             max_writes: None,
-            in_flight: 64,
+            in_flight: 256,
         }
     }
 }
@@ -167,6 +175,8 @@ pub struct WriterReport {
     pub elapsed: Duration,
     /// Times the writer fell more than [`MAX_LAG`] behind and moved its schedule.
     pub schedule_moves: u64,
+    /// Times a write waited for one of the `in_flight` slots (Cassandra answering slowly).
+    pub full_waits: u64,
     /// When the last short-TTL row sent expires at the latest (the send time plus the TTL).
     pub short_ttl_expire_by: Option<SystemTime>,
     pub target_writes_per_sec: u32,
@@ -189,13 +199,14 @@ impl WriterReport {
     /// One line for the test's output.
     pub fn summary(&self) -> String {
         format!(
-            "writer: {} writes in {:.1}s = {:.0}/s (aimed at {}/s; schedule moved {} times): \
+            "writer: {} writes in {:.1}s = {:.0}/s (aimed at {}/s; schedule moved {} times, {} waits for a slot): \
              {} inserts, {} updates, {} deletes, {} short-TTL, {} long-TTL; {} errors{}; {} keys",
             self.total(),
             self.elapsed.as_secs_f64(),
             self.writes_per_sec(),
             self.target_writes_per_sec,
             self.schedule_moves,
+            self.full_waits,
             self.count(Kind::Insert),
             self.count(Kind::Update),
             self.count(Kind::Delete),
@@ -476,14 +487,20 @@ async fn run(
         stopped_at: SystemTime::now(),
         elapsed: Duration::ZERO,
         schedule_moves: 0,
+        full_waits: 0,
         short_ttl_expire_by: None,
         target_writes_per_sec: spec.writes_per_sec,
     };
     let started = Instant::now();
-    let period = Duration::from_secs_f64(1.0 / spec.writes_per_sec as f64);
-    // Operation `sent` is due at `origin + sent * period`.
+    let rate = spec.writes_per_sec as f64;
+    // Writes due by `t`: `(t - origin) * rate`. Each tick sends what is due, but at most
+    // CATCH_UP times the rate's share of the time since the last tick (ticks come late on a
+    // busy machine), so a stall is made up smoothly, not at once.
     let mut origin = tokio::time::Instant::now();
+    let mut last_tick = origin;
     let mut sent: u64 = 0;
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight = FuturesUnordered::new();
     let record = |report: &mut WriterReport, (kind, res): (Kind, Result<(), String>)| match res {
         Ok(()) => {
@@ -495,14 +512,10 @@ async fn run(
             report.first_error.get_or_insert(e);
         }
     };
-    loop {
-        if *stopped.borrow() || spec.max_writes.is_some_and(|m| sent >= m) {
-            break;
-        }
-        let due = origin + period.mul_f64(sent as f64);
+    'run: loop {
         tokio::select! {
             changed = stopped.changed() => {
-                if changed.is_err() {
+                if changed.is_err() || *stopped.borrow() {
                     break;
                 }
                 continue;
@@ -511,26 +524,36 @@ async fn run(
                 record(&mut report, done);
                 continue;
             }
-            _ = tokio::time::sleep_until(due) => {}
+            _ = ticks.tick() => {}
         }
         let now = tokio::time::Instant::now();
-        if now > due + MAX_LAG {
-            // Behind: move the schedule rather than send the missed writes at once.
-            origin = now - period.mul_f64(sent as f64);
+        let most = (rate * CATCH_UP * (now - last_tick).as_secs_f64()).ceil() as u64;
+        last_tick = now;
+        let mut owed = (((now - origin).as_secs_f64() * rate) as u64).saturating_sub(sent);
+        if owed as f64 > rate * MAX_LAG.as_secs_f64() {
+            // Too far behind to make up: move the schedule instead.
+            origin = now - Duration::from_secs_f64(sent as f64 / rate);
             report.schedule_moves += 1;
+            owed = 0;
         }
-        while in_flight.len() >= spec.in_flight {
-            let done = in_flight.next().await.expect("non-empty");
-            record(&mut report, done);
+        for _ in 0..owed.min(most) {
+            if spec.max_writes.is_some_and(|m| sent >= m) {
+                break 'run;
+            }
+            while in_flight.len() >= spec.in_flight {
+                report.full_waits += 1;
+                let done = in_flight.next().await.expect("non-empty");
+                record(&mut report, done);
+            }
+            let op = planner.next();
+            report.touched.insert(op.key, op.kind);
+            if op.kind == Kind::ShortTtl {
+                report.short_ttl_expire_by =
+                    Some(SystemTime::now() + Duration::from_secs(spec.short_ttl_secs as u64));
+            }
+            in_flight.push(execute(session.clone(), statements.clone(), op));
+            sent += 1;
         }
-        let op = planner.next();
-        report.touched.insert(op.key, op.kind);
-        if op.kind == Kind::ShortTtl {
-            report.short_ttl_expire_by =
-                Some(SystemTime::now() + Duration::from_secs(spec.short_ttl_secs as u64));
-        }
-        in_flight.push(execute(session.clone(), statements.clone(), op));
-        sent += 1;
     }
     while let Some(done) = in_flight.next().await {
         record(&mut report, done);
