@@ -177,14 +177,6 @@ async fn incompatible_existing_target_lists_every_mismatch() {
 }
 
 #[tokio::test]
-async fn yugabyte_only_option_is_refused_on_postgresql() {
-    let (schema, cfg) = setup("e_yb");
-    let out = migrate(&cfg, &["--set", "yugabyte.copyReplace=true"], &[]);
-    assert_fails(&out, &["yugabyte.copyReplace", "YugabyteDB", "PostgreSQL"]);
-    assert_nothing_written(&schema).await;
-}
-
-#[tokio::test]
 async fn the_seed_properties_file_runs_as_it_is() {
     let ks = source();
     let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -210,13 +202,6 @@ async fn the_seed_properties_file_runs_as_it_is() {
             "table.source.table=t",
         ])
         .args(["--set", &format!("table.target.table={table}")])
-        // The seed enables two YugabyteDB-only options; the test bed's target is PostgreSQL.
-        .args([
-            "--set",
-            "yugabyte.copyReplace=false",
-            "--set",
-            "yugabyte.disableTransactionalWrites=false",
-        ])
         .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
         .output()
         .expect("run ferry");
@@ -226,6 +211,11 @@ async fn the_seed_properties_file_runs_as_it_is() {
     assert!(
         stderr.contains("spark.serializer"),
         "no notice for spark.serializer:\n{stderr}"
+    );
+    // Its YugabyteDB-only write option is noted on PostgreSQL; copyReplace=true upserts.
+    assert!(
+        stderr.contains("yugabyte.disableTransactionalWrites=true is YugabyteDB-only"),
+        "no note for yugabyte.disableTransactionalWrites:\n{stderr}"
     );
     // The seed's database, role and password (yugabyte/yugabyte), and its constant columns.
     let pg = tokio_postgres::connect(
@@ -247,4 +237,107 @@ async fn the_seed_properties_file_runs_as_it_is() {
     assert_eq!(row.get::<_, i64>(1), 1);
     assert_eq!(row.get::<_, String>(2), "CDM_MIGRATION");
     assert_eq!(row.get::<_, i64>(3), 500);
+}
+
+/// Issue 16's bad input: each is one error line, exit 2, and nothing written.
+#[tokio::test]
+async fn since_in_the_future_unparsable_or_without_a_pass_is_refused() {
+    let (schema, cfg) = setup("e_since");
+    let out = migrate(&cfg, &["--since", "2999-01-01T00:00:00Z"], &[]);
+    assert_fails(&out, &["--since", "in the future"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = migrate(&cfg, &["--since", "yesterday"], &[]);
+    assert_fails(&out, &["--since 'yesterday' is not a time", "RFC 3339"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = migrate(&cfg, &["--since", "last"], &[]);
+    assert_fails(&out, &["--since last", "no completed pass"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_nothing_written(&schema).await;
+}
+
+/// A table made by a first run, then changed by hand with `alter` (`{t}` names it); returns its
+/// rows' digest.
+async fn migrated_then_altered(schema: &str, cfg: &Path, alter: &str) -> (i64, String) {
+    let out = migrate(cfg, &[], &[]);
+    assert!(
+        out.status.success(),
+        "first run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pg = common::pg_connect(5433).await;
+    pg.batch_execute(&alter.replace("{t}", &format!("{schema}.t")))
+        .await
+        .expect("alter the target");
+    common::table_digest(schema, "t").await
+}
+
+#[tokio::test]
+async fn a_write_time_column_of_another_type_is_refused() {
+    let (schema, cfg) = setup("e_wt_type");
+    let before = migrated_then_altered(
+        &schema,
+        &cfg,
+        "ALTER TABLE {t} ADD COLUMN written_at bigint",
+    )
+    .await;
+    let out = migrate(
+        &cfg,
+        &[
+            "--fresh",
+            "--truncate",
+            "--set",
+            "ferry.writetimeColumn=written_at",
+        ],
+        &[],
+    );
+    assert_fails(
+        &out,
+        &["column written_at is bigint", "timestamp with time zone"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(common::table_digest(&schema, "t").await, before);
+}
+
+#[tokio::test]
+async fn upserts_into_a_target_keyed_otherwise_are_refused() {
+    let (schema, cfg) = setup("e_upsert_pk");
+    // Keyed on the partition key alone: an upsert by (pk, ck) cannot name its conflict.
+    let before = migrated_then_altered(
+        &schema,
+        &cfg,
+        "DELETE FROM {t} WHERE ck <> (SELECT min(ck) FROM {t}); \
+         ALTER TABLE {t} DROP CONSTRAINT t_pkey, ADD PRIMARY KEY (pk)",
+    )
+    .await;
+    let out = migrate(&cfg, &["--set", "yugabyte.copyReplace=true"], &[]);
+    assert_fails(
+        &out,
+        &["upserts replace rows", "primary key (pk, ck)", "(pk)"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = migrate(&cfg, &["--since", "2020-01-01T00:00:00Z"], &[]);
+    assert_fails(&out, &["primary key (pk, ck)"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(common::table_digest(&schema, "t").await, before);
+}
+
+#[tokio::test]
+async fn repair_of_a_target_without_a_primary_key_is_refused() {
+    let (schema, cfg) = setup("e_repair_pk");
+    let before = migrated_then_altered(
+        &schema,
+        &cfg,
+        "ALTER TABLE {t} DROP CONSTRAINT t_pkey; DELETE FROM {t} WHERE pk = 1",
+    )
+    .await;
+    let out = common::ferry()
+        .args(["validate", "-c"])
+        .arg(&cfg)
+        .arg("--repair")
+        .env("FERRY_CASSANDRA_PASSWORD", "cassandra")
+        .output()
+        .expect("run ferry");
+    assert_fails(&out, &["--repair", "has none", "primary key"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(common::table_digest(&schema, "t").await, before);
 }

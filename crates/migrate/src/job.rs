@@ -80,6 +80,52 @@ pub struct Job {
     pub run_id: String,
     /// Identifies this worker in chunk leases.
     pub owner: String,
+    /// A catch-up pass (`ferry migrate --since`): rows written since then, as upserts.
+    pub since: Option<Since>,
+    /// `ferry.clockSkewSecs`: a catch-up also takes rows written this long before its time.
+    pub clock_skew_secs: u64,
+}
+
+/// Where a catch-up pass starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// This time, in microseconds since the Unix epoch.
+    At(i64),
+    /// When the table's previous completed pass started (the progress tables know).
+    Last,
+}
+
+impl Since {
+    /// `last`, or an RFC 3339 time (`2026-12-02T21:00:00Z`, `2026-12-02 21:00:00+01:00`); a
+    /// time later than now is refused.
+    pub fn parse(text: &str) -> Result<Since> {
+        if text.eq_ignore_ascii_case("last") {
+            return Ok(Since::Last);
+        }
+        let t = chrono::DateTime::parse_from_rfc3339(text)
+            .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--since '{text}' is not a time — give an RFC 3339 time such as 2026-12-02T21:00:00Z, or 'last' for the start of the previous completed pass"
+                )
+            })?;
+        let us = t.timestamp_micros();
+        let now = chrono::Utc::now().timestamp_micros();
+        if us > now {
+            bail!(
+                "--since {text} is in the future (now is {}) — give the time the previous pass started, or 'last'",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+        Ok(Since::At(us))
+    }
+}
+
+/// A time in microseconds since the Unix epoch, as RFC 3339 (UTC, microseconds).
+pub fn rfc3339_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
 }
 
 /// One table, checked and planned.
@@ -93,6 +139,8 @@ pub struct PreparedTable {
     pub source_id: Option<String>,
     /// The target DDL and column mapping, bound to the stored plan.
     pub binding: String,
+    /// A catch-up pass: its time (µs since the Unix epoch, before the clock-skew margin).
+    pub since_us: Option<i64>,
 }
 
 /// Both sides connected, every table checked and planned; nothing written yet.
@@ -103,6 +151,8 @@ pub struct Prepared {
     /// The run's own target connection, which `prepare` read the target with and `run` keeps
     /// using (plan storage, done marks, the reject export); it reconnects after a fault.
     admin: Admin,
+    /// Options that have no effect on this target, for the user to see.
+    pub notes: Vec<String>,
 }
 
 impl Prepared {
@@ -132,7 +182,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         ms = t0.elapsed().as_millis() as u64,
         "connected to both sides"
     );
-    job.yb.check(&facts)?;
+    let notes = job.yb.notes(&facts);
     crate::source::check_routing(&session, &job.source.routing)?;
 
     let pair = |keyspace: &str, table: &str, target_schema: &str, target_table: &str| TablePair {
@@ -253,6 +303,7 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         facts,
         tables,
         admin,
+        notes,
     })
 }
 
@@ -308,10 +359,25 @@ async fn check_table(
         t0,
     } = *ctx;
     let mut checked = Checked::default();
-    let key = job_key(
+    let base_key = job_key(
         &format!("{ks}.{t}"),
         &format!("{}.{}", pg_ident(&tschema), pg_ident(&ttable)),
     );
+    // A catch-up pass keeps its own progress, under its own key.
+    let since_us = match job.since {
+        None => None,
+        Some(Since::At(us)) => Some(us),
+        Some(Since::Last) => match progress.last_pass_start(admin, &base_key).await? {
+            Some(us) => Some(us),
+            None => bail!(
+                "--since last: {ks}.{t} has no completed pass into {tschema}.{ttable} to catch up from — run ferry migrate without --since first, or give --since a time"
+            ),
+        },
+    };
+    let key = match since_us {
+        Some(us) => progress::catch_up_key(&base_key, us),
+        None => base_key,
+    };
     // Independent reads, at once: across a WAN each is a round trip or more.
     let (source, existing, plan, source_id, stored) = tokio::try_join!(
         schema::read_source_table(session, &ks, &t),
@@ -351,11 +417,53 @@ async fn check_table(
             (n.clone(), ty.to_string())
         })
         .collect();
+    // The row time columns come first, before the constants.
+    let times = time_columns(job);
+    for name in &times {
+        if mapping.target_columns.iter().any(|t| &t.name == name)
+            || constant_names.contains(name)
+            || times.iter().filter(|n| *n == name).count() > 1
+        {
+            checked.problems.push(format!(
+                "{tschema}.{ttable}: column {name} (ferry.writetimeColumn / ferry.expiresColumn) is also written from another source — give it a name of its own"
+            ));
+        }
+    }
+    let extra: Vec<(String, String)> = times
+        .iter()
+        .map(|n| (n.clone(), TIMESTAMPTZ.to_string()))
+        .chain(extra)
+        .collect();
     let ddl = mapping.create_table_ddl_with(facts.kind, &extra);
+    let upsert = since_us.is_some() || job.settings.insert_mode == sink::InsertMode::Upsert;
     let create = match &existing {
         Some(cols) => {
-            for p in mapping.check_existing(cols, constant_names) {
+            let mut written = times.clone();
+            written.extend(constant_names.iter().cloned());
+            for p in mapping.check_existing(cols, &written) {
                 checked.problems.push(format!("{tschema}.{ttable}: {p}"));
+            }
+            for name in &times {
+                match cols.iter().find(|(n, _, _)| n == name) {
+                    Some((_, ty, _)) if ty != TIMESTAMPTZ => checked.problems.push(format!(
+                        "{tschema}.{ttable}: column {name} is {ty}, but a row time column must be {TIMESTAMPTZ} — alter it or name another column"
+                    )),
+                    _ => {}
+                }
+            }
+            if upsert {
+                let have = sink::primary_key_columns(admin, &mapping.qualified_target()).await?;
+                let mut a = have.clone();
+                let mut b = mapping.primary_key.clone();
+                a.sort();
+                b.sort();
+                if a != b {
+                    checked.problems.push(format!(
+                        "{tschema}.{ttable}: upserts replace rows by the source's primary key ({}), but the target's is {} — give the target table that primary key",
+                        mapping.primary_key.join(", "),
+                        if have.is_empty() { "missing".to_string() } else { format!("({})", have.join(", ")) }
+                    ));
+                }
             }
             None
         }
@@ -367,7 +475,7 @@ async fn check_table(
             None
         }
     };
-    let binding = binding_text(&mapping, &ddl);
+    let binding = binding_text(&mapping, &ddl, &times);
     // A table this run creates voids its old progress (the run says so); an existing one
     // must still be what its stored plan describes.
     if let (Some(stored), Some(_)) = (&stored, &existing) {
@@ -401,6 +509,7 @@ async fn check_table(
         ddl,
         source_id,
         binding,
+        since_us,
     });
     Ok(checked)
 }
@@ -460,7 +569,7 @@ async fn target_rtt(client: &tokio_postgres::Client) -> Option<std::time::Durati
 
 /// What a plan's binding is made of: the target DDL, and each source column with the target
 /// column it goes to. A stored plan made for another is stale.
-fn binding_text(mapping: &TableMapping, ddl: &str) -> String {
+fn binding_text(mapping: &TableMapping, ddl: &str, times: &[String]) -> String {
     let columns: Vec<String> = mapping
         .source
         .columns
@@ -468,11 +577,25 @@ fn binding_text(mapping: &TableMapping, ddl: &str) -> String {
         .zip(&mapping.target_columns)
         .map(|(s, t)| format!("{} -> {}", s.name, t.name))
         .collect();
-    format!(
+    let mut text = format!(
         "{ddl}\n-- from {}: {}",
         mapping.source.qualified(),
         columns.join(", ")
-    )
+    );
+    // Only when carried, so plans stored before row times existed still match.
+    if !times.is_empty() {
+        text.push_str(&format!("\n-- row times: {}", times.join(", ")));
+    }
+    text
+}
+
+/// The SQL type of the row time columns, as `format_type` names it.
+const TIMESTAMPTZ: &str = "timestamp with time zone";
+
+/// The row time columns the job writes, in COPY order (write time, then expiry).
+pub fn time_columns(job: &Job) -> Vec<String> {
+    let t = &job.settings.row_times;
+    t.writetime.iter().chain(&t.expires).cloned().collect()
 }
 
 /// Called as each table starts: its plan, its live counters, and how its plan was bound (new,
@@ -722,13 +845,21 @@ async fn run_one(
         settings.adaptive = None;
     }
     let share = settings.writers;
-    let names: Vec<String> = job.constants.iter().map(|(n, _)| n.clone()).collect();
+    // A catch-up writes as upserts, and only rows written since its time (less the margin).
+    if let Some(us) = t.since_us {
+        settings.insert_mode = sink::InsertMode::Upsert;
+        settings.since_us =
+            Some(us.saturating_sub((job.clock_skew_secs as i64).saturating_mul(1_000_000)));
+    }
+    let mut names = time_columns(job);
+    names.extend(job.constants.iter().map(|(n, _)| n.clone()));
     let writer = TableWriter::new(
         &t.mapping,
         &names,
-        job.settings.insert_mode,
+        settings.insert_mode,
         job.yb,
         r.prepared.facts.kind,
+        job.settings.row_times.writetime.as_deref(),
     );
     let counters = Arc::new(Counters::default());
     if let Ok(mut all) = r.all_counters.lock() {
@@ -765,13 +896,17 @@ async fn run_one(
         report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
     }
     report.started_at = Some(started_at);
+    report.since_us = t.since_us;
     Ok(Some(report))
 }
 
 /// A table's key in the progress tables: its source and target, and for the measurement modes
 /// (which keep their own progress) the mode.
 fn table_key(job: &Job, t: &PreparedTable) -> String {
-    let key = job_key(&t.mapping.source.qualified(), &t.mapping.qualified_target());
+    let mut key = job_key(&t.mapping.source.qualified(), &t.mapping.qualified_target());
+    if let Some(us) = t.since_us {
+        key = progress::catch_up_key(&key, us);
+    }
     match &job.settings.mode {
         Mode::Migrate => key,
         Mode::ScanOnly | Mode::Capture(_) => key + " [scan]",

@@ -209,10 +209,14 @@ fn from_spec(args: &TableFlags, loaded: &Loaded, create_tables: bool) -> Result<
             batch_rows: s.batch_rows().max(1) as usize,
             writers: workers,
             adaptive,
+            // yugabyte.copyReplace: rows already present are replaced, on any target.
             insert_mode: match s.target.insert_mode {
+                spec::InsertMode::Copy if s.target.copy_replace => InsertMode::Upsert,
                 spec::InsertMode::Copy => InsertMode::Copy,
                 spec::InsertMode::Insert => InsertMode::Insert,
             },
+            row_times: s.table_options.row_times.clone(),
+            since_us: None,
             reject_file,
             lease: std::time::Duration::from_secs(s.run.lease_secs),
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
@@ -231,6 +235,8 @@ fn from_spec(args: &TableFlags, loaded: &Loaded, create_tables: bool) -> Result<
         truncate: false,
         exact_counts: false,
         run_id,
+        since: None,
+        clock_skew_secs: s.table_options.clock_skew_secs,
         owner: format!(
             "{}:{}",
             std::fs::read_to_string("/etc/hostname")

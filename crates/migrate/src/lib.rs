@@ -19,6 +19,7 @@ pub mod plan;
 pub mod progress;
 pub mod rejects;
 pub mod retry;
+pub mod row_times;
 pub mod schema;
 pub mod sink;
 pub mod sizing;

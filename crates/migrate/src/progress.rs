@@ -982,6 +982,40 @@ pub fn job_key(source: &str, target: &str) -> String {
     format!("{source} -> {target}")
 }
 
+/// The key of a catch-up pass of the table `key` names, from `since_us` (the `--since` time
+/// as given or resolved, before the clock-skew margin): each pass keeps its own plan and
+/// progress, so a killed pass resumes and a completed one is a start for the next.
+pub fn catch_up_key(key: &str, since_us: i64) -> String {
+    format!("{key} [since {}]", crate::job::rfc3339_us(since_us))
+}
+
+impl Progress {
+    /// When the table's latest completed pass (the bulk copy or a catch-up, `key` being the
+    /// bulk copy's) started, in µs since the Unix epoch; `None` without one (or without
+    /// progress tables).
+    pub async fn last_pass_start(&self, client: &Client, key: &str) -> Result<Option<i64>> {
+        let runs = self.t("ferry_runs");
+        let exists: Option<String> = client
+            .query_one("SELECT to_regclass($1)::text", &[&runs])
+            .await?
+            .get(0);
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT floor(extract(epoch FROM max(created_at)) * 1000000)::int8 FROM {runs} \
+                     WHERE (job = $1 OR starts_with(job, $1 || ' [since ')) AND finished_at IS NOT NULL"
+                ),
+                &[&key],
+            )
+            .await
+            .context("reading the previous passes")?;
+        Ok(row.get(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

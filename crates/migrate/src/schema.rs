@@ -27,6 +27,9 @@ pub struct SourceColumn {
     pub name: String,
     pub ty: CqlType,
     pub kind: ColumnKind,
+    /// A non-frozen collection or user type: each element is a cell of its own, with its own
+    /// write time and TTL.
+    pub multi_cell: bool,
 }
 
 /// A Cassandra table: columns in select order (partition key, clustering key, static, regular).
@@ -35,6 +38,8 @@ pub struct SourceTable {
     pub keyspace: String,
     pub table: String,
     pub columns: Vec<SourceColumn>,
+    /// The row times a scan selects after the columns ([`crate::row_times`]).
+    pub times: crate::row_times::RowTimes,
 }
 
 impl SourceTable {
@@ -50,15 +55,45 @@ impl SourceTable {
         format!("token({})", pk.join(", "))
     }
 
+    /// What a scan selects: the columns, then the row times asked for
+    /// ([`crate::row_times::TimeColumns::selectors`]).
+    pub fn select_list(&self) -> String {
+        let mut cols: Vec<String> = self.columns.iter().map(|c| cql_ident(&c.name)).collect();
+        cols.extend(crate::row_times::TimeColumns::of(self, self.times).selectors(self));
+        cols.join(", ")
+    }
+
     /// `SELECT cols FROM ks.t WHERE token(pk) > ? AND token(pk) <= ?`.
     pub fn range_select(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| cql_ident(&c.name)).collect();
         let tok = self.token_expr();
         format!(
             "SELECT {} FROM {}.{} WHERE {tok} > ? AND {tok} <= ?",
-            cols.join(", "),
+            self.select_list(),
             cql_ident(&self.keyspace),
             cql_ident(&self.table)
+        )
+    }
+
+    /// `SELECT cols FROM ks.t WHERE pk1 = ? AND … AND ck1 = ? …`: one row by its primary key,
+    /// bound in column order.
+    pub fn key_select(&self) -> String {
+        let keys: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.kind,
+                    ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
+                )
+            })
+            .map(|c| format!("{} = ?", cql_ident(&c.name)))
+            .collect();
+        format!(
+            "SELECT {} FROM {}.{} WHERE {}",
+            self.select_list(),
+            cql_ident(&self.keyspace),
+            cql_ident(&self.table),
+            keys.join(" AND ")
         )
     }
 
@@ -112,10 +147,9 @@ impl SourceTable {
         let names: Vec<String> = split[..width].iter().map(|c| cql_ident(&c.name)).collect();
         let tuple = format!("({})", names.join(", "));
         let marks = format!("({})", vec!["?"; width].join(", "));
-        let cols: Vec<String> = self.columns.iter().map(|c| cql_ident(&c.name)).collect();
         let mut cql = format!(
             "SELECT {} FROM {}.{} WHERE {} = ?",
-            cols.join(", "),
+            self.select_list(),
             cql_ident(&self.keyspace),
             cql_ident(&self.table),
             self.token_expr()
@@ -386,15 +420,15 @@ pub async fn read_source_table(
 ) -> Result<SourceTable> {
     let rows = session
         .query_unpaged(
-            "SELECT column_name, kind, position, clustering_order FROM system_schema.columns \
+            "SELECT column_name, kind, position, clustering_order, type FROM system_schema.columns \
              WHERE keyspace_name = ? AND table_name = ?",
             (keyspace, table),
         )
         .await
         .context("reading system_schema.columns")?
         .into_rows_result()?;
-    let mut meta: Vec<(String, String, i32, String)> = rows
-        .rows::<(String, String, i32, String)>()?
+    let mut meta: Vec<(String, String, i32, String, String)> = rows
+        .rows::<(String, String, i32, String, String)>()?
         .collect::<Result<_, _>>()?;
     if meta.is_empty() {
         return Err(missing_table(session, keyspace, table).await);
@@ -425,7 +459,7 @@ pub async fn read_source_table(
     let guard = probe.get_current_result_set_col_specs();
     let specs = guard.get();
     let mut columns = Vec::with_capacity(meta.len());
-    for (i, (name, kind, _, order)) in meta.into_iter().enumerate() {
+    for (i, (name, kind, _, order, type_text)) in meta.into_iter().enumerate() {
         let spec = specs
             .get_by_index(i)
             .with_context(|| format!("result metadata lacks column {name}"))?;
@@ -439,9 +473,20 @@ pub async fn read_source_table(
             "static" => ColumnKind::Static,
             _ => ColumnKind::Regular,
         };
-        columns.push(SourceColumn { name, ty, kind });
+        // Result metadata does not say whether a collection is frozen; the schema's type does.
+        let multi_cell = matches!(
+            ty,
+            CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt { .. }
+        ) && !type_text.starts_with("frozen<");
+        columns.push(SourceColumn {
+            name,
+            ty,
+            kind,
+            multi_cell,
+        });
     }
     Ok(SourceTable {
+        times: Default::default(),
         keyspace: keyspace.to_string(),
         table: table.to_string(),
         columns,
@@ -704,7 +749,8 @@ impl TableMapping {
     }
 
     /// Compares an existing target table's columns (name → `format_type` text, and whether it
-    /// is NOT NULL without a default) with what this mapping writes. Returns every mismatch.
+    /// is NOT NULL without a default) with what this mapping writes (`constants`: the other
+    /// columns ferry fills: row times and constants). Returns every mismatch.
     pub fn check_existing(
         &self,
         existing: &[(String, String, bool)],
@@ -731,7 +777,7 @@ impl TableMapping {
         for c in constants {
             if !found.contains_key(c.as_str()) {
                 problems.push(format!(
-                    "constant column {c} (table.constantColumns.names) does not exist in the target table"
+                    "column {c}, which ferry fills (table.constantColumns, ferry.writetimeColumn or ferry.expiresColumn), does not exist in the target table — add it, or rerun with --create-tables on a new table"
                 ));
             }
         }
@@ -769,6 +815,7 @@ mod tests {
 
     fn sample() -> SourceTable {
         SourceTable {
+            times: Default::default(),
             keyspace: "ks".into(),
             table: "t".into(),
             columns: vec![
@@ -776,36 +823,43 @@ mod tests {
                     name: "p1".into(),
                     ty: CqlType::BigInt,
                     kind: ColumnKind::PartitionKey,
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "p2".into(),
                     ty: CqlType::Text,
                     kind: ColumnKind::PartitionKey,
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "c1".into(),
                     ty: CqlType::Int,
                     kind: ColumnKind::Clustering { descending: false },
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "Order".into(),
                     ty: CqlType::Timestamp,
                     kind: ColumnKind::Clustering { descending: true },
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "s".into(),
                     ty: CqlType::Text,
                     kind: ColumnKind::Static,
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "user".into(),
                     ty: CqlType::List(Box::new(CqlType::Int)),
                     kind: ColumnKind::Regular,
+                    multi_cell: false,
                 },
                 SourceColumn {
                     name: "m".into(),
                     ty: CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Int)),
                     kind: ColumnKind::Regular,
+                    multi_cell: false,
                 },
             ],
         }

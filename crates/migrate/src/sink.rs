@@ -245,12 +245,18 @@ pub enum InsertMode {
     Copy,
     /// COPY into a temporary table, then `INSERT … ON CONFLICT DO NOTHING`: idempotent.
     Insert,
+    /// A row already present is replaced: COPY into a temporary table, then
+    /// `INSERT … ON CONFLICT (primary key) DO UPDATE` (with a write time column, only by a
+    /// write at least as new); on YugabyteDB without a write time column, `COPY … WITH
+    /// (REPLACE)`, which is the same thing in one statement.
+    Upsert,
 }
 
 /// Options only YugabyteDB has; refused on PostgreSQL before any row moves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct YbOptions {
-    /// `COPY … WITH (REPLACE)`: upsert on primary key conflicts.
+    /// Rows already present are replaced (upsert): `COPY … WITH (REPLACE)` on YugabyteDB, a
+    /// staged `INSERT … ON CONFLICT DO UPDATE` on PostgreSQL.
     pub copy_replace: bool,
     /// `SET yb_disable_transactional_writes = on`.
     pub disable_transactional_writes: bool,
@@ -259,31 +265,25 @@ pub struct YbOptions {
 }
 
 impl YbOptions {
-    /// Errors when a YugabyteDB-only option meets PostgreSQL, naming the key to change.
-    pub fn check(&self, facts: &TargetFacts) -> Result<()> {
+    /// What a YugabyteDB-only option does on another target: notes for the user, as each is
+    /// left out there (the writes stay transactional, as PostgreSQL's always are).
+    pub fn notes(&self, facts: &TargetFacts) -> Vec<String> {
         if facts.kind == TargetKind::YugabyteDb {
-            return Ok(());
+            return Vec::new();
         }
         let short = facts.version.split(" on ").next().unwrap_or(&facts.version);
-        let mut bad = Vec::new();
-        if self.copy_replace {
-            bad.push("yugabyte.copyReplace=true (COPY WITH REPLACE)");
-        }
+        let mut notes = Vec::new();
         if self.disable_transactional_writes {
-            bad.push("yugabyte.disableTransactionalWrites=true (yb_disable_transactional_writes)");
+            notes.push(format!(
+                "yugabyte.disableTransactionalWrites=true is YugabyteDB-only and has no effect on {short}: writes stay transactional"
+            ));
         }
         if self.rows_per_transaction.is_some() {
-            bad.push("ROWS_PER_TRANSACTION");
+            notes.push(format!(
+                "COPY's ROWS_PER_TRANSACTION is YugabyteDB-only and has no effect on {short}"
+            ));
         }
-        if bad.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "{} {} YugabyteDB-only, but the target is {short} — set {} to false for a PostgreSQL target",
-            bad.join(" and "),
-            if bad.len() > 1 { "are" } else { "is" },
-            if bad.len() > 1 { "them" } else { "it" }
-        )
+        notes
     }
 }
 
@@ -295,28 +295,43 @@ pub struct TableWriter {
     pub qualified: String,
     pub columns_sql: String,
     stage: String,
+    /// The statement that moves staged rows into the table (INSERT and staged upserts).
+    merge_sql: Option<String>,
     yb: YbOptions,
     kind: TargetKind,
 }
 
 impl TableWriter {
+    /// `extra`: the target columns written after the source's (row times, then constants), in
+    /// COPY order. `newer_only`: with upserts, the write time column that must not go back.
     pub fn new(
         mapping: &TableMapping,
-        constants: &[String],
+        extra: &[String],
         mode: InsertMode,
         yb: YbOptions,
         kind: TargetKind,
+        newer_only: Option<&str>,
     ) -> Self {
-        let mut cols: Vec<String> = mapping
+        let mut names: Vec<&str> = mapping
             .target_columns
             .iter()
-            .map(|c| pg_ident(&c.name))
+            .map(|c| c.name.as_str())
             .collect();
-        cols.extend(constants.iter().map(|c| pg_ident(c)));
+        names.extend(extra.iter().map(String::as_str));
+        let cols: Vec<String> = names.iter().map(|c| pg_ident(c)).collect();
         let columns_sql = cols.join(", ");
+        // On YugabyteDB, COPY's REPLACE is the upsert when no write time guards it.
+        let replace = kind == TargetKind::YugabyteDb
+            && ((yb.copy_replace && mode == InsertMode::Copy)
+                || (mode == InsertMode::Upsert && newer_only.is_none()));
+        let staged = match mode {
+            InsertMode::Copy => false,
+            InsertMode::Insert => true,
+            InsertMode::Upsert => !replace,
+        };
         let mut opts = vec!["FORMAT binary".to_string()];
         if kind == TargetKind::YugabyteDb {
-            if yb.copy_replace && mode == InsertMode::Copy {
+            if replace {
                 opts.push("REPLACE".to_string());
             }
             if let Some(n) = yb.rows_per_transaction {
@@ -324,7 +339,7 @@ impl TableWriter {
             }
         }
         let qualified = mapping.qualified_target();
-        // A temporary staging table per target table (INSERT mode), named stably.
+        // A temporary staging table per target table, named stably.
         let stage = format!(
             "ferry_stage_{:08x}",
             qualified
@@ -332,10 +347,16 @@ impl TableWriter {
                 .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b))
                     .wrapping_mul(0x0100_0193))
         );
-        let into = match mode {
-            InsertMode::Copy => qualified.clone(),
-            InsertMode::Insert => stage.clone(),
-        };
+        let merge_sql = staged.then(|| {
+            let conflict = match mode {
+                InsertMode::Upsert => upsert_clause(&mapping.primary_key, &names, newer_only),
+                _ => "ON CONFLICT DO NOTHING".to_string(),
+            };
+            format!(
+                "INSERT INTO {qualified} AS ferry_t ({columns_sql}) SELECT {columns_sql} FROM {stage} {conflict}"
+            )
+        });
+        let into = if staged { &stage } else { &qualified };
         TableWriter {
             copy_sql: format!(
                 "COPY {into} ({columns_sql}) FROM STDIN WITH ({})",
@@ -345,6 +366,7 @@ impl TableWriter {
             qualified,
             columns_sql,
             stage,
+            merge_sql,
             yb,
             kind,
         }
@@ -356,7 +378,7 @@ impl TableWriter {
             tx.batch_execute("SET LOCAL yb_disable_transactional_writes = on")
                 .await?;
         }
-        if self.mode == InsertMode::Insert {
+        if self.merge_sql.is_some() {
             tx.batch_execute(&format!(
                 "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
                 self.stage, self.qualified
@@ -366,23 +388,61 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Statements after the chunk's COPY, before its commit: in INSERT mode, merge the staged
-    /// rows, skipping keys that exist.
-    pub async fn finish_tx(&self, tx: &Client) -> Result<(), tokio_postgres::Error> {
-        if self.mode == InsertMode::Insert {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {} ({c}) SELECT {c} FROM {} ON CONFLICT DO NOTHING",
-                    self.qualified,
-                    self.stage,
-                    c = self.columns_sql
-                ),
-                &[],
-            )
-            .await?;
+    /// Statements after the chunk's COPY, before its commit: moves the staged rows into the
+    /// table (skipping keys that exist, or replacing them); returns the rows it inserted or
+    /// replaced.
+    pub async fn finish_tx(&self, tx: &Client) -> Result<u64, tokio_postgres::Error> {
+        match &self.merge_sql {
+            Some(sql) => tx.execute(sql, &[]).await,
+            None => Ok(0),
         }
-        Ok(())
     }
+}
+
+/// `ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c, …`, guarded by the write time column when
+/// there is one (a row already newer in the target stays); `DO NOTHING` when every column is
+/// in the key.
+fn upsert_clause(primary_key: &[String], columns: &[&str], newer_only: Option<&str>) -> String {
+    let pk: Vec<String> = primary_key.iter().map(|c| pg_ident(c)).collect();
+    let set: Vec<String> = columns
+        .iter()
+        .filter(|c| !primary_key.iter().any(|k| k == *c))
+        .map(|c| format!("{0} = EXCLUDED.{0}", pg_ident(c)))
+        .collect();
+    if set.is_empty() {
+        return format!("ON CONFLICT ({}) DO NOTHING", pk.join(", "));
+    }
+    let guard = newer_only
+        .map(|w| {
+            let w = pg_ident(w);
+            format!(
+                " WHERE ferry_t.{w} IS NULL OR EXCLUDED.{w} IS NULL OR EXCLUDED.{w} >= ferry_t.{w}"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "ON CONFLICT ({}) DO UPDATE SET {}{guard}",
+        pk.join(", "),
+        set.join(", ")
+    )
+}
+
+/// The target table's primary key columns, in key order; empty without one.
+pub async fn primary_key_columns(
+    client: &impl tokio_postgres::GenericClient,
+    qualified: &str,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query_typed(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY k.n",
+            &[(&qualified, Type::TEXT)],
+        )
+        .await
+        .context("reading the target table's primary key")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Binary encodings of constant column values, computed by the server itself (`typsend`), so
@@ -434,4 +494,27 @@ pub async fn encode_constants(
         out.push(Some(bytes));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upserts_update_every_non_key_column_and_keep_newer_rows() {
+        let pk = vec!["k".to_string(), "c".to_string()];
+        assert_eq!(
+            upsert_clause(&pk, &["k", "c", "v", "wt"], Some("wt")),
+            "ON CONFLICT (k, c) DO UPDATE SET v = EXCLUDED.v, wt = EXCLUDED.wt \
+             WHERE ferry_t.wt IS NULL OR EXCLUDED.wt IS NULL OR EXCLUDED.wt >= ferry_t.wt"
+        );
+        assert_eq!(
+            upsert_clause(&pk, &["k", "c", "v"], None),
+            "ON CONFLICT (k, c) DO UPDATE SET v = EXCLUDED.v"
+        );
+        assert_eq!(
+            upsert_clause(&pk, &["k", "c"], None),
+            "ON CONFLICT (k, c) DO NOTHING"
+        );
+    }
 }

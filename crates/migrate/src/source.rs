@@ -347,6 +347,47 @@ impl<'a> RangeReader<'a> {
         })
     }
 
+    /// Reads rows of `table` by primary key ([`SourceTable::key_select`]), routed to the key's
+    /// replicas by the session's policy, retried as range pages are.
+    pub async fn for_keys(
+        session: &'a Session,
+        table: &SourceTable,
+        settings: &ReadSettings,
+    ) -> anyhow::Result<Self> {
+        let plan = Plan {
+            chunks: Vec::new(),
+            replica_sets: Vec::new(),
+            est_partitions: 0,
+            est_bytes: 0,
+            estimated: false,
+            sampled_rows: None,
+            heavy_tokens: Vec::new(),
+            large_partitions: Vec::new(),
+        };
+        Self::new(
+            session,
+            table.key_select(),
+            table.qualified(),
+            &plan,
+            settings,
+        )
+        .await
+    }
+
+    /// The row whose primary key cells (in column order, CQL wire form) are `key`, from a
+    /// reader made by [`Self::for_keys`]: a page of one row, or none when it is gone.
+    pub async fn key_page(&self, key: &[Vec<u8>]) -> Result<Page, ReadError> {
+        let values: Vec<Raw<'_>> = key.iter().map(|k| Raw(k.as_slice())).collect();
+        self.run(
+            usize::MAX,
+            &self.statements[0],
+            &values,
+            (0, 0),
+            PagingState::start(),
+        )
+        .await
+    }
+
     /// The node a page of replica set `set` goes to first (`host:port`), for error lines.
     pub fn endpoint(&self, set: usize) -> String {
         self.routes

@@ -52,6 +52,11 @@ pub struct MigrateArgs {
     /// 127.0.0.1:4040.
     #[arg(long, value_name = "ADDR")]
     pub ui: Option<std::net::SocketAddr>,
+    /// Catch-up pass: copy, as upserts, only the rows written at or after TIME (an RFC 3339
+    /// time, or `last`: when the table's previous completed pass started), less
+    /// ferry.clockSkewSecs. Resumable like any run.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["scan_only", "capture", "replay", "fresh"])]
+    pub since: Option<String>,
     /// Keep the live page up this many seconds after the migration ends.
     #[arg(long, value_name = "SECS", default_value_t = 0, requires = "ui")]
     pub ui_linger: u64,
@@ -68,6 +73,7 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
     let mut job = super::job::job(&args.config, &loaded, args.create_tables)?;
     job.fresh = args.fresh;
     job.truncate = args.truncate;
+    job.since = args.since.as_deref().map(job::Since::parse).transpose()?;
     job.exact_counts =
         args.validate || (loaded.spec.run.validation.enabled && loaded.spec.table_options.validate);
     job.settings.mode = if args.scan_only {
@@ -80,6 +86,9 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
         Mode::Migrate
     };
     let prepared = job::prepare(&job).await?;
+    for n in &prepared.notes {
+        eprintln!("ferry: note: {n}");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {

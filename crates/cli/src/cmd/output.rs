@@ -244,6 +244,20 @@ pub fn summary_table(reports: &[TableReport]) -> String {
             r.rows_before + r.rows_written
         ));
     }
+    for r in reports.iter() {
+        if let Some(since) = r.since_us {
+            out.push_str(&format!(
+                "{}: catch-up since {}: {} rows scanned, {} written as upserts (written at or after that, less the clock-skew margin); this pass started {} (the next --since last starts there)\n",
+                r.source,
+                ferry_migrate::job::rfc3339_us(since),
+                r.rows_read,
+                r.rows_written,
+                r.started_at.map_or("—".to_string(), |t| {
+                    ferry_migrate::job::rfc3339_us((unix_secs(t) * 1e6) as i64)
+                })
+            ));
+        }
+    }
     for r in reports.iter().filter(|r| r.pages_failed_over > 0) {
         out.push_str(&format!(
             "{}: {} page(s) read from another replica than their first choice (failed over)\n",
@@ -298,6 +312,12 @@ pub fn report_json(r: &TableReport) -> serde_json::Value {
             "encode": r.encode.as_secs_f64(),
         },
         "bottleneck": bottleneck(r),
+        "catch_up": r.since_us.map(|since| json!({
+            "since": ferry_migrate::job::rfc3339_us(since),
+            "rows_scanned": r.rows_read,
+            "rows_written": r.rows_written,
+            "pass_started_at": r.started_at.map(unix_secs),
+        })),
     })
 }
 

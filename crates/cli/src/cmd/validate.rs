@@ -43,13 +43,21 @@ pub struct ValidateArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Make the target equal: rows missing or different are read again from Cassandra and
+    /// upserted, rows only in the target deleted, then the tables validated again (full mode).
+    /// Exit 0 only when they end equal.
+    #[arg(long, conflicts_with = "sample")]
+    pub repair: bool,
+    /// With --repair: print what it would change, and change nothing.
+    #[arg(long, requires = "repair")]
+    pub dry_run: bool,
 }
 
 pub async fn run(args: ValidateArgs) -> Result<Exit> {
     let loaded = super::job::load(&args.config)?;
     let job = super::job::job(&args.config, &loaded, false)?;
     let prepared = job::prepare(&job).await?;
-    let mode = if args.full {
+    let mode = if args.full || args.repair {
         Mode::Full
     } else if let Some(rows) = args.sample {
         Mode::Sample { rows }
@@ -60,6 +68,7 @@ pub async fn run(args: ValidateArgs) -> Result<Exit> {
         rows: args.show,
         print: if args.json { Print::Json } else { Print::Table },
         diff_file: args.diff_file.clone(),
+        repair: args.repair.then_some(args.dry_run),
     };
     let tables = check(
         &job,
@@ -92,6 +101,7 @@ pub async fn after_migrate(
         // After `migrate --json`, stdout holds the migration's JSON; the outcome goes to stderr.
         print: if json { Print::OneLine } else { Print::Table },
         diff_file: None,
+        repair: None,
     };
     let tables = check(
         job,
@@ -118,11 +128,13 @@ fn configured_mode(loaded: &Loaded) -> Mode {
     }
 }
 
-/// What to print and where.
+/// What to do, print, and where.
 struct Show {
     rows: usize,
     print: Print,
     diff_file: Option<PathBuf>,
+    /// `--repair` (`Some(true)`: `--dry-run`).
+    repair: Option<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,12 +168,21 @@ async fn check(
     let rejects = Rejects::load(&job.settings.reject_file)?;
     let counters = Arc::new(Counters::default());
     let spinner = spinner(show.print != Print::Table, &counters);
-    let result = validate::validate_job(job, prepared, &opts, &rejects, &counters).await;
+    let result = match show.repair {
+        None => validate::validate_job(job, prepared, &opts, &rejects, &counters)
+            .await
+            .map(|t| (t, None)),
+        Some(dry_run) => {
+            validate::repair::repair_job(job, prepared, &opts, &rejects, &counters, dry_run)
+                .await
+                .map(|r| (r.tables, Some((r.repairs, r.rounds, dry_run))))
+        }
+    };
     if let Some(s) = spinner {
         s.abort();
         eprint!("\r\x1b[2K");
     }
-    let tables = result?;
+    let (tables, repaired) = result?;
 
     let runs_dir = &loaded.spec.run.runs_dir;
     let any_diffs = tables.iter().any(|t| !t.diffs.is_empty());
@@ -196,6 +217,11 @@ async fn check(
         },
         "reject_file": job.settings.reject_file.display().to_string(),
         "target": prepared.facts.version,
+        "repair": repaired.as_ref().map(|(repairs, rounds, dry_run)| json!({
+            "dry_run": dry_run,
+            "rounds": rounds,
+            "tables": tables.iter().zip(repairs).map(|(t, r)| repair_json(t, r)).collect::<Vec<_>>(),
+        })),
     });
     let mut record = output::run_record(
         "validation",
@@ -227,6 +253,9 @@ async fn check(
     match show.print {
         Print::Json => output::print_json("validate", &summary)?,
         Print::Table => {
+            if let Some((repairs, rounds, dry_run)) = &repaired {
+                print!("{}", repair_lines(&tables, repairs, *rounds, *dry_run));
+            }
             print!("{}", summary_table(&tables));
             print!("{}", diff_lines(&tables, show.rows, diff_path.as_deref()));
             let (pages, restarts) = (
@@ -445,4 +474,47 @@ fn table_json(t: &TableValidation) -> serde_json::Value {
         "restarts": t.restarts,
         "rows_per_sec": t.rows_per_sec(),
     })
+}
+
+fn repair_json(t: &TableValidation, r: &validate::repair::Repair) -> serde_json::Value {
+    json!({
+        "source": t.source,
+        "target": t.target,
+        "upserted_missing": r.upserted_missing,
+        "upserted_different": r.upserted_different,
+        "deleted_extra": r.deleted_extra,
+        "deleted_gone": r.deleted_gone,
+        "deleted_expired": r.deleted_expired,
+        "rejected": r.rejected,
+        "changed": r.changed(),
+    })
+}
+
+/// What `--repair` changed (or would), a line per table.
+fn repair_lines(
+    tables: &[TableValidation],
+    repairs: &[validate::repair::Repair],
+    rounds: u32,
+    dry_run: bool,
+) -> String {
+    let mut out = String::new();
+    for (t, r) in tables.iter().zip(repairs) {
+        out.push_str(&format!(
+            "{}: {} {} missing and {} different row(s) upserted, {} row(s) only in the target deleted, {} row(s) gone from the source deleted, {} expired row(s) deleted{}\n",
+            t.source,
+            if dry_run { "repair (dry run, nothing written) would change:" } else { "repaired:" },
+            r.upserted_missing,
+            r.upserted_different,
+            r.deleted_extra,
+            r.deleted_gone,
+            r.deleted_expired,
+            if r.rejected > 0 { format!("; {} row(s) ferry cannot write left alone", r.rejected) } else { String::new() }
+        ));
+    }
+    if !dry_run {
+        out.push_str(&format!(
+            "repair: {rounds} round(s) of repair; the validation below is after the last one\n"
+        ));
+    }
+    out
 }

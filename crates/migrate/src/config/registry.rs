@@ -639,7 +639,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "yugabyte.copyReplace",
         kind: Kind::Bool,
         default: Dflt::Bool(false),
-        meaning: "YugabyteDB only: COPY … WITH (REPLACE), so a row already present is overwritten instead of failing the batch; refused on PostgreSQL.",
+        meaning: "Rows already present are replaced (upsert) instead of failing the batch: on YugabyteDB COPY … WITH (REPLACE), or with ferry.writetimeColumn a staged INSERT … ON CONFLICT DO UPDATE that keeps a row already newer; on PostgreSQL always the staged upsert. Needs the target's primary key to be the source's.",
         disposition: Disposition::Used,
     },
     KeyDef {
@@ -664,7 +664,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "yugabyte.disableTransactionalWrites",
         kind: Kind::Bool,
         default: Dflt::Bool(false),
-        meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; refused on PostgreSQL.",
+        meaning: "YugabyteDB only: SET yb_disable_transactional_writes = on for faster bulk writes without rollback; no effect on PostgreSQL (noted at the start of a run).",
         disposition: Disposition::Used,
     },
     // TLS to the target: libpq's sslmode meanings under the YugabyteDB JDBC driver's property
@@ -1139,6 +1139,31 @@ pub static KEYS: &[KeyDef] = &[
         },
         default: Dflt::Int(100_000),
         meaning: "A partition with at least this many rows is split into clustering-key ranges read concurrently (a token range cannot split one partition, so it would otherwise be read one page per round trip). Candidates are the partitions that fill a quarter of the sizing sample (cassandra.inputSplitSizeMb.autoDetermine, the default); their clustering keys are read (keys only, large pages) to count the rows and place the boundaries. 0 turns splitting off.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.writetimeColumn",
+        kind: Kind::Name,
+        default: Dflt::None,
+        meaning: "Target column (timestamptz) that receives each row's Cassandra write time: the largest WRITETIME over its regular and static columns (counters and non-frozen collections have none; frozen ones do), microseconds kept; null for a row with none of them set. With it, upserts (catch-up, yugabyte.copyReplace) replace a row only with a write at least as new. --create-tables adds it. Unset: not carried.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.expiresColumn",
+        kind: Kind::Name,
+        default: Dflt::None,
+        meaning: "Target column (timestamptz) that receives when the row expires: the time ferry read it plus the largest remaining TTL over its regular and static columns (whole seconds, as Cassandra's TTL() gives them); null when any of them has no TTL (the row never expires). Rows already expired are not copied; validate treats a target row past this time as absent. --create-tables adds it. Unset: not carried.",
+        disposition: Disposition::Used,
+    },
+    KeyDef {
+        key: "ferry.clockSkewSecs",
+        kind: Kind::Int {
+            min: 0,
+            max: 86_400,
+            unit: "s",
+        },
+        default: Dflt::Int(5),
+        meaning: "Catch-up (ferry migrate --since): rows written up to this long before the given time are copied too, for clocks (the writers', Cassandra's, ferry's) that disagree.",
         disposition: Disposition::Used,
     },
     KeyDef {

@@ -213,6 +213,18 @@ pub struct TableOptions {
     /// `None`: the source's partition key and clustering columns.
     pub primary_key: Option<Vec<String>>,
     pub validate: bool,
+    /// `ferry.writetimeColumn` / `ferry.expiresColumn`: target columns for each row's write
+    /// time and expiry.
+    pub row_times: RowTimeColumns,
+    /// `ferry.clockSkewSecs`: the catch-up's margin before `--since`.
+    pub clock_skew_secs: u64,
+}
+
+/// Target columns that carry a row's Cassandra write time and expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowTimeColumns {
+    pub writetime: Option<String>,
+    pub expires: Option<String>,
 }
 
 /// A target column that gets the same value on every row.
@@ -694,6 +706,11 @@ fn build_tables(s: &Settings, errors: &mut Vec<ConfigError>) -> (Vec<TableSpec>,
         constant_columns,
         primary_key: s.list("table.primaryKey"),
         validate: s.bool("table.validate"),
+        row_times: RowTimeColumns {
+            writetime: s.opt_text("ferry.writetimeColumn"),
+            expires: s.opt_text("ferry.expiresColumn"),
+        },
+        clock_skew_secs: s.u64("ferry.clockSkewSecs"),
     };
     (tables, options)
 }

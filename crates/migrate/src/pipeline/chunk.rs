@@ -38,6 +38,8 @@ pub(super) async fn copy_chunk(
         let rows = page_rows.get();
         async move {
             let t = Instant::now();
+            // When the read was sent: remaining TTLs count from about then.
+            let asked_secs = crate::row_times::now_secs();
             let in_flight = InFlight::new(&ctx.counters.reads_in_flight);
             let r = ctx
                 .reader
@@ -59,7 +61,7 @@ pub(super) async fn copy_chunk(
                     if p.failed_over {
                         c.pages_failed_over.fetch_add(1, Ordering::Relaxed);
                     }
-                    (p.result, p.next)
+                    (p.result, p.next, asked_secs)
                 })
                 .map_err(ChunkError::Source);
             ctx.counters
@@ -114,15 +116,20 @@ pub(super) async fn copy_chunk(
             None => fetch(lo, hi, PagingState::start()).await?,
         };
         loop {
-            let (res, next) = page;
+            let (res, next, asked_secs) = page;
             let t = Instant::now();
-            let n = encode_page(ctx, res, &mut buf, &mut rejected).map_err(ChunkError::Local)?;
+            let n = ctx
+                .encoder
+                .encode_page(res, asked_secs, &mut buf, &mut rejected)
+                .map_err(ChunkError::Local)?;
             ctx.counters
                 .encode_ns
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             ctx.counters.rows_read.fetch_add(n.read, Ordering::Relaxed);
             if let Some(row_bytes) = (buf.len() as u64).checked_div(n.written) {
-                ctx.row_bytes.store(row_bytes.max(16), Ordering::Relaxed);
+                ctx.encoder
+                    .row_bytes
+                    .store(row_bytes.max(16), Ordering::Relaxed);
                 page_rows.set(page_rows_for(ctx, ceiling, split == 0));
             }
             rows_total += n.written;
@@ -265,73 +272,4 @@ pub(super) async fn replay_chunk(
     commit_chunk(ctx, conn, lease, true, rows, &[], bytes).await?;
     ctx.counters.rows_read.fetch_add(rows, Ordering::Relaxed);
     Ok(())
-}
-
-pub(super) struct PageCounts {
-    read: u64,
-    written: u64,
-}
-
-/// Encodes a page's rows into `buf`; a row that cannot be written as it is goes to `rejected`.
-pub(super) fn encode_page(
-    ctx: &Ctx<'_>,
-    res: scylla::response::query_result::QueryResult,
-    buf: &mut BytesMut,
-    rejected: &mut Vec<Reject>,
-) -> Result<PageCounts> {
-    let rows = res
-        .into_rows_result()
-        .context("the scan returned no rows result")?;
-    let ncols = (ctx.types.len() + ctx.constants.len()) as i16;
-    let mut counts = PageCounts {
-        read: 0,
-        written: 0,
-    };
-    let mut cells: Vec<Option<&[u8]>> = Vec::with_capacity(ctx.types.len());
-    // Room for the whole page at once, from the row size measured so far: growing by doubling
-    // would copy the page several times and leave up to half of the buffer unused.
-    let row_bytes = ctx.row_bytes.load(Ordering::Relaxed) as usize;
-    if row_bytes > 0 {
-        buf.reserve(rows.rows_num() * (row_bytes + row_bytes / 16) + 64);
-    }
-    for row in rows.rows::<ColumnIterator>()? {
-        let row = row?;
-        let row_start = buf.len();
-        buf.put_i16(ncols);
-        let mut bad = None;
-        cells.clear();
-        for (i, col) in row.enumerate() {
-            let col = col?;
-            let cell = col.slice.map(|s| s.as_slice());
-            if bad.is_none() {
-                if let Err(r) = encode::encode_field(&ctx.types[i], cell, buf) {
-                    bad = Some((i, r));
-                }
-            }
-            cells.push(cell);
-        }
-        counts.read += 1;
-        if let Some((col, reject)) = bad {
-            buf.truncate(row_start);
-            let shape = RowShape {
-                table: &ctx.table,
-                types: &ctx.types,
-                names: &ctx.names,
-                key_columns: &ctx.key_columns,
-            };
-            rejected.push(Reject::of_row(&shape, &cells, col, &reject.reason));
-            continue;
-        }
-        for c in &ctx.constants {
-            match c {
-                Some(bytes) => {
-                    buf.put_i32(bytes.len() as i32);
-                    buf.put_slice(bytes);
-                }
-                None => buf.put_i32(-1),
-            }
-        }
-        counts.written += 1;
-    }
-    Ok(counts)
 }

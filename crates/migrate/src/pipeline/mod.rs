@@ -18,34 +18,34 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use scylla::client::session::Session;
-use scylla::deserialize::row::ColumnIterator;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::Consistency;
 
 use crate::adapt;
 use crate::budget::{Budget, IdleConn, Slot};
-use crate::cql::CqlType;
 use crate::encode;
 use crate::error::{kind_in, target_failure, SideError};
 use crate::plan::Plan;
 use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
-use crate::rejects::{Reject, RowShape};
+use crate::rejects::Reject;
 use crate::retry::{backoff, no_reply, note_recovery, Outage};
-use crate::schema::{ColumnKind, TableMapping};
+use crate::schema::TableMapping;
 use crate::sink::{InsertMode, TableWriter, TargetEndpoint, TargetFacts};
 use crate::source::{self, FailureKind, ReadError, ReadSettings, RetryPolicy, Routing};
 
 mod chunk;
 mod copy;
 mod counters;
+mod encoder;
 mod pages;
 mod worker;
 
 use chunk::*;
 use copy::*;
 pub use counters::*;
+pub use encoder::{PageCounts, RowEncoder};
 pub use pages::page_budget;
 use pages::*;
 use worker::*;
@@ -110,6 +110,12 @@ pub struct Settings {
     /// When a side stays unreachable this long, the run stops (resumable).
     pub outage_deadline: Duration,
     pub mode: Mode,
+    /// Target columns that get each row's write time and expiry ([`crate::row_times`]).
+    pub row_times: crate::config::RowTimeColumns,
+    /// A catch-up pass: only rows written at or after this time (µs since the Unix epoch,
+    /// the clock-skew margin already taken off) are written; rows without a write time are
+    /// written too. Set per table by the job.
+    pub since_us: Option<i64>,
 }
 
 /// The outcome for one table.
@@ -150,6 +156,9 @@ pub struct TableReport {
     /// The 99th percentile of the table's Cassandra page reads and of its chunk commits, in ms.
     pub source_p99_ms: Option<f64>,
     pub commit_p99_ms: Option<f64>,
+    /// A catch-up pass: its time (µs since the Unix epoch, before the clock-skew margin);
+    /// `rows_read` are the rows it scanned, `rows_written` those written since.
+    pub since_us: Option<i64>,
 }
 
 /// A table's workers (chunks in flight; adaptive concurrency moves them).
@@ -169,10 +178,8 @@ impl TableReport {
 /// Everything the workers of one table share.
 struct Ctx<'a> {
     reader: source::RangeReader<'a>,
-    types: Vec<CqlType>,
-    key_columns: Vec<usize>,
-    names: Vec<String>,
-    constants: Vec<Option<Vec<u8>>>,
+    /// Rows into target rows.
+    encoder: RowEncoder,
     settings: &'a Settings,
     counters: &'a Counters,
     table: String,
@@ -192,8 +199,6 @@ struct Ctx<'a> {
     active: std::sync::atomic::AtomicUsize,
     /// Set by the first worker that finds every chunk done.
     finished: AtomicBool,
-    /// Encoded (binary COPY) bytes per row, as last measured; 0 until the first page.
-    row_bytes: AtomicU64,
     /// Bytes all workers' pages may take at once.
     page_budget: u64,
     /// Workers that found no chunk left to lease: their page memory goes to the others.
@@ -243,10 +248,16 @@ pub async fn run_table(
     // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
     // page memory (see [`page_budget`]).
     let read = settings.read_settings();
+    // The scan selects the row times the target columns or the catch-up need.
+    let mut scanned = mapping.source.clone();
+    scanned.times = crate::row_times::RowTimes {
+        writetime: settings.row_times.writetime.is_some() || settings.since_us.is_some(),
+        ttl: settings.row_times.expires.is_some(),
+    };
     let (reader, rtt, frame_bytes) = tokio::join!(
         source::RangeReader::new(
             session,
-            mapping.source.range_select(),
+            scanned.range_select(),
             mapping.source.qualified(),
             plan,
             &read,
@@ -254,7 +265,7 @@ pub async fn run_table(
         source_rtt(session),
         crate::page_size::frame_bytes(session)
     );
-    let reader = reader?.with_slices(&mapping.source);
+    let reader = reader?.with_slices(&scanned);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
     tracing::info!(
         rtt_us = rtt.map(|d| d.as_micros() as u64),
@@ -262,34 +273,14 @@ pub async fn run_table(
         "page memory"
     );
     let ctx = Ctx {
+        encoder: RowEncoder::new(
+            &scanned,
+            constants,
+            settings.row_times.clone(),
+            settings.since_us,
+        ),
         reply: crate::retry::reply_deadline(target),
         reader,
-        types: mapping
-            .source
-            .columns
-            .iter()
-            .map(|c| c.ty.clone())
-            .collect(),
-        key_columns: mapping
-            .source
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                matches!(
-                    c.kind,
-                    ColumnKind::PartitionKey | ColumnKind::Clustering { .. }
-                )
-            })
-            .map(|(i, _)| i)
-            .collect(),
-        names: mapping
-            .source
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
-        constants,
         settings,
         counters,
         table: mapping.source.qualified(),
@@ -305,7 +296,6 @@ pub async fn run_table(
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
-        row_bytes: AtomicU64::new(0),
         page_budget,
         idle: AtomicU64::new(0),
         frame_bytes,
@@ -387,6 +377,7 @@ pub async fn run_table(
         steady_rows_per_sec,
         source_p99_ms: counters.source_pages.snapshot().percentile(99.0),
         commit_p99_ms: counters.commits.snapshot().percentile(99.0),
+        since_us: None,
     })
 }
 

@@ -20,7 +20,7 @@ pub fn page_budget(max: u64, rtt: Option<Duration>) -> u64 {
 pub(super) fn page_rows_for(ctx: &Ctx<'_>, ceiling: i32, grow: bool) -> i32 {
     crate::page_size::page_rows(&crate::page_size::PageInputs {
         budget: ctx.page_budget,
-        row_bytes: ctx.row_bytes.load(Ordering::Relaxed),
+        row_bytes: ctx.encoder.row_bytes.load(Ordering::Relaxed),
         active: ctx.active.load(Ordering::Relaxed) as u64,
         // The run's slots in use count too: tables copied beside this one share the budget.
         holding: ctx

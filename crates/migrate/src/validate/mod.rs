@@ -37,6 +37,7 @@
 //! encoder would reject but that is not in the reject file gets the encoder's reason.
 
 pub mod canonical;
+pub mod repair;
 mod source;
 mod target;
 
@@ -128,6 +129,18 @@ pub struct RowDiff {
     /// Source names of the columns that differ (`Different` only).
     pub columns: Vec<String>,
     pub reject: Option<RejectNote>,
+    /// A row the source has (missing, different): its key, for `--repair`.
+    pub source_key: Option<SourceKey>,
+}
+
+/// A source row's primary key, as `--repair` needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceKey {
+    /// The key cells in CQL wire form, to read the row again.
+    pub cql: Vec<Vec<u8>>,
+    /// The key columns in PostgreSQL's binary form, to delete the target's row when the
+    /// source no longer has it; `None` when a key value cannot be written to PostgreSQL.
+    pub pg: Option<Vec<Vec<u8>>>,
 }
 
 /// The outcome for one table.
@@ -240,6 +253,9 @@ fn key_bytes(v: &serde_json::Value) -> Vec<u8> {
 
 /// What both sides need to know about one table.
 pub(crate) struct Shape {
+    /// Target rows past their expiry (`ferry.expiresColumn`) are absent, as in Cassandra:
+    /// `"col" IS NULL OR "col" > now()`.
+    pub live_filter: Option<String>,
     pub types: Vec<CqlType>,
     pub kinds: Vec<FieldKind>,
     /// The primary key is the first `key_cols` columns (partition key, then clustering).
@@ -249,13 +265,15 @@ pub(crate) struct Shape {
     pub table: String,
     /// Quoted target column names, in source column order.
     pub target_cols: Vec<String>,
+    /// The target's column names, unquoted.
+    pub target_names: Vec<String>,
     pub partition_cols: Vec<String>,
     pub qualified_target: String,
     pub key_json_sql: String,
 }
 
 impl Shape {
-    fn new(t: &PreparedTable) -> Self {
+    fn new(t: &PreparedTable, row_times: &crate::config::RowTimeColumns) -> Self {
         let m = &t.mapping;
         let key_cols = m
             .source
@@ -271,6 +289,10 @@ impl Shape {
         let names: Vec<String> = m.source.columns.iter().map(|c| c.name.clone()).collect();
         let target_names: Vec<String> = m.target_columns.iter().map(|c| c.name.clone()).collect();
         Shape {
+            live_filter: row_times.expires.as_ref().map(|c| {
+                let c = pg_ident(c);
+                format!("({c} IS NULL OR {c} > now())")
+            }),
             types: m.source.columns.iter().map(|c| c.ty.clone()).collect(),
             kinds: m
                 .target_columns
@@ -282,6 +304,7 @@ impl Shape {
             names,
             table: m.source.qualified(),
             target_cols: target_names.iter().map(|n| pg_ident(n)).collect(),
+            target_names: target_names.clone(),
             partition_cols: m
                 .source
                 .columns
@@ -355,7 +378,7 @@ pub async fn validate_table(
         settings,
         opts,
         counters,
-        shape: Arc::new(Shape::new(table)),
+        shape: Arc::new(Shape::new(table, &settings.row_times)),
     };
     let start = Instant::now();
     // A fault either side may ride through (a restart, a reset, a reply that never comes)
@@ -571,6 +594,7 @@ struct SourceDetail {
     fields: Box<[u64]>,
     key: serde_json::Value,
     reject: Option<(usize, String)>,
+    source_key: SourceKey,
 }
 
 impl SourceDetail {
@@ -580,6 +604,13 @@ impl SourceDetail {
             fields: r.row.field_hashes(),
             key: r.key_json(shape),
             reject: r.reject.as_ref().map(|(c, why)| (*c, why.reason.clone())),
+            source_key: SourceKey {
+                cql: r.cells[..shape.key_cols]
+                    .iter()
+                    .map(|c| c.unwrap_or_default().to_vec())
+                    .collect(),
+                pg: r.key_params(shape),
+            },
         }
     }
 }
@@ -692,6 +723,7 @@ fn compare(
                     primary_key: s.key,
                     columns: Vec::new(),
                     reject,
+                    source_key: Some(s.source_key),
                 });
             }
             Some(t) if t.hash != s.hash => diffs.push(RowDiff {
@@ -702,6 +734,7 @@ fn compare(
                     .collect(),
                 primary_key: s.key,
                 reject: None,
+                source_key: Some(s.source_key),
             }),
             Some(_) => {}
         }
@@ -712,6 +745,7 @@ fn compare(
             primary_key: t.key,
             columns: Vec::new(),
             reject: None,
+            source_key: None,
         });
     }
     diffs.sort_by_cached_key(|d| (d.kind, key_bytes(&d.primary_key)));

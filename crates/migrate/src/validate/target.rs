@@ -88,8 +88,13 @@ pub(super) fn copy_sql(shape: &Shape, slice: &str, with_key_json: bool) -> Strin
         cols.push_str(", ");
         cols.push_str(&shape.key_json_sql);
     }
+    let filter = match (&shape.live_filter, slice.is_empty()) {
+        (None, _) => slice.to_string(),
+        (Some(f), true) => format!("WHERE {f}"),
+        (Some(f), false) => format!("{slice} AND {f}"),
+    };
     format!(
-        "COPY (SELECT {cols} FROM {} {slice}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {cols} FROM {} {filter}) TO STDOUT (FORMAT binary)",
         shape.qualified_target
     )
 }
@@ -237,24 +242,17 @@ pub(super) async fn lookup(
     if keys.is_empty() {
         return Ok(());
     }
-    let k = shape.key_cols;
-    let tuples: Vec<String> = (0..keys.len())
-        .map(|i| {
-            let marks: Vec<String> = (0..k).map(|j| format!("${}", i * k + j + 1)).collect();
-            format!("({})", marks.join(", "))
-        })
-        .collect();
     let sql = format!(
-        "SELECT {} FROM {} WHERE ({}) IN ({})",
+        "SELECT {} FROM {} WHERE {}{}",
         shape.target_cols.join(", "),
         shape.qualified_target,
-        shape.target_cols[..k].join(", "),
-        tuples.join(", ")
+        keys_in(shape, keys.len()),
+        shape
+            .live_filter
+            .as_ref()
+            .map_or(String::new(), |f| format!(" AND {f}"))
     );
-    let params: Vec<RawParam<'_>> = keys
-        .iter()
-        .flat_map(|key| key.iter().map(|v| RawParam(v)))
-        .collect();
+    let params = raw_params(keys);
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
     let rows = client
         .query(&sql, &refs)
@@ -271,6 +269,95 @@ pub(super) async fn lookup(
         f(&buf);
     }
     Ok(())
+}
+
+/// `(k1, k2) IN (($1, $2), ($3, $4), …)` for `n` keys.
+fn keys_in(shape: &Shape, n: usize) -> String {
+    let k = shape.key_cols;
+    let tuples: Vec<String> = (0..n)
+        .map(|i| {
+            let marks: Vec<String> = (0..k).map(|j| format!("${}", i * k + j + 1)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!(
+        "({}) IN ({})",
+        shape.target_cols[..k].join(", "),
+        tuples.join(", ")
+    )
+}
+
+fn raw_params(keys: &[Vec<Vec<u8>>]) -> Vec<RawParam<'_>> {
+    keys.iter()
+        .flat_map(|key| key.iter().map(|v| RawParam(v)))
+        .collect()
+}
+
+/// Deletes the target's rows with these keys (each the key columns' binary send form), in the
+/// caller's transaction; returns the rows deleted.
+pub(super) async fn delete_keys(
+    client: &Client,
+    shape: &Shape,
+    keys: &[Vec<Vec<u8>>],
+) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "DELETE FROM {} WHERE {}",
+        shape.qualified_target,
+        keys_in(shape, keys.len())
+    );
+    let params = raw_params(keys);
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+    client
+        .execute(&sql, &refs)
+        .await
+        .with_context(|| format!("deleting rows of {}", shape.qualified_target))
+}
+
+/// Deletes the target's rows with these keys, each a JSON object by source column name as
+/// [`key_json_sql`] renders it (rows found only in the target), in the caller's transaction;
+/// returns the rows deleted.
+pub(super) async fn delete_json_keys(
+    client: &Client,
+    shape: &Shape,
+    keys: &[serde_json::Value],
+) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    // Renamed to the target's column names, then read back as the table's own row type.
+    let rows: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            let mut o = serde_json::Map::new();
+            for (s, t) in shape
+                .names
+                .iter()
+                .zip(&shape.target_names)
+                .take(shape.key_cols)
+            {
+                o.insert(
+                    t.clone(),
+                    k.get(s).cloned().unwrap_or(serde_json::Value::Null),
+                );
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    let cols = &shape.target_cols[..shape.key_cols];
+    let on: Vec<String> = cols.iter().map(|c| format!("t.{c} = d.{c}")).collect();
+    let sql = format!(
+        "DELETE FROM {q} AS t USING json_populate_recordset(NULL::{q}, $1::text::json) AS d WHERE {}",
+        on.join(" AND "),
+        q = shape.qualified_target,
+    );
+    let text = serde_json::Value::Array(rows).to_string();
+    client
+        .execute(&sql, &[&text])
+        .await
+        .with_context(|| format!("deleting rows only in {}", shape.qualified_target))
 }
 
 /// A parameter already in PostgreSQL's binary send form.
