@@ -85,9 +85,9 @@ async fn migrate(cfg: &Path, args: &[&str]) -> Value {
     json_of(&out)
 }
 
-/// A catch-up pass's `catch_up` object.
+/// A catch-up pass's `catch_up` object (of its only table).
 fn catch_up(summary: &Value) -> &Value {
-    let c = &summary["catch_up"];
+    let c = &summary["tables"][0]["catch_up"];
     assert!(c.is_object(), "no catch_up object in {summary:#}");
     c
 }
@@ -106,21 +106,69 @@ async fn validate(cfg: &Path, args: &[&str]) -> (Option<i32>, Value) {
     (out.status.code(), json_of(&out))
 }
 
-/// The `repair` object of the only table of a `validate --repair --json` summary, as
-/// (upserted_missing, upserted_different, deleted_extra).
-fn repair_counts(summary: &Value) -> (u64, u64, u64) {
-    let r = &summary["tables"][0]["repair"];
-    assert!(r.is_object(), "no repair object in {summary:#}");
-    (
-        u64_of(r, "upserted_missing"),
-        u64_of(r, "upserted_different"),
-        u64_of(r, "deleted_extra"),
-    )
+/// What `validate --repair --json` changed (or would) in its only table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Repaired {
+    upserted_missing: u64,
+    upserted_different: u64,
+    /// Rows only in the target.
+    deleted_extra: u64,
+    /// Rows the source no longer had when read again.
+    deleted_gone: u64,
+    /// Rows past their expiry.
+    deleted_expired: u64,
 }
 
-/// The bench shape's regular columns that have a WRITETIME and TTL of their own (not the key,
-/// not the non-frozen collections): the columns the write time and expiry are taken over.
-fn timed_columns() -> Vec<&'static str> {
+impl Repaired {
+    fn of(summary: &Value) -> Repaired {
+        let r = &summary["repair"]["tables"][0];
+        assert!(r.is_object(), "no repair object in {summary:#}");
+        let got = Repaired {
+            upserted_missing: u64_of(r, "upserted_missing"),
+            upserted_different: u64_of(r, "upserted_different"),
+            deleted_extra: u64_of(r, "deleted_extra"),
+            deleted_gone: u64_of(r, "deleted_gone"),
+            deleted_expired: u64_of(r, "deleted_expired"),
+        };
+        assert_eq!(u64_of(r, "rejected"), 0, "{summary:#}");
+        assert_eq!(u64_of(r, "changed"), got.total(), "{summary:#}");
+        got
+    }
+
+    fn total(&self) -> u64 {
+        self.upserted_missing
+            + self.upserted_different
+            + self.deleted_extra
+            + self.deleted_gone
+            + self.deleted_expired
+    }
+
+    /// Exactly these missing, different and extra rows, nothing gone or expired.
+    fn exactly(missing: u64, different: u64, extra: u64) -> Repaired {
+        Repaired {
+            upserted_missing: missing,
+            upserted_different: different,
+            deleted_extra: extra,
+            deleted_gone: 0,
+            deleted_expired: 0,
+        }
+    }
+}
+
+/// The bench shape's regular columns: the write time is the largest `MAXWRITETIME()` over all
+/// of them (a non-frozen collection's is its newest element's).
+fn regular_columns() -> Vec<&'static str> {
+    Shape::Bench
+        .columns()
+        .into_iter()
+        .filter(|(n, _)| !["pk", "ck"].contains(n))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// The regular columns of one cell (not the non-frozen collections, whose TTL is one per
+/// element): the expiry is taken over their `TTL()`.
+fn single_cell_columns() -> Vec<&'static str> {
     Shape::Bench
         .columns()
         .into_iter()
@@ -131,8 +179,8 @@ fn timed_columns() -> Vec<&'static str> {
         .collect()
 }
 
-/// What Cassandra says of one row: its write time (µs) and, when every set column has a TTL,
-/// the latest expiry those TTLs give, in seconds since the epoch as of the query.
+/// What Cassandra says of one row: its write time (µs) and, when every set single-cell column
+/// has a TTL, the latest expiry those TTLs give, in seconds since the epoch as of the query.
 #[derive(Debug, Clone, PartialEq)]
 struct SourceTimes {
     writetime_micros: Option<i64>,
@@ -153,11 +201,12 @@ async fn source_times(
     table: &str,
     pks: &[i64],
 ) -> BTreeMap<(i64, i32), SourceTimes> {
-    let cols = timed_columns();
-    let select: Vec<String> = cols
+    let (all, single) = (regular_columns(), single_cell_columns());
+    let select: Vec<String> = all
         .iter()
-        .map(|c| format!("writetime({c})"))
-        .chain(cols.iter().map(|c| format!("ttl({c})")))
+        .map(|c| format!("maxwritetime({c})"))
+        .chain(single.iter().map(|c| format!("writetime({c})")))
+        .chain(single.iter().map(|c| format!("ttl({c})")))
         .collect();
     let stmt = session
         .prepare(format!(
@@ -167,7 +216,7 @@ async fn source_times(
         .await
         .expect("prepare the times query");
     let stmt = &stmt;
-    let n = cols.len();
+    let (na, n) = (all.len(), single.len());
     let parts: Vec<Vec<((i64, i32), SourceTimes)>> = stream::iter(pks.iter().copied())
         .map(|pk| async move {
             let rows = session
@@ -193,8 +242,9 @@ async fn source_times(
                         }
                     };
                     let key = (int(0).unwrap(), int(1).unwrap() as i32);
-                    let writetimes: Vec<Option<i64>> = (0..n).map(|i| int(2 + i)).collect();
-                    let ttls: Vec<Option<i64>> = (0..n).map(|i| int(2 + n + i)).collect();
+                    let newest = (0..na).filter_map(|i| int(2 + i)).max();
+                    let writetimes: Vec<Option<i64>> = (0..n).map(|i| int(2 + na + i)).collect();
+                    let ttls: Vec<Option<i64>> = (0..n).map(|i| int(2 + na + n + i)).collect();
                     // A column's TTL only counts when the column is set (it has a write time).
                     let set: Vec<usize> = (0..n).filter(|i| writetimes[*i].is_some()).collect();
                     let expires_secs = if !set.is_empty() && set.iter().all(|i| ttls[*i].is_some())
@@ -209,7 +259,7 @@ async fn source_times(
                     (
                         key,
                         SourceTimes {
-                            writetime_micros: writetimes.iter().flatten().max().copied(),
+                            writetime_micros: newest,
                             expires_secs,
                         },
                     )
@@ -438,10 +488,14 @@ async fn runbook_a_live_table_ends_equal_with_write_times_and_expiry_value_by_va
     assert!(last_written > 0, "the last catch-up found nothing to write");
     let (code, repaired) = validate(&cfg, &["--repair"]).await;
     assert_eq!(code, Some(0), "validate --repair: {repaired:#}");
-    let (missing, different, extra) = repair_counts(&repaired);
-    eprintln!("repair: {missing} missing, {different} different, {extra} extra");
-    // Catch-up cannot see deletes: the rows deleted after the copy passed them are extra.
-    assert!(extra > 0, "nothing deleted by repair: {repaired:#}");
+    let r = Repaired::of(&repaired);
+    eprintln!("repair: {r:?}");
+    // Catch-up cannot see deletes: the rows deleted after the copy passed them are only in
+    // the target.
+    assert!(
+        r.deleted_extra > 0,
+        "nothing deleted by repair: {repaired:#}"
+    );
 
     // Step 5: equal.
     let (code, equal) = validate(&cfg, &[]).await;
@@ -521,14 +575,19 @@ async fn repair_fixes_missing_changed_and_extra_rows_each_counted_and_twice_is_a
     // --dry-run: counts what it would do, writes nothing, and the target is not equal.
     let (code, dry) = validate(&cfg, &["--repair", "--dry-run"]).await;
     assert_eq!(code, Some(1), "validate --repair --dry-run: {dry:#}");
-    assert_eq!(repair_counts(&dry), (MISSING, DIFFERENT, EXTRA), "{dry:#}");
+    assert_eq!(dry["repair"]["dry_run"], Value::Bool(true), "{dry:#}");
+    assert_eq!(
+        Repaired::of(&dry),
+        Repaired::exactly(MISSING, DIFFERENT, EXTRA),
+        "{dry:#}"
+    );
     assert_eq!(common::table_digest(&schema, "t").await, corrupted);
 
     let (code, fixed) = validate(&cfg, &["--repair"]).await;
     assert_eq!(code, Some(0), "validate --repair: {fixed:#}");
     assert_eq!(
-        repair_counts(&fixed),
-        (MISSING, DIFFERENT, EXTRA),
+        Repaired::of(&fixed),
+        Repaired::exactly(MISSING, DIFFERENT, EXTRA),
         "{fixed:#}"
     );
     // Exactly the clean copy again, write times included.
@@ -536,7 +595,11 @@ async fn repair_fixes_missing_changed_and_extra_rows_each_counted_and_twice_is_a
 
     let (code, again) = validate(&cfg, &["--repair"]).await;
     assert_eq!(code, Some(0), "second validate --repair: {again:#}");
-    assert_eq!(repair_counts(&again), (0, 0, 0), "{again:#}");
+    assert_eq!(
+        Repaired::of(&again),
+        Repaired::exactly(0, 0, 0),
+        "{again:#}"
+    );
     assert_eq!(common::table_digest(&schema, "t").await, clean);
 
     let (code, equal) = validate(&cfg, &["--full"]).await;
