@@ -628,6 +628,9 @@ async fn a_catch_up_killed_mid_way_then_rerun_ends_exact() {
     let session = Arc::new(common::cassandra().await);
     let mut spec = WriterSpec::live(&ks, "t", ROWS, 3, 2000, 19);
     spec.mix = Mix::UPSERTS;
+    // Setting a column to null leaves a tombstone, which has no write time: no catch-up can
+    // see it (validate --repair does). This test is about the catch-up alone.
+    spec.null_updates = false;
     spec.max_writes = Some(6000);
     let report = Writer::start(session.clone(), spec).await.finish().await;
     eprintln!("{}", report.summary());
@@ -659,12 +662,13 @@ async fn a_catch_up_killed_mid_way_then_rerun_ends_exact() {
         if let Some(status) = child.try_wait().expect("poll the catch-up") {
             let out = child.wait_with_output().expect("its output");
             panic!(
-                "the catch-up ended ({status}) before any of its rows was seen in the target:\n{}{}",
+                "the catch-up ended ({status}) before a quarter of its rows were in the target:\n{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        if carried().await > 0 {
+        // A quarter in: some chunks committed, most not.
+        if carried().await >= changed / 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -128,6 +128,10 @@ pub struct WriterSpec {
     pub mix: Mix,
     pub short_ttl_secs: i32,
     pub long_ttl_secs: i32,
+    /// Whether an update may set a column to null (or a collection to empty), as `ferry gen`'s
+    /// values sometimes are. Cassandra keeps only a tombstone then, which has no write time,
+    /// so a catch-up pass cannot see such an update; `validate --repair` can.
+    pub null_updates: bool,
     /// Stop by itself after this many writes.
     pub max_writes: Option<u64>,
     /// Requests in flight at most.
@@ -154,6 +158,7 @@ impl WriterSpec {
             mix: Mix::LIVE,
             short_ttl_secs: 20,
             long_ttl_secs: 3600,
+            null_updates: true,
             max_writes: None,
             in_flight: 256,
         }
@@ -337,6 +342,7 @@ struct Planner {
     gen_partition_rows: u64,
     short_ttl: i32,
     long_ttl: i32,
+    null_updates: bool,
     /// Keys the writer inserted, in order.
     own: Vec<(i64, i32)>,
     next_new: u64,
@@ -359,6 +365,7 @@ impl Planner {
             gen_partition_rows: spec.gen_partition_rows.max(1),
             short_ttl: spec.short_ttl_secs,
             long_ttl: spec.long_ttl_secs,
+            null_updates: spec.null_updates,
             own: Vec::new(),
             next_new: 0,
             next_values: 0,
@@ -426,11 +433,17 @@ impl Planner {
             Kind::Update => {
                 let key = self.existing_key();
                 let which = self.rng.random_range(0..UPDATE_SETS.len());
-                let row = self.values();
-                let mut values: Vec<Option<CqlValue>> = UPDATE_SETS[which]
-                    .iter()
-                    .map(|c| row[column_index(c)].clone())
-                    .collect();
+                let mut values: Vec<Option<CqlValue>> = loop {
+                    let row = self.values();
+                    let values: Vec<Option<CqlValue>> = UPDATE_SETS[which]
+                        .iter()
+                        .map(|c| row[column_index(c)].clone())
+                        .collect();
+                    // gen's empty collections are nulls already.
+                    if self.null_updates || values.iter().all(Option::is_some) {
+                        break values;
+                    }
+                };
                 values.push(Some(CqlValue::BigInt(key.0)));
                 values.push(Some(CqlValue::Int(key.1)));
                 Op {
