@@ -180,11 +180,14 @@ fn single_cell_columns() -> Vec<&'static str> {
 }
 
 /// What Cassandra says of one row: its write time (µs) and, when every set single-cell column
-/// has a TTL, the latest expiry those TTLs give, in seconds since the epoch as of the query.
+/// has a TTL, when the longest of them runs out, in seconds since the epoch. Cassandra counts a
+/// TTL in whole seconds from the query's own second, somewhere between when it was sent and
+/// when it was answered: the expiry is known as a range `(earliest, latest)`, one second wide
+/// unless the query straddled a second.
 #[derive(Debug, Clone, PartialEq)]
 struct SourceTimes {
     writetime_micros: Option<i64>,
-    expires_secs: Option<f64>,
+    expires_secs: Option<(f64, f64)>,
 }
 
 /// The target row's times.
@@ -192,6 +195,13 @@ struct SourceTimes {
 struct TargetTimes {
     writetime_micros: Option<i64>,
     expires_secs: Option<f64>,
+}
+
+fn unix_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
 }
 
 /// Every row of these partitions in the source, with its times.
@@ -219,16 +229,14 @@ async fn source_times(
     let (na, n) = (all.len(), single.len());
     let parts: Vec<Vec<((i64, i32), SourceTimes)>> = stream::iter(pks.iter().copied())
         .map(|pk| async move {
+            let sent = unix_secs();
             let rows = session
                 .execute_unpaged(stmt, (pk,))
                 .await
                 .unwrap_or_else(|e| panic!("reading partition {pk}: {e}"))
                 .into_rows_result()
                 .expect("rows");
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64();
+            let answered = unix_secs();
             rows.rows::<scylla::value::Row>()
                 .expect("untyped rows")
                 .map(|r| {
@@ -247,15 +255,14 @@ async fn source_times(
                     let ttls: Vec<Option<i64>> = (0..n).map(|i| int(2 + na + n + i)).collect();
                     // A column's TTL only counts when the column is set (it has a write time).
                     let set: Vec<usize> = (0..n).filter(|i| writetimes[*i].is_some()).collect();
-                    let expires_secs = if !set.is_empty() && set.iter().all(|i| ttls[*i].is_some())
-                    {
-                        set.iter()
-                            .map(|i| ttls[*i].unwrap())
-                            .max()
-                            .map(|ttl| now + ttl as f64)
-                    } else {
-                        None
-                    };
+                    let expires_secs =
+                        if !set.is_empty() && set.iter().all(|i| ttls[*i].is_some()) {
+                            set.iter().map(|i| ttls[*i].unwrap()).max().map(|ttl| {
+                                (sent.floor() + ttl as f64, answered.floor() + ttl as f64)
+                            })
+                        } else {
+                            None
+                        };
                     (
                         key,
                         SourceTimes {
@@ -310,7 +317,7 @@ struct TimesChecked {
 
 /// Compares, row by row, every row of these partitions: the same keys on both sides (a target
 /// row whose expiry has passed counts as absent, as validate counts it), the write time to the
-/// microsecond, the expiry within 2 s of now + TTL().
+/// microsecond, the expiry within 2 s of the one Cassandra's TTL() gives.
 async fn check_row_times(
     session: &scylla::client::session::Session,
     ks: &str,
@@ -320,10 +327,7 @@ async fn check_row_times(
 ) -> TimesChecked {
     let source = source_times(session, ks, table, pks).await;
     let target = target_times(schema, table, pks).await;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let now = unix_secs();
     let mut checked = TimesChecked::default();
     let mut wrong = Vec::new();
     let keys: BTreeSet<(i64, i32)> = source.keys().chain(target.keys()).copied().collect();
@@ -339,7 +343,9 @@ async fn check_row_times(
                 }
                 match (s.expires_secs, t.expires_secs) {
                     (None, None) => {}
-                    (Some(se), Some(te)) if (se - te).abs() <= 2.0 => checked.with_expiry += 1,
+                    (Some((lo, hi)), Some(te)) if te >= lo - 2.0 && te <= hi + 2.0 => {
+                        checked.with_expiry += 1
+                    }
                     (se, te) => wrong.push(format!(
                         "{key:?}: expires {te:?} in the target, Cassandra's TTL() gives {se:?}"
                     )),
