@@ -23,26 +23,6 @@ use serde_json::Value;
 const WRITTEN_AT: &str = "written_at";
 const EXPIRES_AT: &str = "expires_at";
 
-/// `ferry gen --shape bench` into `ks.table`.
-fn gen_bench(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64) {
-    let out = common::run_ferry(&[
-        "gen",
-        "--shape",
-        "bench",
-        "--keyspace",
-        ks,
-        "--table",
-        table,
-        "--rows",
-        &rows.to_string(),
-        "--partition-rows",
-        &per_partition.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]);
-    assert!(out.status.success(), "ferry gen failed");
-}
-
 /// The test bed's properties with the row-time columns, plus `extra` lines.
 fn config(ks: &str, table: &str, schema: &str, extra: &str) -> PathBuf {
     let body = common::testbed_properties(ks, table, schema)
@@ -153,6 +133,21 @@ impl Repaired {
             deleted_expired: 0,
         }
     }
+}
+
+/// `ferry validate --repair ARGS --json`, which must exit `code` having changed (or, with
+/// `--dry-run`, counted) exactly `want`; its summary.
+async fn repair(cfg: &Path, args: &[&str], code: i32, want: Repaired) -> Value {
+    let mut all = vec!["--repair"];
+    all.extend_from_slice(args);
+    let (got, summary) = validate(cfg, &all).await;
+    assert_eq!(got, Some(code), "validate {all:?}: {summary:#}");
+    assert_eq!(
+        Repaired::of(&summary),
+        want,
+        "validate {all:?}: {summary:#}"
+    );
+    summary
 }
 
 /// The bench shape's regular columns: the write time is the largest `MAXWRITETIME()` over all
@@ -409,7 +404,7 @@ async fn runbook_a_live_table_ends_equal_with_write_times_and_expiry_value_by_va
     const RATE: u32 = 1000;
     common::testbed();
     let ks = common::unique_name("live");
-    gen_bench(&ks, "t", ROWS, PER_PARTITION, 16);
+    common::gen_shaped(&ks, "t", ROWS, PER_PARTITION, 16, "bench");
     let schema = common::unique_name("live_t");
     let cfg = config(&ks, "t", &schema, "");
     let session = Arc::new(common::cassandra().await);
@@ -534,7 +529,7 @@ async fn repair_fixes_missing_changed_and_extra_rows_each_counted_and_twice_is_a
     const EXTRA: u64 = 11;
     common::testbed();
     let ks = common::unique_name("repair");
-    gen_bench(&ks, "t", 20_000, 3, 17);
+    common::gen_shaped(&ks, "t", 20_000, 3, 17, "bench");
     let schema = common::unique_name("repair_t");
     let cfg = config(&ks, "t", &schema, "");
     migrate(&cfg, &["--create-tables"]).await;
@@ -543,69 +538,53 @@ async fn repair_fixes_missing_changed_and_extra_rows_each_counted_and_twice_is_a
 
     let pg = common::pg_connect(5433).await;
     let t = format!("{schema}.t");
-    let n = pg
-        .execute(
-            &format!(
+    for (sql, want) in [
+        (
+            format!(
                 "DELETE FROM {t} WHERE (pk, ck) IN \
                  (SELECT pk, ck FROM {t} ORDER BY pk, ck LIMIT {MISSING})"
             ),
-            &[],
-        )
-        .await
-        .expect("delete rows");
-    assert_eq!(n, MISSING);
-    let n = pg
-        .execute(
-            &format!(
+            MISSING,
+        ),
+        (
+            format!(
                 "UPDATE {t} SET c_text = 'changed in the target' WHERE (pk, ck) IN \
                  (SELECT pk, ck FROM {t} ORDER BY pk DESC, ck LIMIT {DIFFERENT})"
             ),
-            &[],
-        )
-        .await
-        .expect("change rows");
-    assert_eq!(n, DIFFERENT);
-    let n = pg
-        .execute(
-            &format!(
+            DIFFERENT,
+        ),
+        (
+            format!(
                 "INSERT INTO {t} (pk, ck, c_text, {WRITTEN_AT}) \
                  SELECT -g, 0, 'only in the target', now() FROM generate_series(1, {EXTRA}) g"
             ),
-            &[],
-        )
-        .await
-        .expect("add rows");
-    assert_eq!(n, EXTRA);
+            EXTRA,
+        ),
+    ] {
+        let n = pg
+            .execute(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(n, want, "{sql}");
+    }
     let corrupted = common::table_digest(&schema, "t").await;
 
     // --dry-run: counts what it would do, writes nothing, and the target is not equal.
-    let (code, dry) = validate(&cfg, &["--repair", "--dry-run"]).await;
-    assert_eq!(code, Some(1), "validate --repair --dry-run: {dry:#}");
-    assert_eq!(dry["repair"]["dry_run"], Value::Bool(true), "{dry:#}");
-    assert_eq!(
-        Repaired::of(&dry),
+    let dry = repair(
+        &cfg,
+        &["--dry-run"],
+        1,
         Repaired::exactly(MISSING, DIFFERENT, EXTRA),
-        "{dry:#}"
-    );
+    )
+    .await;
+    assert_eq!(dry["repair"]["dry_run"], Value::Bool(true), "{dry:#}");
     assert_eq!(common::table_digest(&schema, "t").await, corrupted);
 
-    let (code, fixed) = validate(&cfg, &["--repair"]).await;
-    assert_eq!(code, Some(0), "validate --repair: {fixed:#}");
-    assert_eq!(
-        Repaired::of(&fixed),
-        Repaired::exactly(MISSING, DIFFERENT, EXTRA),
-        "{fixed:#}"
-    );
+    repair(&cfg, &[], 0, Repaired::exactly(MISSING, DIFFERENT, EXTRA)).await;
     // Exactly the clean copy again, write times included.
     assert_eq!(common::table_digest(&schema, "t").await, clean);
 
-    let (code, again) = validate(&cfg, &["--repair"]).await;
-    assert_eq!(code, Some(0), "second validate --repair: {again:#}");
-    assert_eq!(
-        Repaired::of(&again),
-        Repaired::exactly(0, 0, 0),
-        "{again:#}"
-    );
+    repair(&cfg, &[], 0, Repaired::exactly(0, 0, 0)).await;
     assert_eq!(common::table_digest(&schema, "t").await, clean);
 
     let (code, equal) = validate(&cfg, &["--full"]).await;
@@ -617,7 +596,7 @@ async fn a_catch_up_killed_mid_way_then_rerun_ends_exact() {
     const ROWS: u64 = 200_000;
     common::testbed();
     let ks = common::unique_name("catchkill");
-    gen_bench(&ks, "t", ROWS, 3, 18);
+    common::gen_shaped(&ks, "t", ROWS, 3, 18, "bench");
     let schema = common::unique_name("catchkill_t");
     // Small chunks, so the catch-up commits many times, and short leases, so the rerun takes
     // the killed pass's chunks back at once.

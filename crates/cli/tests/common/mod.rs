@@ -130,9 +130,16 @@ pub fn write_config(name: &str, body: &str) -> PathBuf {
 
 /// Runs `ferry gen` for a table.
 pub fn gen(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64) {
+    gen_shaped(ks, table, rows, per_partition, seed, "full")
+}
+
+/// Runs `ferry gen --shape SHAPE` (`full` or `bench`) for a table.
+pub fn gen_shaped(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64, shape: &str) {
     let out = ferry()
         .args([
             "gen",
+            "--shape",
+            shape,
             "--keyspace",
             ks,
             "--table",
