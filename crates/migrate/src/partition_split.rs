@@ -19,8 +19,8 @@ use scylla::deserialize::row::ColumnIterator;
 use scylla::response::{PagingState, PagingStateResponse};
 
 use crate::plan::{Chunk, ClusteringRange, LargePartition, Plan};
-use crate::schema::SourceTable;
-use crate::source::{RangeReader, ReadSettings};
+use crate::schema::{cql_ident, SourceTable};
+use crate::source::{FailureKind, RangeReader, ReadSettings};
 
 /// Sampling stops after this many rows: a larger partition's last range runs to its end.
 pub const MAX_SAMPLED_ROWS: u64 = 20_000_000;
@@ -34,8 +34,13 @@ const KEPT: usize = 4096;
 /// Bytes of keys one sampling page may bring (far under the protocol's 16 MiB frame).
 const KEY_PAGE_BYTES: u64 = 4 << 20;
 
-/// Most rows one sampling page asks for.
-const KEY_PAGE_ROWS: u64 = 200_000;
+/// Most rows one sampling page asks for: with one tombstone a row (a non-frozen collection
+/// written), half of Cassandra's default `tombstone_failure_threshold`.
+const KEY_PAGE_ROWS: u64 = 50_000;
+
+/// Fewest rows a sampling page is cut down to after failures; a page this small that fails
+/// ends the sampling (the partition is read whole).
+const MIN_KEY_PAGE_ROWS: i32 = 1000;
 
 /// A partition's clustering keys as sampled: its rows, and every `step`-th key (the split
 /// columns' values) with its position, in reading order.
@@ -149,7 +154,11 @@ pub fn pieces(chunk: &Chunk, token: i64, bounds: &[Vec<Vec<u8>>]) -> Vec<Chunk> 
 }
 
 /// Reads the split columns of partition token `token`'s rows (keys only, pages sized to
-/// [`KEY_PAGE_BYTES`]), counting them and keeping an evenly spaced sample.
+/// [`KEY_PAGE_BYTES`]), counting them and keeping an evenly spaced sample. A page that fails
+/// is asked again at half its rows (and pages stay that small): a large page can fail where a
+/// smaller one does not — Cassandra refuses a read that meets more than
+/// `tombstone_failure_threshold` tombstones (100,000 by default; every row written with a
+/// non-frozen collection carries one), and a slow one times out.
 async fn sample_keys(
     reader: &RangeReader<'_>,
     set: usize,
@@ -158,11 +167,26 @@ async fn sample_keys(
 ) -> Result<KeySample> {
     let mut sample = KeySample::new();
     let mut paging = PagingState::start();
-    let mut page_rows = first_page_rows.max(1000);
+    let mut page_rows = first_page_rows.clamp(MIN_KEY_PAGE_ROWS, KEY_PAGE_ROWS as i32);
+    let mut ceiling = KEY_PAGE_ROWS;
     loop {
-        let page = reader
-            .page(set, Some(page_rows), (token - 1, token), paging)
-            .await?;
+        let page = match reader
+            .page(set, Some(page_rows), (token - 1, token), paging.clone())
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if page_rows > MIN_KEY_PAGE_ROWS && e.kind() != FailureKind::Unavailable => {
+                page_rows = (page_rows / 2).max(MIN_KEY_PAGE_ROWS);
+                ceiling = page_rows as u64;
+                tracing::info!(
+                    token,
+                    page_rows,
+                    "a page of a large partition's keys failed; asking again in smaller pages: {e:#}"
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let rows = page.result.into_rows_result()?;
         let mut bytes = 0u64;
         let mut n = 0u64;
@@ -191,7 +215,8 @@ async fn sample_keys(
             }
         }
         if let Some(row_bytes) = bytes.checked_div(n) {
-            page_rows = (KEY_PAGE_BYTES / row_bytes.max(8)).clamp(1000, KEY_PAGE_ROWS) as i32;
+            page_rows =
+                (KEY_PAGE_BYTES / row_bytes.max(8)).clamp(MIN_KEY_PAGE_ROWS as u64, ceiling) as i32;
         }
     }
 }
@@ -216,7 +241,12 @@ pub async fn split_large_partitions(
     };
     let (columns, descending) = table.split_columns();
     let columns: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    let reader = RangeReader::new(session, cql, table.qualified(), plan, read).await?;
+    // A failed page is asked again at once in smaller pages (see [`sample_keys`]), not the
+    // same page after the retry policy's waits: a page that met too many tombstones fails
+    // every time.
+    let mut read = read.clone();
+    read.retry.retries = 0;
+    let reader = RangeReader::new(session, cql, table.qualified(), plan, &read).await?;
     for (token, _) in plan.heavy_tokens.clone() {
         let Some(idx) = plan
             .chunks
@@ -265,10 +295,115 @@ pub async fn split_large_partitions(
             columns: columns.clone(),
         });
     }
+    if !plan.large_partitions.is_empty() {
+        merge_quiet_runs(session, table, plan, &read).await;
+    }
     for (i, c) in plan.chunks.iter_mut().enumerate() {
         c.id = i as u32;
     }
     Ok(())
+}
+
+/// Rows a run of token ranges may hold and still be merged into one chunk: one page.
+fn quiet_rows(read: &ReadSettings) -> u64 {
+    read.page_rows.max(1) as u64
+}
+
+/// Runs of token-range chunks between the pieces of split partitions: `(first, last)` indexes
+/// into `chunks`, for runs of two chunks or more.
+pub fn token_runs(chunks: &[Chunk]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chunks.len() {
+        if chunks[i].clustering.is_some() {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i + 1 < chunks.len() && chunks[i + 1].clustering.is_none() {
+            i += 1;
+        }
+        if i > first {
+            out.push((first, i));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `chunks[first..=last]` as one chunk: their token range (contiguous in the plan), the first
+/// one's replica set, their estimates summed.
+pub fn merged(chunks: &[Chunk], first: usize, last: usize) -> Chunk {
+    let run = &chunks[first..=last];
+    Chunk {
+        id: 0,
+        start: run[0].start,
+        end: run[run.len() - 1].end,
+        replica_set: run[0].replica_set,
+        est_partitions: run.iter().map(|c| c.est_partitions).sum(),
+        est_bytes: run.iter().map(|c| c.est_bytes).sum(),
+        clustering: None,
+    }
+}
+
+/// A table whose rows are mostly in its large partitions keeps its token-range chunks around
+/// them (one a vnode range or more, as the ring is cut), nearly all empty. Each chunk costs
+/// round trips however few rows it holds (a lease, the COPY, the done mark): across a 100 ms
+/// WAN, ~0.8 s of a worker's time for a chunk with nothing in it. So each run of token-range
+/// chunks between split partitions is counted (partition tokens only, `LIMIT` one page, all
+/// runs at once), and a run found to hold less than a page of rows becomes one chunk. A run
+/// that cannot be counted is left as it is.
+async fn merge_quiet_runs(
+    session: &Session,
+    table: &SourceTable,
+    plan: &mut Plan,
+    read: &ReadSettings,
+) {
+    let runs = token_runs(&plan.chunks);
+    if runs.is_empty() {
+        return;
+    }
+    let limit = quiet_rows(read);
+    let tok = table.token_expr();
+    let cql = format!(
+        "SELECT {tok} FROM {}.{} WHERE {tok} > ? AND {tok} <= ? LIMIT {limit}",
+        cql_ident(&table.keyspace),
+        cql_ident(&table.table)
+    );
+    let count = |start: i64, end: i64| {
+        let mut st = scylla::statement::Statement::new(cql.clone());
+        st.set_page_size(limit.min(i32::MAX as u64) as i32);
+        st.set_consistency(read.consistency);
+        st.set_request_timeout(Some(read.read_timeout));
+        async move {
+            let (result, next) = session
+                .query_single_page(st, (start, end), PagingState::start())
+                .await
+                .ok()?;
+            let rows = result.into_rows_result().ok()?.rows_num() as u64;
+            matches!(next, PagingStateResponse::NoMorePages).then_some(rows)
+        }
+    };
+    let counted = futures::future::join_all(
+        runs.iter()
+            .map(|&(first, last)| count(plan.chunks[first].start, plan.chunks[last].end)),
+    )
+    .await;
+    // From the end, so earlier indexes stay valid.
+    for (&(first, last), rows) in runs.iter().zip(counted).rev() {
+        let Some(rows) = rows.filter(|&r| r < limit) else {
+            continue;
+        };
+        tracing::info!(
+            chunks = last - first + 1,
+            rows,
+            start = plan.chunks[first].start,
+            end = plan.chunks[last].end,
+            "token ranges beside a large partition hold under a page: read as one chunk"
+        );
+        let one = merged(&plan.chunks, first, last);
+        plan.chunks.splice(first..=last, [one]);
+    }
 }
 
 /// A clustering bound as stored in the progress table: for each value, its length (4 bytes,
@@ -379,6 +514,44 @@ mod tests {
         let p = pieces(&chunk, -99, &[key(1)]);
         assert_eq!(p.len(), 3);
         assert_eq!((p[0].start, p[0].end), (-100, -99));
+    }
+
+    #[test]
+    fn runs_of_token_ranges_between_pieces_merge_into_one_chunk() {
+        let token = |id, start, end, set| Chunk {
+            id,
+            start,
+            end,
+            replica_set: set,
+            est_partitions: 10,
+            est_bytes: 100,
+            clustering: None,
+        };
+        // Three token ranges, the partition at token 30 split in two, two more ranges, then a
+        // lone range after another piece.
+        let mut chunks = vec![
+            token(0, -100, 0, 0),
+            token(1, 0, 20, 1),
+            token(2, 20, 29, 2),
+        ];
+        chunks.extend(pieces(&token(9, 29, 30, 2), 30, &[key(5)]));
+        chunks.push(token(3, 30, 60, 0));
+        chunks.push(token(4, 60, 99, 1));
+        let piece = Chunk {
+            clustering: Some(ClusteringRange::default()),
+            ..token(5, 99, 100, 1)
+        };
+        chunks.push(piece);
+        chunks.push(token(6, 100, 200, 2));
+        let runs = token_runs(&chunks);
+        assert_eq!(runs, vec![(0, 2), (5, 6)]);
+        let m = merged(&chunks, 0, 2);
+        assert_eq!((m.start, m.end, m.replica_set), (-100, 29, 0));
+        assert_eq!((m.est_partitions, m.est_bytes), (30, 300));
+        assert!(m.clustering.is_none());
+        let m = merged(&chunks, 5, 6);
+        assert_eq!((m.start, m.end, m.replica_set), (30, 99, 0));
+        assert!(token_runs(&chunks[3..5]).is_empty());
     }
 
     #[test]

@@ -94,6 +94,23 @@ pub struct Plan {
     pub large_partitions: Vec<LargePartition>,
 }
 
+impl Plan {
+    /// A plan of these chunks and nothing measured: no replica sets (reads go where the
+    /// session's policy sends them), no estimates.
+    pub fn unmeasured(chunks: Vec<Chunk>) -> Self {
+        Plan {
+            chunks,
+            replica_sets: Vec::new(),
+            est_partitions: 0,
+            est_bytes: 0,
+            estimated: false,
+            sampled_rows: None,
+            heavy_tokens: Vec::new(),
+            large_partitions: Vec::new(),
+        }
+    }
+}
+
 /// How many chunks a table gets at least.
 #[derive(Clone, Copy, Debug)]
 pub enum ChunkSizing {

@@ -247,12 +247,12 @@ pub enum InsertMode {
     Insert,
     /// A row already present is replaced: COPY into a temporary table, then
     /// `INSERT … ON CONFLICT (primary key) DO UPDATE` (with a write time column, only by a
-    /// write at least as new); on YugabyteDB without a write time column, `COPY … WITH
+    /// newer write); on YugabyteDB without a write time column, `COPY … WITH
     /// (REPLACE)`, which is the same thing in one statement.
     Upsert,
 }
 
-/// Options only YugabyteDB has; refused on PostgreSQL before any row moves.
+/// Write options (the upsert, and YugabyteDB's own, noted and left out on PostgreSQL).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct YbOptions {
     /// Rows already present are replaced (upsert): `COPY … WITH (REPLACE)` on YugabyteDB, a
@@ -390,17 +390,18 @@ impl TableWriter {
 
     /// Statements after the chunk's COPY, before its commit: moves the staged rows into the
     /// table (skipping keys that exist, or replacing them); returns the rows it inserted or
-    /// replaced.
-    pub async fn finish_tx(&self, tx: &Client) -> Result<u64, tokio_postgres::Error> {
+    /// replaced, or `None` when nothing is staged (the COPY wrote the table itself).
+    pub async fn finish_tx(&self, tx: &Client) -> Result<Option<u64>, tokio_postgres::Error> {
         match &self.merge_sql {
-            Some(sql) => tx.execute(sql, &[]).await,
-            None => Ok(0),
+            Some(sql) => tx.execute(sql, &[]).await.map(Some),
+            None => Ok(None),
         }
     }
 }
 
 /// `ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c, …`, guarded by the write time column when
-/// there is one (a row already newer in the target stays); `DO NOTHING` when every column is
+/// there is one (a target row as new or newer stays: the same write time is the same cells, and
+/// rewriting it would only leave a dead row behind); `DO NOTHING` when every column is
 /// in the key.
 fn upsert_clause(primary_key: &[String], columns: &[&str], newer_only: Option<&str>) -> String {
     let pk: Vec<String> = primary_key.iter().map(|c| pg_ident(c)).collect();
@@ -416,7 +417,7 @@ fn upsert_clause(primary_key: &[String], columns: &[&str], newer_only: Option<&s
         .map(|w| {
             let w = pg_ident(w);
             format!(
-                " WHERE ferry_t.{w} IS NULL OR EXCLUDED.{w} IS NULL OR EXCLUDED.{w} >= ferry_t.{w}"
+                " WHERE ferry_t.{w} IS NULL OR EXCLUDED.{w} IS NULL OR EXCLUDED.{w} > ferry_t.{w}"
             )
         })
         .unwrap_or_default();
@@ -506,7 +507,7 @@ mod tests {
         assert_eq!(
             upsert_clause(&pk, &["k", "c", "v", "wt"], Some("wt")),
             "ON CONFLICT (k, c) DO UPDATE SET v = EXCLUDED.v, wt = EXCLUDED.wt \
-             WHERE ferry_t.wt IS NULL OR EXCLUDED.wt IS NULL OR EXCLUDED.wt >= ferry_t.wt"
+             WHERE ferry_t.wt IS NULL OR EXCLUDED.wt IS NULL OR EXCLUDED.wt > ferry_t.wt"
         );
         assert_eq!(
             upsert_clause(&pk, &["k", "c", "v"], None),

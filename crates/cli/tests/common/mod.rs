@@ -338,31 +338,34 @@ impl Drop for NetworkLock {
 }
 
 pub async fn network_lock() -> NetworkLock {
-    tokio::task::spawn_blocking(|| {
-        use std::io::BufRead;
-        let mut child = Command::new("flock")
-            .args([
-                "-x",
-                "/tmp/ferry-wan.lock",
-                "sh",
-                "-c",
-                "echo locked; cat >/dev/null",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("flock (util-linux)");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("flock's stdout"))
-            .read_line(&mut line)
-            .expect("flock's first line");
-        assert_eq!(
-            line.trim(),
-            "locked",
-            "flock did not take /tmp/ferry-wan.lock"
-        );
-        NetworkLock(child)
-    })
-    .await
-    .expect("the lock task")
+    tokio::task::spawn_blocking(network_lock_blocking)
+        .await
+        .expect("the lock task")
+}
+
+/// [`network_lock`], for a test that is not async.
+pub fn network_lock_blocking() -> NetworkLock {
+    use std::io::BufRead;
+    let mut child = Command::new("flock")
+        .args([
+            "-x",
+            "/tmp/ferry-wan.lock",
+            "sh",
+            "-c",
+            "echo locked; cat >/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock (util-linux)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("flock's stdout"))
+        .read_line(&mut line)
+        .expect("flock's first line");
+    assert_eq!(
+        line.trim(),
+        "locked",
+        "flock did not take /tmp/ferry-wan.lock"
+    );
+    NetworkLock(child)
 }

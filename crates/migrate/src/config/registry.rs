@@ -1145,7 +1145,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "ferry.writetimeColumn",
         kind: Kind::Name,
         default: Dflt::None,
-        meaning: "Target column (timestamptz) that receives each row's Cassandra write time: the largest WRITETIME over its regular and static columns (counters and non-frozen collections have none; frozen ones do), microseconds kept; null for a row with none of them set. With it, upserts (catch-up, yugabyte.copyReplace) replace a row only with a write at least as new. --create-tables adds it. Unset: not carried.",
+        meaning: "Target column (timestamptz) that receives each row's Cassandra write time: the largest MAXWRITETIME over its regular and static columns (every element of a non-frozen collection, counters too), microseconds kept; null for a row with none of them set (a table of key columns only). With it, upserts (catch-up, yugabyte.copyReplace) replace a target row only with a newer write (validate --repair replaces it whatever its time). --create-tables adds it. Unset: not carried.",
         disposition: Disposition::Used,
     },
     KeyDef {

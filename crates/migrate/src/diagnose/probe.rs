@@ -596,24 +596,15 @@ async fn scan(
     let plan = match plan {
         Some(p) => p,
         None => {
-            whole_ring = crate::plan::Plan {
-                chunks: vec![crate::plan::Chunk {
-                    id: 0,
-                    start: i64::MIN,
-                    end: i64::MAX,
-                    replica_set: 0,
-                    est_partitions: 0,
-                    est_bytes: 0,
-                    clustering: None,
-                }],
-                replica_sets: Vec::new(),
+            whole_ring = crate::plan::Plan::unmeasured(vec![crate::plan::Chunk {
+                id: 0,
+                start: i64::MIN,
+                end: i64::MAX,
+                replica_set: 0,
                 est_partitions: 0,
                 est_bytes: 0,
-                estimated: false,
-                sampled_rows: None,
-                heavy_tokens: Vec::new(),
-                large_partitions: Vec::new(),
-            };
+                clustering: None,
+            }]);
             &whole_ring
         }
     };

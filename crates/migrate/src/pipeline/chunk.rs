@@ -29,6 +29,8 @@ pub(super) async fn copy_chunk(
     split: u32,
 ) -> Result<(), ChunkError> {
     let client = &conn.client;
+    let began = Instant::now();
+    let pages = std::cell::Cell::new(0u32);
     // Page size: the configured fetch size is a ceiling; pages are also kept within this
     // worker's share of the memory budget once the row size is known (from any chunk, so a
     // chunk's first page keeps to it too), and shrink after read timeouts (`split`).
@@ -36,6 +38,7 @@ pub(super) async fn copy_chunk(
     let page_rows = std::cell::Cell::new(page_rows_for(ctx, ceiling, split == 0));
     let fetch = |lo: i64, hi: i64, paging: PagingState| {
         let rows = page_rows.get();
+        pages.set(pages.get() + 1);
         async move {
             let t = Instant::now();
             // When the read was sent: remaining TTLs count from about then.
@@ -171,6 +174,7 @@ pub(super) async fn copy_chunk(
     encode::copy_trailer(&mut buf);
     copy.send(buf.split().freeze(), ctx.counters).await?;
     copy.finish(ctx.counters).await?;
+    let copied = began.elapsed();
     commit_chunk(
         ctx,
         conn,
@@ -180,7 +184,17 @@ pub(super) async fn copy_chunk(
         &rejected,
         bytes_total,
     )
-    .await
+    .await?;
+    tracing::debug!(
+        chunk = lease.chunk_id,
+        rows = rows_total,
+        pages = pages.get(),
+        last_page_rows = page_rows.get(),
+        copy_ms = copied.as_millis() as u64,
+        commit_ms = (began.elapsed() - copied).as_millis() as u64,
+        "chunk done"
+    );
+    Ok(())
 }
 
 /// Ends a chunk's transaction: merges staged rows (`merge`, when rows were copied), records
@@ -196,14 +210,20 @@ pub(super) async fn commit_chunk(
     bytes: u64,
 ) -> Result<(), ChunkError> {
     let t = Instant::now();
+    let mut rows = rows;
     if merge {
-        answer(
+        // Staged rows: those the merge inserted or replaced are the rows written (a key skipped,
+        // or a target row newer than the incoming one, is not).
+        if let Some(merged) = answer(
             conn.reply,
             &conn.node,
             "merging staged rows",
             ctx.writer.finish_tx(&conn.client),
         )
-        .await?;
+        .await?
+        {
+            rows = merged;
+        }
     }
     let done = ChunkDone {
         job: ctx.job,
