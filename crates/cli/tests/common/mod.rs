@@ -3,6 +3,8 @@
 //! run in parallel. When the test bed cannot be started the tests fail loudly; they never skip.
 #![allow(dead_code)]
 
+pub mod writer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -128,9 +130,16 @@ pub fn write_config(name: &str, body: &str) -> PathBuf {
 
 /// Runs `ferry gen` for a table.
 pub fn gen(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64) {
+    gen_shaped(ks, table, rows, per_partition, seed, "full")
+}
+
+/// Runs `ferry gen --shape SHAPE` (`full` or `bench`) for a table.
+pub fn gen_shaped(ks: &str, table: &str, rows: u64, per_partition: u64, seed: u64, shape: &str) {
     let out = ferry()
         .args([
             "gen",
+            "--shape",
+            shape,
             "--keyspace",
             ks,
             "--table",
