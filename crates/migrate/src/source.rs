@@ -354,16 +354,7 @@ impl<'a> RangeReader<'a> {
         table: &SourceTable,
         settings: &ReadSettings,
     ) -> anyhow::Result<Self> {
-        let plan = Plan {
-            chunks: Vec::new(),
-            replica_sets: Vec::new(),
-            est_partitions: 0,
-            est_bytes: 0,
-            estimated: false,
-            sampled_rows: None,
-            heavy_tokens: Vec::new(),
-            large_partitions: Vec::new(),
-        };
+        let plan = Plan::unmeasured(Vec::new());
         Self::new(
             session,
             table.key_select(),
