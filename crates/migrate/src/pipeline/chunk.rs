@@ -30,7 +30,6 @@ pub(super) async fn copy_chunk(
     split: u32,
     lease_next: bool,
 ) -> Result<NextLease, ChunkError> {
-    let client = &conn.client;
     let began = Instant::now();
     let pages = std::cell::Cell::new(0u32);
     // Page size: the configured fetch size is a ceiling; pages are also kept within this
@@ -84,16 +83,7 @@ pub(super) async fn copy_chunk(
     let (copy, first) = tokio::join!(
         async {
             Ok::<_, ChunkError>(match &ctx.settings.mode {
-                Mode::Migrate => {
-                    answer(
-                        conn.reply,
-                        &conn.node,
-                        "preparing the transaction",
-                        ctx.writer.prepare_tx(client),
-                    )
-                    .await?;
-                    Out::Copy(CopyStream::start(conn).await?)
-                }
+                Mode::Migrate => Out::Copy(CopyStream::begin(conn, ctx.writer).await?),
                 Mode::Capture(dir) => {
                     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
                     Out::File(std::fs::File::create(&path).map_err(|e| {
@@ -307,7 +297,6 @@ pub(super) async fn replay_chunk(
     lease: &Lease,
     dir: &std::path::Path,
 ) -> Result<(), ChunkError> {
-    let client = &conn.client;
     let path = capture_file(dir, lease.chunk_id, lease.start, lease.end);
     let payload = Bytes::from(std::fs::read(&path).map_err(|e| {
         ChunkError::Local(anyhow!(
@@ -315,14 +304,7 @@ pub(super) async fn replay_chunk(
             path.display()
         ))
     })?);
-    answer(
-        conn.reply,
-        &conn.node,
-        "preparing the transaction",
-        ctx.writer.prepare_tx(client),
-    )
-    .await?;
-    let mut copy = CopyStream::start(conn).await?;
+    let mut copy = CopyStream::begin(conn, ctx.writer).await?;
     let bytes = payload.len() as u64;
     // `send` cuts the payload into the COPY pieces itself.
     copy.send(payload, ctx.counters).await?;

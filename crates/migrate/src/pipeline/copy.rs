@@ -51,6 +51,19 @@ pub(super) struct CopyStream {
 }
 
 impl CopyStream {
+    /// Opens the chunk's transaction's writing: what the writer runs first (a staging table,
+    /// YugabyteDB's settings), then the COPY.
+    pub(super) async fn begin(conn: &Conn, writer: &TableWriter) -> Result<Self, ChunkError> {
+        answer(
+            conn.reply,
+            &conn.node,
+            "preparing the transaction",
+            writer.prepare_tx(&conn.client),
+        )
+        .await?;
+        Self::start(conn).await
+    }
+
     pub(super) async fn start(conn: &Conn) -> Result<Self, ChunkError> {
         let stmt = conn
             .copy
