@@ -39,6 +39,44 @@ async fn wan_25_adds_at_least_50ms_to_a_cql_round_trip() {
     assert!(after < Duration::from_millis(25), "wan 0 left {after:?}");
 }
 
+/// `wan --bandwidth` is one link per side, as a WAN is: three connections, one through each
+/// target endpoint, share its KB/s instead of getting it each (toxiproxy's own bandwidth toxic
+/// caps every connection apart). Each pulls 600 KB out of PostgreSQL at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wan_bandwidth_is_one_link_shared_by_every_connection_of_a_side() {
+    use futures::TryStreamExt;
+    common::testbed();
+    let _net = (NETWORK.lock().await, common::network_lock().await);
+    const KBPS: f64 = 500.0;
+    let clients = futures::future::join_all((5433..=5435).map(common::pg_connect)).await;
+    common::testbed_cmd(&["wan", "0", "--bandwidth", "500", "--side", "target"]);
+    let t = Instant::now();
+    let pulled = futures::future::join_all(clients.iter().map(|c| async move {
+        let out = c
+            .copy_out("COPY (SELECT repeat('x', 1000) FROM generate_series(1, 600)) TO STDOUT")
+            .await
+            .expect("COPY TO STDOUT");
+        let chunks: Vec<bytes::Bytes> = out.try_collect().await.expect("the COPY's data");
+        chunks.iter().map(|b| b.len()).sum::<usize>()
+    }))
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    common::testbed_cmd(&["wan", "0"]);
+    let total: usize = pulled.iter().sum();
+    let kbps = total as f64 / 1000.0 / secs;
+    eprintln!("{pulled:?} bytes through pg1..3 in {secs:.2} s: {kbps:.0} KB/s together");
+    assert!(
+        pulled.iter().all(|&n| n >= 600_000),
+        "every connection gets its data: {pulled:?}"
+    );
+    // Alone, each would take 1.2 s; capped apart, all three together too (1,500 KB/s). One
+    // shared link takes 3.6 s.
+    assert!(
+        kbps <= KBPS * 1.25,
+        "three connections moved {kbps:.0} KB/s together through a {KBPS} KB/s link"
+    );
+}
+
 #[tokio::test]
 async fn node_down_cuts_one_endpoint_and_node_up_restores_it() {
     common::testbed();
