@@ -302,17 +302,7 @@ pub async fn run_table(
         frame_bytes,
     };
     let ctx = &ctx;
-    // Across a WAN the controller starts a step up (see [`adapt::start_level`]).
-    let start_level = settings
-        .adaptive
-        .map_or(settings.writers.max(1), |(_, max)| {
-            adapt::start_level(
-                settings.writers,
-                max,
-                rtt,
-                settings.source_latency_target_ms.is_some(),
-            )
-        });
+    let start_level = settings.writers.max(1);
     counters
         .workers_active
         .store(start_level as u64, Ordering::Relaxed);
