@@ -204,6 +204,31 @@ impl Controller {
     }
 }
 
+/// A source round trip at least this long is a WAN's, not a data centre's: see [`start_level`].
+pub const WAN_RTT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Where a run's controller starts (a run of several tables; one table's starts at `writers`). `writers` (the parallelism setting), or, when the source's
+/// measured round trip is a WAN's ([`WAN_RTT`] or more), one raise step above it (16 → 24),
+/// within `max`: every chunk then spends most of its time waiting, and the controller's first
+/// raise comes three windows (6 s) in, which a short run across a WAN spends at too few workers.
+/// It still probes up and down from there. With `ferry.sourceLatencyTargetMs` set the start stays
+/// at `writers`: that bound asks ferry to go easy on the source, and a start above it would
+/// overshoot before the first window says so.
+pub fn start_level(
+    writers: usize,
+    max: usize,
+    source_rtt: Option<std::time::Duration>,
+    latency_target: bool,
+) -> usize {
+    let writers = writers.max(1);
+    match source_rtt {
+        Some(rtt) if rtt >= WAN_RTT && !latency_target => {
+            (writers + (writers / 2).max(2)).min(max.max(writers))
+        }
+        _ => writers,
+    }
+}
+
 /// How long one window measures.
 pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -348,6 +373,29 @@ mod tests {
         let mut c = Controller::new(16, 4, 24);
         let levels = run(&mut c, &curve(1000, 1000.0), 30);
         assert_eq!(levels.iter().max(), Some(&24));
+    }
+
+    #[test]
+    fn a_wan_round_trip_starts_one_raise_step_up_within_the_ceiling() {
+        use std::time::Duration;
+        let ms = |n| Some(Duration::from_millis(n));
+        // Loopback, a data centre, or nothing measured: the parallelism setting.
+        assert_eq!(start_level(16, 48, ms(1), false), 16);
+        assert_eq!(start_level(16, 48, ms(19), false), 16);
+        assert_eq!(start_level(16, 48, None, false), 16);
+        // A WAN: one raise step (what `raise` adds) up, never over the ceiling.
+        assert_eq!(start_level(16, 48, ms(20), false), 24);
+        assert_eq!(start_level(16, 48, ms(200), false), 24);
+        assert_eq!(start_level(16, 20, ms(200), false), 20);
+        assert_eq!(start_level(1, 48, ms(200), false), 3);
+        // A ceiling under the setting keeps the setting (the run's ceiling is never below it).
+        assert_eq!(start_level(16, 8, ms(200), false), 16);
+        // With ferry.sourceLatencyTargetMs the start stays where the user put it.
+        assert_eq!(start_level(16, 48, ms(200), true), 16);
+        // The step is the controller's own.
+        let mut c = Controller::new(16, 4, 48);
+        let raised = run(&mut c, &curve(1000, 1000.0), 3);
+        assert_eq!(raised[2], start_level(16, 48, ms(200), false));
     }
 
     #[test]

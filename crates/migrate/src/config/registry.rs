@@ -1116,7 +1116,7 @@ pub static KEYS: &[KeyDef] = &[
         key: "ferry.adaptiveConcurrency",
         kind: Kind::Bool,
         default: Dflt::Bool(true),
-        meaning: "Adapt the chunks in flight to the measured throughput: start at the parallelism setting (ferry.maxParallelChunks, else the Spark keys, else 16), add workers while each step raises the rate (latency hiding across a WAN), step back when it does not, probe fewer now and then, back off on errors; never above the target hosts × yugabyte.maxPoolSize, cassandra.concurrentReads, or 48 (or the start, if higher). false keeps the start fixed.",
+        meaning: "Adapt the chunks in flight to the measured throughput: start at the parallelism setting (ferry.maxParallelChunks, else the Spark keys, else 16), or, for a run of several tables, half as many more when the source's measured round trip is 20 ms or more and ferry.sourceLatencyTargetMs is unset (a WAN: 16 starts at 24), add workers while each step raises the rate (latency hiding across a WAN), step back when it does not, probe fewer now and then, back off on errors; never above the target hosts × yugabyte.maxPoolSize, cassandra.concurrentReads, or 48 (or the start, if higher). false keeps the start fixed.",
         disposition: Disposition::Used,
     },
     KeyDef {
