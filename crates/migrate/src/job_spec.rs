@@ -86,15 +86,16 @@ fn from_spec(args: &TableFlags, loaded: &Loaded, create_tables: bool) -> Result<
     // may get (yugabyte.maxPoolSize per listed host) and the reads in flight Cassandra may get
     // (cassandra.concurrentReads: each worker keeps one page read in flight) bound it. With
     // adaptive concurrency ferry moves between a quarter of the start and that bound (at most
-    // 48, or the start if higher), following the measured rate.
+    // 48, or the start if higher), following the measured rate. Under a source latency target
+    // the floor is one chunk: a busy production source may need ferry to read that gently.
     let bound = (s.target.hosts.len().max(1) * s.target.max_connections_per_host.max(1) as usize)
         .min(s.source.concurrent_reads.max(1) as usize);
     let workers = (s.run.max_parallel_chunks.max(1) as usize).min(bound);
     let adaptive = s
         .run
         .adaptive_concurrency
-        .then(|| ((workers / 4).max(1), bound.min(workers.max(48))))
-        .filter(|(min, max)| min < max);
+        .then(|| adaptive_bounds(workers, bound, s.run.source_latency_target_ms.is_some()))
+        .flatten();
     let split_size_mb = match s.source.split_size {
         spec::SplitSize::Auto { start_mb } => u64::from(start_mb),
         spec::SplitSize::Fixed { mb } => u64::from(mb),
@@ -247,6 +248,19 @@ fn from_spec(args: &TableFlags, loaded: &Loaded, create_tables: bool) -> Result<
     })
 }
 
+/// The adaptive controller's `(floor, ceiling)` for `workers` to start, `bound` at most: a
+/// quarter of the start (one chunk under a source latency target) up to 48, or the start if
+/// higher. `None` when there is no room to move.
+fn adaptive_bounds(workers: usize, bound: usize, latency_target: bool) -> Option<(usize, usize)> {
+    let floor = if latency_target {
+        1
+    } else {
+        (workers / 4).max(1)
+    };
+    let ceiling = bound.min(workers.max(48));
+    (floor < ceiling).then_some((floor, ceiling))
+}
+
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -257,4 +271,18 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adaptive_bounds;
+
+    #[test]
+    fn a_latency_target_lets_the_controller_go_down_to_one_chunk() {
+        assert_eq!(adaptive_bounds(16, 96, false), Some((4, 48)));
+        assert_eq!(adaptive_bounds(16, 96, true), Some((1, 48)));
+        assert_eq!(adaptive_bounds(64, 96, false), Some((16, 64)));
+        assert_eq!(adaptive_bounds(16, 20, true), Some((1, 20)));
+        assert_eq!(adaptive_bounds(1, 1, true), None);
+    }
 }

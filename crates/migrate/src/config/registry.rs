@@ -1109,7 +1109,7 @@ pub static KEYS: &[KeyDef] = &[
             unit: "ms",
         },
         default: Dflt::None,
-        meaning: "Keep the 99th percentile of ferry's own Cassandra page reads under this, so a production source stays responsive for its applications: the adaptive controller (ferry.adaptiveConcurrency) lowers the chunks in flight by a quarter after a 2 s window whose p99 is over it, and does not raise them while the p99 is within 80% of it; it still maximises the rate under that bound. Unset: no bound. Across a WAN the round trip is part of every read: set it above it.",
+        meaning: "Keep the 99th percentile of ferry's own Cassandra page reads under this, so a production source stays responsive for its applications: the adaptive controller (ferry.adaptiveConcurrency) lowers the chunks in flight by a quarter after a 2 s window whose p99 is over it (down to one chunk; without a target the floor is a quarter of the start), and does not raise them while the p99 is within 80% of it; it still maximises the rate under that bound. Unset: no bound. Across a WAN the round trip is part of every read: set it above it.",
         disposition: Disposition::Used,
     },
     KeyDef {
