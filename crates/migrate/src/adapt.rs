@@ -207,9 +207,10 @@ impl Controller {
 /// A source round trip at least this long is a WAN's, not a data centre's: see [`start_level`].
 pub const WAN_RTT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Where a run's controller starts (a run of several tables; one table's starts at `writers`). `writers` (the parallelism setting), or, when the source's
-/// measured round trip is a WAN's ([`WAN_RTT`] or more), one raise step above it (16 → 24),
-/// within `max`: every chunk then spends most of its time waiting, and the controller's first
+/// Where the controller of a run of several tables starts (one table's starts at `writers`):
+/// `writers` (the parallelism setting), or, when the source's measured round trip is a WAN's
+/// ([`WAN_RTT`] or more), one raise step above it (16 → 24), within `max`: every chunk then
+/// spends most of its time waiting, and the controller's first
 /// raise comes three windows (6 s) in, which a short run across a WAN spends at too few workers.
 /// It still probes up and down from there. With `ferry.sourceLatencyTargetMs` set the start stays
 /// at `writers`: that bound asks ferry to go easy on the source, and a start above it would
