@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
+use scylla::cluster::metadata::Strategy;
 
 use crate::adapt;
 use crate::budget::Budget;
@@ -19,6 +20,7 @@ use crate::progress::{self as progress, job_key, Bound, PlanToStore, Progress, V
 use crate::retry::Admin;
 use crate::schema::{self, pg_ident, TableMapping};
 use crate::sink::{self, TableWriter, TargetEndpoint, TargetFacts, YbOptions};
+use crate::source;
 
 /// Which source tables to move, and where.
 #[derive(Clone, Debug)]
@@ -156,6 +158,22 @@ pub struct Prepared {
     /// The source's round trip, when chunk sizing measured it: where the run's adaptive
     /// controller starts ([`adapt::start_level`]).
     pub source_rtt: Option<std::time::Duration>,
+    /// Target connections opened while the tables were checked ([`prepare_to_copy`]), for
+    /// `run` to take.
+    ahead: std::sync::Mutex<Option<Ahead>>,
+    /// The progress tables were there, as `run` needs them, when the tables were checked
+    /// ([`Progress::is_current`]): `run` does not create them first.
+    progress_current: bool,
+}
+
+/// The connections a run of several tables starts with, opened while `prepare` checks the
+/// tables: across a WAN a connection is several round trips, and the checks take as long.
+#[derive(Default)]
+struct Ahead {
+    /// For binding the tables' plans beside the admin connection.
+    binders: Vec<pipeline::OpenedConn>,
+    /// For the first workers ([`pipeline::warm_connections`]).
+    workers: Vec<pipeline::OpenedConn>,
 }
 
 impl Prepared {
@@ -168,6 +186,17 @@ impl Prepared {
 
 /// Connects, reads schemas, checks targets and plans. Writes nothing.
 pub async fn prepare(job: &Job) -> Result<Prepared> {
+    prepare_with(job, false).await
+}
+
+/// [`prepare`] for [`run`]: with several tables, the target connections the run starts with
+/// (its binders and its first workers') are opened while the tables are checked. Connecting
+/// writes nothing; a refused run closes them unused.
+pub async fn prepare_to_copy(job: &Job) -> Result<Prepared> {
+    prepare_with(job, true).await
+}
+
+async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
     // Both sides at once: across a WAN each handshake is several round trips.
     let t0 = std::time::Instant::now();
     let (session, (facts, admin)) = tokio::try_join!(
@@ -263,37 +292,69 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         };
         (sizing, source_rtt)
     };
-    let (pairs, (sizing, source_rtt)) = tokio::join!(listing, measuring);
+    // Each keyspace's replication, for its tables' replicas: the session holds no schema.
+    let keyspaces: std::collections::BTreeSet<&str> = match &job.tables {
+        TableSelection::One { keyspace, .. } | TableSelection::Keyspace { keyspace, .. } => {
+            [keyspace.as_str()].into()
+        }
+        TableSelection::List { tables, .. } => tables.iter().map(|(k, _)| k.as_str()).collect(),
+    };
+    let replications =
+        futures::future::try_join_all(keyspaces.into_iter().map(|k| {
+            let session = &session;
+            async move {
+                Ok::<_, anyhow::Error>((k.to_string(), source::replication(session, k).await?))
+            }
+        }));
+    let (pairs, (sizing, source_rtt), strategies) = tokio::join!(listing, measuring, replications);
     let pairs = pairs?;
+    let strategies: HashMap<String, Option<Strategy>> = strategies?.into_iter().collect();
     // Tables are checked and planned several at once: across a WAN each costs round trips,
     // and these reads are independent (the admin connection pipelines them). Every table is
     // planned on the ring the session read as it connected, moments ago: the driver refreshes
     // its metadata one request at a time, several round trips each, so a refresh per table
     // serialised a keyspace's planning (`plan_table_refreshed`).
     // A fault on either side while checking is retried, the checks (reads only) again.
-    let checked: Vec<Checked> = admin
-        .call("reading the tables' schemas and plans", |c, _| {
-            let ctx = CheckCtx {
-                job,
-                session: &session,
-                admin: c,
-                facts: &facts,
-                progress: &progress,
-                sizing,
-                check_stored,
-                constant_names: &constant_names,
-                t0,
-            };
-            let pairs = pairs.clone();
-            Box::pin(async move {
+    // The run's first connections, opened beside the checks (as `run` would open them): its
+    // binders, and a worker's for as many tables as there are, up to where it starts.
+    let opening = async {
+        if !to_copy || pairs.len() < 2 {
+            return Ahead::default();
+        }
+        let start = run_start(job, pairs.len(), source_rtt);
+        let (binders, workers) = tokio::join!(
+            pipeline::open_connections(&job.target, &facts, 1, binders_for(pairs.len())),
+            pipeline::open_connections(&job.target, &facts, 0, start.min(pairs.len()))
+        );
+        Ahead { binders, workers }
+    };
+    let checking = admin.call("reading the tables' schemas and plans", |c, _| {
+        let ctx = CheckCtx {
+            job,
+            session: &session,
+            admin: c,
+            facts: &facts,
+            progress: &progress,
+            strategies: &strategies,
+            sizing,
+            check_stored,
+            constant_names: &constant_names,
+            t0,
+        };
+        let pairs = pairs.clone();
+        let progress = &progress;
+        Box::pin(async move {
+            tokio::try_join!(
                 futures::stream::iter(pairs)
                     .map(|pair| check_table(&ctx, pair))
                     .buffered(CHECKS)
-                    .try_collect()
-                    .await
-            })
+                    .try_collect::<Vec<Checked>>(),
+                async { Ok(to_copy && progress.is_current(c).await?) }
+            )
         })
-        .await?;
+    });
+    let (checked, ahead) = tokio::join!(checking, opening);
+    let (checked, progress_current) = checked?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
     let mut stale = Vec::new();
@@ -327,7 +388,34 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
         admin,
         notes,
         source_rtt,
+        ahead: std::sync::Mutex::new(Some(ahead)),
+        progress_current,
     })
+}
+
+/// How many connections besides the admin one bind a run's tables' plans.
+fn binders_for(tables: usize) -> usize {
+    if tables > 1 {
+        tables.min(BINDERS) - 1
+    } else {
+        0
+    }
+}
+
+/// Where a run's workers start: a run of several tables starts its controller a step up
+/// across a WAN ([`adapt::start_level`]); one table keeps its own controller's start (measured
+/// alone at 100 ms, the 300K-row table was no faster from 24 workers: 67-70K rows/s against
+/// 71-79K).
+fn run_start(job: &Job, tables: usize, source_rtt: Option<std::time::Duration>) -> usize {
+    match job.settings.adaptive {
+        Some((_, max)) if tables > 1 => adapt::start_level(
+            job.settings.writers,
+            max,
+            source_rtt,
+            job.settings.source_latency_target_ms.is_some(),
+        ),
+        _ => job.settings.writers.max(1),
+    }
 }
 
 /// The most tables checked and planned at once: their reads are small (a table's schema on both
@@ -341,6 +429,8 @@ struct CheckCtx<'a> {
     admin: &'a tokio_postgres::Client,
     facts: &'a TargetFacts,
     progress: &'a Progress,
+    /// Each keyspace's replication ([`source::replication`]).
+    strategies: &'a HashMap<String, Option<Strategy>>,
     sizing: plan::ChunkSizing,
     check_stored: bool,
     constant_names: &'a [String],
@@ -380,6 +470,7 @@ async fn check_table(
         admin,
         facts,
         progress,
+        strategies,
         sizing,
         check_stored,
         constant_names,
@@ -409,7 +500,14 @@ async fn check_table(
     let (source, existing, plan, source_id, stored) = tokio::try_join!(
         schema::read_source_table(session, &ks, &t),
         sink::existing_columns(admin, &tschema, &ttable),
-        plan::plan_table_refreshed(session, &ks, &t, job.split_size_mb, sizing),
+        plan::plan_table_refreshed(
+            session,
+            &ks,
+            &t,
+            strategies.get(&ks).and_then(|s| s.as_ref()),
+            job.split_size_mb,
+            sizing
+        ),
         schema::source_table_id(session, &ks, &t),
         async {
             if check_stored {
@@ -655,11 +753,13 @@ pub async fn run(
     // Binding a table's plan is a transaction of a few round trips; across a WAN, tables bound
     // one after another on the admin connection would wait on each other. Up to 7 more
     // connections, opened while the progress schema is checked, bind tables side by side.
-    let extra = if many {
-        prepared.tables.len().min(BINDERS) - 1
-    } else {
-        0
-    };
+    let extra = binders_for(prepared.tables.len());
+    let ahead = prepared
+        .ahead
+        .lock()
+        .ok()
+        .and_then(|mut a| a.take())
+        .unwrap_or_default();
     let nodes = &prepared.facts.nodes;
     let most = job
         .settings
@@ -668,18 +768,7 @@ pub async fn run(
             max.max(job.settings.writers)
         })
         .max(1);
-    // Where the run's adaptive controller starts: a step up across a WAN
-    // (`adapt::start_level`). One table keeps its own controller's start: measured alone at
-    // 100 ms, the 300K-row table was no faster from 24 workers (67-70K rows/s against 71-79K).
-    let start = match job.settings.adaptive {
-        Some((_, max)) if many => adapt::start_level(
-            job.settings.writers,
-            max,
-            prepared.source_rtt,
-            job.settings.source_latency_target_ms.is_some(),
-        ),
-        _ => job.settings.writers.max(1),
-    };
+    let start = run_start(job, prepared.tables.len(), prepared.source_rtt);
     // One table: its own workers (and controller) are the limit.
     let budget = Budget::new(if many { start } else { most });
     // The workers' first connections are opened beside the progress tables' check and the
@@ -692,12 +781,16 @@ pub async fn run(
     let ensured_now = tokio::sync::Notify::new();
     let ensured_ok = AtomicBool::new(false);
     let ensure = async {
-        let r = prepared
-            .admin
-            .call("creating the progress tables", |c, _| {
-                Box::pin(progress.ensure(c))
-            })
-            .await;
+        let r = if prepared.progress_current {
+            Ok(())
+        } else {
+            prepared
+                .admin
+                .call("creating the progress tables", |c, _| {
+                    Box::pin(progress.ensure(c))
+                })
+                .await
+        };
         ensured_ok.store(r.is_ok(), Ordering::Release);
         ensured_now.notify_one();
         r
@@ -709,6 +802,7 @@ pub async fn run(
         job.settings.lease,
         &budget,
         warm,
+        ahead.workers,
         async {
             ensured_now.notified().await;
             ensured_ok.load(Ordering::Acquire)
@@ -717,18 +811,17 @@ pub async fn run(
     );
     // Ok(the tables' outcome) once the progress tables are there; Err when they cannot be.
     let copied = async {
-        let (ensured, more) = tokio::join!(
-            ensure,
-            futures::future::join_all((0..extra).map(|i| {
-                let at = (i + 1) % nodes.len();
-                let (h, p) = &nodes[at];
-                async move { (at, job.target.connect(h, *p).await) }
-            }))
-        );
+        let (ensured, more) = tokio::join!(ensure, async {
+            if ahead.binders.is_empty() {
+                pipeline::open_connections(&job.target, &prepared.facts, 1, extra).await
+            } else {
+                ahead.binders
+            }
+        });
         ensured?;
         let binders: Vec<Admin> = more
             .into_iter()
-            .filter_map(|(at, c)| {
+            .filter_map(|(at, _, c)| {
                 c.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a binding connection"))
                     .ok()
                     .map(|c| Admin::new(c, at, &job.target, nodes, job.settings.outage_deadline))
@@ -748,12 +841,16 @@ pub async fn run(
             t0,
             warm_done,
         };
+        // The tables with the most chunks are bound first (each binder takes its tables in
+        // the order they ask): they keep most workers busy, and across a WAN the small ones
+        // bound after them add little to the run's end. Reports come back in table order.
+        let mut order: Vec<usize> = (0..prepared.tables.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(prepared.tables[i].plan.chunks.len()));
         let tables = futures::future::try_join_all(
-            prepared
-                .tables
+            order
                 .iter()
                 .enumerate()
-                .map(|(i, t)| run_one(&shared, i, t)),
+                .map(|(rank, &i)| run_one(&shared, rank, &prepared.tables[i])),
         );
         let reports = match job.settings.adaptive {
             Some((min, max)) if many => {
@@ -795,6 +892,13 @@ pub async fn run(
             }
             _ => tables.await,
         };
+        // Back in table order.
+        let reports = reports.map(|rs| {
+            let mut by_table: Vec<(usize, Option<TableReport>)> =
+                order.iter().copied().zip(rs).collect();
+            by_table.sort_by_key(|(i, _)| *i);
+            by_table.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+        });
         anyhow::Ok(reports)
     };
     let ((), copied) = tokio::join!(warming, copied);
@@ -852,18 +956,15 @@ struct RunShared<'a> {
     warm_done: tokio::sync::watch::Receiver<bool>,
 }
 
-/// One table of a run: bind its plan (on the admin connection, one table at a time: binding
-/// is a transaction), wait for its share of the workers, copy. `None` when the run was stopped
+/// One table of a run: bind its plan (on the admin connection or a binder, one table at a time
+/// each: binding is a transaction; the `rank`-th table to bind takes connection `rank` mod
+/// their number), wait for its share of the workers, copy. `None` when the run was stopped
 /// before the table started.
-async fn run_one(
-    r: &RunShared<'_>,
-    index: usize,
-    t: &PreparedTable,
-) -> Result<Option<TableReport>> {
+async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Option<TableReport>> {
     let job = r.job;
     let target = t.mapping.qualified_target();
     let key = table_key(job, t);
-    let admin = match index % (r.binders.len() + 1) {
+    let admin = match rank % (r.binders.len() + 1) {
         0 => &r.prepared.admin,
         n => &r.binders[n - 1],
     };

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use scylla::client::session::Session;
+use scylla::cluster::metadata::Strategy;
 use scylla::cluster::Node;
+use scylla::frame::response::result::TableSpec;
 use scylla::routing::Token;
 
 use crate::sizing;
@@ -219,24 +221,43 @@ pub async fn plan_table(
     split_size_mb: u64,
     sizing: ChunkSizing,
 ) -> Result<Plan> {
-    session
-        .refresh_metadata()
-        .await
-        .context("refreshing cluster metadata")?;
-    plan_table_refreshed(session, keyspace, table, split_size_mb, sizing).await
+    let ((), strategy) = tokio::try_join!(
+        async {
+            session
+                .refresh_metadata()
+                .await
+                .context("refreshing cluster metadata")
+        },
+        crate::source::replication(session, keyspace)
+    )?;
+    plan_table_refreshed(
+        session,
+        keyspace,
+        table,
+        strategy.as_ref(),
+        split_size_mb,
+        sizing,
+    )
+    .await
 }
 
-/// [`plan_table`] on the ring as the session last read it: a run of many tables reads the
-/// cluster's metadata once, not once per table (the driver refreshes one request at a time,
-/// several round trips each: across a WAN that serialised a keyspace's planning).
+/// [`plan_table`] on the ring as the session last read it and the keyspace's replication
+/// ([`crate::source::replication`]) read once for all its tables: a run of many tables reads
+/// the cluster's metadata once, not once per table (the driver refreshes one request at a
+/// time, several round trips each: across a WAN that serialised a keyspace's planning). A
+/// keyspace that is not there (`None`) is planned as the driver would route it, on each
+/// token's owner alone; the schema check reports it.
 pub async fn plan_table_refreshed(
     session: &Session,
     keyspace: &str,
     table: &str,
+    strategy: Option<&Strategy>,
     split_size_mb: u64,
     sizing: ChunkSizing,
 ) -> Result<Plan> {
     let state = session.get_cluster_state();
+    let strategy = strategy.unwrap_or(&Strategy::LocalStrategy);
+    let spec = TableSpec::borrowed(keyspace, table);
     let mut tokens: Vec<i64> = state
         .replica_locator()
         .ring()
@@ -249,9 +270,10 @@ pub async fn plan_table_refreshed(
     let mut ranges = Vec::new();
     for (start, end, owner) in ring_ranges(&tokens) {
         let replicas: Vec<Arc<Node>> = state
-            .get_token_endpoints(keyspace, table, Token::new(owner))
+            .replica_locator()
+            .replicas_for_token(Token::new(owner), strategy, None, &spec)
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.clone())
             .collect();
         let ids: Vec<_> = replicas.iter().map(|n| n.host_id).collect();
         let idx = match sets
@@ -351,13 +373,13 @@ pub struct RangeEstimate {
 /// the ranges are merged, a range two nodes report counted once, and when a node does not
 /// answer the total is scaled up from the share of the ring the answers cover.
 async fn size_estimate(session: &Session, keyspace: &str, table: &str) -> Result<(u64, u64)> {
-    let mut stmt = session
-        .prepare(
-            "SELECT range_start, range_end, partitions_count, mean_partition_size \
-             FROM system.size_estimates WHERE keyspace_name = ? AND table_name = ?",
-        )
-        .await
-        .context("reading system.size_estimates")?;
+    // Names in the text: no prepare round trip ([`crate::schema::cql_text`]).
+    let mut stmt = scylla::statement::unprepared::Statement::new(format!(
+        "SELECT range_start, range_end, partitions_count, mean_partition_size \
+         FROM system.size_estimates WHERE keyspace_name = {} AND table_name = {}",
+        crate::schema::cql_text(keyspace),
+        crate::schema::cql_text(table)
+    ));
     stmt.set_request_timeout(Some(std::time::Duration::from_secs(10)));
     let nodes: Vec<Arc<Node>> = session
         .get_cluster_state()
@@ -375,8 +397,9 @@ async fn size_estimate(session: &Session, keyspace: &str, table: &str) -> Result
         }
         async move {
             let rows = session
-                .execute_unpaged(&stmt, (keyspace, table))
-                .await?
+                .query_unpaged(stmt, &[])
+                .await
+                .context("reading system.size_estimates")?
                 .into_rows_result()?;
             let mut out = Vec::new();
             for r in rows.rows::<(String, String, Option<i64>, Option<i64>)>()? {

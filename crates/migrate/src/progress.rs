@@ -382,6 +382,32 @@ impl Progress {
         self.t("ferry_rejects")
     }
 
+    /// Whether the progress tables are there as [`Progress::ensure`] leaves them (a read):
+    /// `prepare` asks beside the checks, and a run that finds them so does not wait a round
+    /// trip for `ensure` before binding its tables.
+    pub async fn is_current(&self, client: &Client) -> Result<bool> {
+        let (runs, chunks, rejects) = (
+            self.t("ferry_runs"),
+            self.t("ferry_chunks"),
+            self.rejects_table(),
+        );
+        let names: [(&(dyn ToSql + Sync), Type); 3] = [
+            (&runs, Type::TEXT),
+            (&chunks, Type::TEXT),
+            (&rejects, Type::TEXT),
+        ];
+        let row = client
+            .query_typed_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($3) IS NOT NULL AND EXISTS \
+                 (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) \
+                  AND attname = 'ck_hi' AND NOT attisdropped)",
+                &names,
+            )
+            .await
+            .context("reading whether the progress tables are there")?;
+        Ok(row.get(0))
+    }
+
     /// Creates the progress schema and tables when missing, in one round trip: statements sent
     /// together run as one transaction, which holds the DDL lock to its end. Progress tables
     /// made by a ferry that did not bind plans to table identities get those columns once (a

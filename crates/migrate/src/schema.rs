@@ -178,6 +178,13 @@ pub fn cql_ident(name: &str) -> String {
     }
 }
 
+/// A CQL string literal. A statement with bound values costs a prepare round trip before it
+/// runs (the driver needs the values' types); the few schema reads ferry makes before copying
+/// put their names in the text instead, one round trip each.
+pub fn cql_text(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 /// Quotes a PostgreSQL identifier when it is not a plain lower-case name or is reserved. Every
 /// SQL identifier ferry writes goes through here.
 pub fn pg_ident(name: &str) -> String {
@@ -420,9 +427,13 @@ pub async fn read_source_table(
 ) -> Result<SourceTable> {
     let rows = session
         .query_unpaged(
-            "SELECT column_name, kind, position, clustering_order, type FROM system_schema.columns \
-             WHERE keyspace_name = ? AND table_name = ?",
-            (keyspace, table),
+            format!(
+                "SELECT column_name, kind, position, clustering_order, type FROM system_schema.columns \
+                 WHERE keyspace_name = {} AND table_name = {}",
+                cql_text(keyspace),
+                cql_text(table)
+            ),
+            &[],
         )
         .await
         .context("reading system_schema.columns")?
@@ -502,8 +513,12 @@ pub async fn source_table_id(
 ) -> Result<Option<String>> {
     let rows = session
         .query_unpaged(
-            "SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
-            (keyspace, table),
+            format!(
+                "SELECT id FROM system_schema.tables WHERE keyspace_name = {} AND table_name = {}",
+                cql_text(keyspace),
+                cql_text(table)
+            ),
+            &[],
         )
         .await
         .context("reading system_schema.tables")?
@@ -516,8 +531,11 @@ pub async fn source_table_id(
 pub async fn list_tables(session: &Session, keyspace: &str) -> Result<Vec<String>> {
     let rows = session
         .query_unpaged(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
-            (keyspace,),
+            format!(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = {}",
+                cql_text(keyspace)
+            ),
+            &[],
         )
         .await
         .context("reading system_schema.tables")?
@@ -812,6 +830,13 @@ fn compatible(want: PgType, have: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cql_text_doubles_quotes() {
+        assert_eq!(cql_text("ks"), "'ks'");
+        assert_eq!(cql_text("it's"), "'it''s'");
+        assert_eq!(cql_text("''"), "''''''");
+    }
 
     fn sample() -> SourceTable {
         SourceTable {

@@ -95,9 +95,13 @@ pub async fn sample_rows(
 ) -> Result<(Sample, Vec<(i64, u64)>)> {
     let columns = session
         .query_unpaged(
-            "SELECT column_name, kind, position FROM system_schema.columns \
-             WHERE keyspace_name = ? AND table_name = ?",
-            (keyspace, table),
+            format!(
+                "SELECT column_name, kind, position FROM system_schema.columns \
+                 WHERE keyspace_name = {} AND table_name = {}",
+                crate::schema::cql_text(keyspace),
+                crate::schema::cql_text(table)
+            ),
+            &[],
         )
         .await
         .context("reading system_schema.columns")?

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scylla::client::session::Session;
+use scylla::cluster::metadata::Strategy;
 use scylla::cluster::{ClusterState, Node, NodeRef};
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::policies::load_balancing::{FallbackPlan, LoadBalancingPolicy, RoutingInfo};
@@ -68,6 +69,58 @@ pub fn datacenters(state: &ClusterState) -> BTreeMap<String, Vec<String>> {
             .push(n.address.to_string());
     }
     out
+}
+
+/// A keyspace's replication, read from `system_schema.keyspaces` (one round trip): the
+/// session fetches no schema metadata as it connects (six sequential round trips in the
+/// driver, [`crate::cassandra::connect`]), so the replicas of a token are found with the
+/// strategy read here. `None` when the keyspace is not there. Parsed as the driver parses it.
+pub async fn replication(session: &Session, keyspace: &str) -> anyhow::Result<Option<Strategy>> {
+    use anyhow::Context;
+    let rows = session
+        .query_unpaged(
+            format!(
+                "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = {}",
+                crate::schema::cql_text(keyspace)
+            ),
+            &[],
+        )
+        .await
+        .context("reading system_schema.keyspaces")?
+        .into_rows_result()?;
+    Ok(rows
+        .maybe_first_row::<(std::collections::HashMap<String, String>,)>()?
+        .map(|(map,)| strategy(map)))
+}
+
+/// A `replication` map as a strategy, as the driver reads it: SimpleStrategy with its factor,
+/// NetworkTopologyStrategy with a factor per data centre, LocalStrategy, and anything else
+/// (or a factor that is not a number) as `Other`.
+fn strategy(mut map: std::collections::HashMap<String, String>) -> Strategy {
+    let class = map.remove("class").unwrap_or_default();
+    let rf = |v: &str| v.parse::<usize>().ok();
+    match class.rsplit('.').next().unwrap_or("") {
+        "SimpleStrategy" => match map.get("replication_factor").and_then(|v| rf(v)) {
+            Some(replication_factor) => Strategy::SimpleStrategy { replication_factor },
+            None => Strategy::Other {
+                name: class,
+                data: map,
+            },
+        },
+        "NetworkTopologyStrategy" if map.values().all(|v| rf(v).is_some()) => {
+            Strategy::NetworkTopologyStrategy {
+                datacenter_repfactors: map
+                    .into_iter()
+                    .filter_map(|(dc, v)| rf(&v).map(|n| (dc, n)))
+                    .collect(),
+            }
+        }
+        "LocalStrategy" => Strategy::LocalStrategy,
+        _ => Strategy::Other {
+            name: class,
+            data: map,
+        },
+    }
 }
 
 /// Source errors a user fixes in the configuration.
@@ -625,6 +678,56 @@ pub fn consistency_name(c: Consistency) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_maps_read_as_the_driver_reads_them() {
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        assert_eq!(
+            strategy(map(&[
+                ("class", "org.apache.cassandra.locator.SimpleStrategy"),
+                ("replication_factor", "3")
+            ])),
+            Strategy::SimpleStrategy {
+                replication_factor: 3
+            }
+        );
+        assert_eq!(
+            strategy(map(&[
+                (
+                    "class",
+                    "org.apache.cassandra.locator.NetworkTopologyStrategy"
+                ),
+                ("dc1", "2"),
+                ("dc2", "1")
+            ])),
+            Strategy::NetworkTopologyStrategy {
+                datacenter_repfactors: [("dc1".to_string(), 2), ("dc2".to_string(), 1)].into()
+            }
+        );
+        assert_eq!(
+            strategy(map(&[(
+                "class",
+                "org.apache.cassandra.locator.LocalStrategy"
+            )])),
+            Strategy::LocalStrategy
+        );
+        // A factor that is not a number, or a class the driver does not know: `Other`.
+        assert!(matches!(
+            strategy(map(&[
+                ("class", "SimpleStrategy"),
+                ("replication_factor", "x")
+            ])),
+            Strategy::Other { .. }
+        ));
+        assert!(matches!(
+            strategy(map(&[("class", "com.example.EverywhereStrategy")])),
+            Strategy::Other { name, .. } if name == "com.example.EverywhereStrategy"
+        ));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_max() {

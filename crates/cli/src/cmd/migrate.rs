@@ -85,7 +85,7 @@ pub async fn run(args: MigrateArgs) -> Result<Exit> {
     } else {
         Mode::Migrate
     };
-    let prepared = job::prepare(&job).await?;
+    let prepared = job::prepare_to_copy(&job).await?;
     for n in &prepared.notes {
         eprintln!("ferry: note: {n}");
     }

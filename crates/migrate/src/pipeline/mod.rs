@@ -48,8 +48,8 @@ pub use counters::*;
 pub use encoder::{PageCounts, RowEncoder};
 pub use pages::page_budget;
 use pages::*;
-pub use worker::warm_connections;
 use worker::*;
+pub use worker::{open_connections, warm_connections, OpenedConn};
 
 /// What a run does. Besides migrating, two measurement modes find each side's limit with the
 /// same machinery (chunks, leases, workers): reading to nothing, and loading payloads captured

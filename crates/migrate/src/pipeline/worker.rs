@@ -136,13 +136,41 @@ fn keepalive_sql(lease: Duration) -> String {
     )
 }
 
+/// A worker connection opened ahead: its node's index, the node's address, the outcome.
+pub type OpenedConn = (usize, String, Result<tokio_postgres::Client>);
+
+/// Opens `n` connections, the i-th to node `(first + i) mod nodes`, each within the target's
+/// reply deadline. A connection is several round trips; they are opened all at once.
+pub async fn open_connections(
+    target: &TargetEndpoint,
+    facts: &TargetFacts,
+    first: usize,
+    n: usize,
+) -> Vec<OpenedConn> {
+    let reply = crate::retry::reply_deadline(target);
+    let nodes = &facts.nodes;
+    futures::future::join_all((0..n).map(|i| {
+        let node = (first + i) % nodes.len();
+        let (h, p) = &nodes[node];
+        async move {
+            let at = format!("{h}:{p}");
+            let c = crate::retry::within(reply, &at, "connecting", target.connect(h, *p)).await;
+            (node, at, c)
+        }
+    }))
+    .await
+}
+
 /// Opens `n` worker connections for a run before its first table starts (node `i mod nodes`
 /// for the i-th), so that across a WAN the first chunks do not wait for connection set-up:
 /// `connected` is awaited between connecting and preparing the per-chunk statements (they
 /// need the progress tables, which the run creates meanwhile). Each goes to `budget`'s pool,
 /// where the tables' workers take it as they start; one that fails is left out (a worker opens
-/// its own then). `warmed` turns true once they are there (or will not be): a table starts
-/// copying after that, so that its workers take them instead of opening their own.
+/// its own then). `ahead` are connections already opened ([`open_connections`], while the run
+/// was prepared): they count towards `n`. `warmed` turns true once the `ahead` ones are in
+/// the pool (when there are none, once all are), or will not be: a table starts copying after
+/// that, so that its workers take them instead of opening their own; the rest join the pool
+/// as they open.
 #[allow(clippy::too_many_arguments)]
 pub async fn warm_connections(
     target: &TargetEndpoint,
@@ -151,50 +179,59 @@ pub async fn warm_connections(
     lease: Duration,
     budget: &Budget,
     n: usize,
+    ahead: Vec<OpenedConn>,
     connected: impl std::future::Future<Output = bool>,
     warmed: tokio::sync::watch::Sender<bool>,
 ) {
+    use futures::FutureExt;
     let reply = crate::retry::reply_deadline(target);
-    let nodes = &facts.nodes;
-    let open = futures::future::join_all((0..n).map(|i| {
-        let node = i % nodes.len();
-        let (h, p) = &nodes[node];
-        async move {
-            let at = format!("{h}:{p}");
-            let c = crate::retry::within(reply, &at, "connecting", target.connect(h, *p)).await;
-            (node, at, c)
-        }
-    }));
     // Said when done, whatever the outcome (also when this future is dropped).
-    let _warmed = Warmed(warmed);
-    let (opened, ready) = tokio::join!(open, connected);
-    if !ready {
-        return;
-    }
+    let warmed = Warmed(warmed);
+    let connected = connected.shared();
     let keepalive = keepalive_sql(lease);
-    futures::future::join_all(opened.into_iter().map(|(node, at, c)| {
-        let keepalive = &keepalive;
+    // Each connection joins the pool once it is open and the progress tables are there.
+    let join = |(node, at, c): OpenedConn| {
+        let (keepalive, connected) = (&keepalive, connected.clone());
         async move {
+            if !connected.await {
+                return;
+            }
             let prepared = async {
                 let client = c?;
-                let (st, ()) = crate::retry::within(reply, &at, "preparing the chunk statements", async {
-                    tokio::try_join!(progress.chunk_statements(&client), async {
-                        client
-                            .batch_execute(keepalive)
-                            .await
-                            .context("setting TCP keepalives")
+                let (st, ()) =
+                    crate::retry::within(reply, &at, "preparing the chunk statements", async {
+                        tokio::try_join!(progress.chunk_statements(&client), async {
+                            client
+                                .batch_execute(keepalive)
+                                .await
+                                .context("setting TCP keepalives")
+                        })
                     })
-                })
-                .await?;
+                    .await?;
                 anyhow::Ok(IdleConn { client, st, node })
             };
             match prepared.await {
                 Ok(conn) => budget.give_conn(conn),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), node = %at, "a worker connection opened ahead"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), node = %at, "a worker connection opened ahead")
+                }
             }
         }
-    }))
-    .await;
+    };
+    // The tables start once the connections opened ahead are in the pool (or, when none
+    // were, all of them); the rest join as they open.
+    let first = ahead.len();
+    let early = async {
+        futures::future::join_all(ahead.into_iter().map(join)).await;
+        if first > 0 {
+            warmed.0.send_replace(true);
+        }
+    };
+    let rest = async {
+        let opened = open_connections(target, facts, first, n.saturating_sub(first)).await;
+        futures::future::join_all(opened.into_iter().map(join)).await;
+    };
+    tokio::join!(early, rest);
 }
 
 /// Tells the run's tables that the connections opened ahead are in the pool (or will not be).
