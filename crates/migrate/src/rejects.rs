@@ -153,29 +153,24 @@ impl Columns {
 /// Writes every reject of `jobs` stored in `table` (the progress schema's reject table) to
 /// `path` as JSON lines, ordered by job, chunk and row; returns how many. The file is written
 /// beside and renamed into place, so workers exporting at once never interleave. With no
-/// reject the file is left as it is.
+/// reject the file is left as it is. One round trip: the read is sent with the look for the
+/// table, and its error ignored when the table is not there.
 pub async fn export(client: &Client, table: &str, jobs: &[String], path: &Path) -> Result<u64> {
-    let exists: bool = client
-        .query_typed_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[(&table, Type::TEXT)],
-        )
-        .await
-        .context("looking for the reject table")?
-        .get(0);
+    let read = format!(
+        "SELECT source_table, primary_key, column_name, value, reason FROM {table} \
+         WHERE job = ANY($1) ORDER BY job, chunk_id, seq"
+    );
+    let named: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] = [(&table, Type::TEXT)];
+    let keys: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] = [(&jobs, Type::TEXT_ARRAY)];
+    let (exists, rows) = tokio::join!(
+        client.query_typed_one("SELECT to_regclass($1) IS NOT NULL", &named),
+        client.query_typed(&read, &keys)
+    );
+    let exists: bool = exists.context("looking for the reject table")?.get(0);
     if !exists {
         return Ok(0);
     }
-    let rows = client
-        .query_typed(
-            &format!(
-                "SELECT source_table, primary_key, column_name, value, reason FROM {table} \
-                 WHERE job = ANY($1) ORDER BY job, chunk_id, seq"
-            ),
-            &[(&jobs, Type::TEXT_ARRAY)],
-        )
-        .await
-        .with_context(|| format!("reading the rejected rows from {table}"))?;
+    let rows = rows.with_context(|| format!("reading the rejected rows from {table}"))?;
     if rows.is_empty() {
         return Ok(0);
     }
