@@ -145,6 +145,21 @@ fn the_live_page_moves_in_chromium_and_metrics_parse_as_prometheus_text() {
 
     let first = chromium(&["--dump-dom"], &url);
     std::thread::sleep(Duration::from_secs(3));
+    // Per-node latency appears once a node has answered: under load, the workers on the first
+    // target node may not have committed their first (rate-limited) chunk yet. Wait until the
+    // status names both nodes, then check the page shows them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status(port).is_some_and(|s| {
+        let nodes = s["nodes"].to_string();
+        nodes.contains("127.0.0.1:9042") && nodes.contains("127.0.0.1:5433")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the status never named both nodes: {:#}",
+            status(port).map(|s| s["nodes"].clone()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let second = chromium(&["--dump-dom"], &url);
     let shot = std::env::temp_dir().join(format!("{schema}.png"));
     chromium(
