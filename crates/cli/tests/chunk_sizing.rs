@@ -83,6 +83,22 @@ async fn a_1k_row_table_is_one_chunk_and_a_bigger_one_several() {
     assert!(overlapping, "the tables ran one after another: {spans:?}");
     let out = ferry(&["validate", "-c", cfg, "--keyspace", &ks]);
     assert!(out.status.success(), "the keyspace differs after migrating");
+
+    // Alone, the one-chunk table starts one worker, not the sixteen a run starts with: the
+    // others would only open connections and find nothing to lease.
+    let out = ferry(&["migrate", "-c", cfg, "--fresh", "--truncate", "--json"]);
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    let t = &summary["tables"][0];
+    assert_eq!(t["rows_written"], 1_000, "{t:#}");
+    assert_eq!(t["chunks"], 1, "{t:#}");
+    assert_eq!(t["workers"]["start"], 1, "{t:#}");
+    assert_eq!(t["workers"]["peak"], 1, "{t:#}");
+    let out = ferry(&["validate", "-c", cfg]);
+    assert!(
+        out.status.success(),
+        "the table differs after migrating it alone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,9 +164,11 @@ pub struct Prepared {
     /// The progress tables were there, as `run` needs them, when the tables were checked
     /// ([`Progress::is_current`]): `run` does not create them first.
     progress_current: bool,
+    /// The source's frame limit, read while the tables were checked ([`prepare_to_copy`]).
+    frame_bytes: Option<u64>,
 }
 
-/// The connections a run of several tables starts with, opened while `prepare` checks the
+/// The connections a run starts with, opened while `prepare` checks the
 /// tables: across a WAN a connection is several round trips, and the checks take as long.
 #[derive(Default)]
 struct Ahead {
@@ -189,8 +191,8 @@ pub async fn prepare(job: &Job) -> Result<Prepared> {
     prepare_with(job, false).await
 }
 
-/// [`prepare`] for [`run`]: with several tables, the target connections the run starts with
-/// (its binders and its first workers') are opened while the tables are checked. Connecting
+/// [`prepare`] for [`run`]: the target connections the run starts with (its binders, when it
+/// has several tables, and its first workers') are opened while the tables are checked. Connecting
 /// writes nothing; a refused run closes them unused.
 pub async fn prepare_to_copy(job: &Job) -> Result<Prepared> {
     prepare_with(job, true).await
@@ -316,17 +318,20 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
     // serialised a keyspace's planning (`plan_table_refreshed`).
     // A fault on either side while checking is retried, the checks (reads only) again.
     // The run's first connections, opened beside the checks (as `run` would open them): its
-    // binders, and a worker's for as many tables as there are, up to where it starts.
+    // binders (none for one table), and a worker's for as many tables as there are, up to
+    // where it starts.
     let opening = async {
-        if !to_copy || pairs.len() < 2 {
-            return Ahead::default();
+        if !to_copy {
+            return (Ahead::default(), None);
         }
         let start = run_start(job, pairs.len(), source_rtt);
-        let (binders, workers) = tokio::join!(
+        // The source's frame limit too, which every table's page sizes need.
+        let (binders, workers, frame_bytes) = tokio::join!(
             pipeline::open_connections(&job.target, &facts, 1, binders_for(pairs.len())),
-            pipeline::open_connections(&job.target, &facts, 0, start.min(pairs.len()))
+            pipeline::open_connections(&job.target, &facts, 0, start.min(pairs.len())),
+            crate::page_size::frame_bytes(&session)
         );
-        Ahead { binders, workers }
+        (Ahead { binders, workers }, Some(frame_bytes))
     };
     let checking = admin.call("reading the tables' schemas and plans", |c, _| {
         let ctx = CheckCtx {
@@ -354,7 +359,7 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
             )
         })
     });
-    let (checked, ahead) = tokio::join!(checking, opening);
+    let (checked, (ahead, frame_bytes)) = tokio::join!(checking, opening);
     let (checked, progress_current) = checked?;
     let mut tables = Vec::new();
     let mut problems = Vec::new();
@@ -391,6 +396,7 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
         source_rtt,
         ahead: std::sync::Mutex::new(Some(ahead)),
         progress_current,
+        frame_bytes,
     })
 }
 
@@ -417,6 +423,24 @@ fn run_start(job: &Job, tables: usize, source_rtt: Option<std::time::Duration>) 
         ),
         _ => job.settings.writers.max(1),
     }
+}
+
+/// One table's workers and controller bounds when it has `left` chunks to copy: a chunk is one
+/// worker's at a time, so workers past the chunks would only open connections (across a WAN,
+/// several round trips each) and, finding nothing to lease, delay the table's end. The
+/// controller keeps its floor, within the new ceiling; with no room to move it is off.
+fn capped_to_chunks(
+    writers: usize,
+    adaptive: Option<(usize, usize)>,
+    left: usize,
+) -> (usize, Option<(usize, usize)>) {
+    let cap = left.max(1);
+    let adaptive = adaptive.and_then(|(min, max)| {
+        let max = max.min(cap);
+        let min = min.min(max);
+        (min < max).then_some((min, max))
+    });
+    (writers.clamp(1, cap), adaptive)
 }
 
 /// The most tables checked and planned at once: their reads are small (a table's schema on both
@@ -970,44 +994,61 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         n => &r.binders[n - 1],
     };
     let lock_key = job_key(&t.mapping.source.qualified(), &target);
+    let mut settings = job.settings.clone();
+    // A catch-up writes as upserts, and only rows written since its time (less the margin).
+    if let Some(us) = t.since_us {
+        settings.insert_mode = sink::InsertMode::Upsert;
+        settings.since_us =
+            Some(us.saturating_sub((job.clock_skew_secs as i64).saturating_mul(1_000_000)));
+    }
+    // The table's scan is prepared while its plan is bound: across a WAN, one round trip
+    // less before its first page. A failed prepare is left to the copy, which prepares again
+    // and says why.
+    let scan = async {
+        r.prepared
+            .session
+            .prepare(settings.scanned(&t.mapping.source).range_select())
+            .await
+            .ok()
+    };
     // One call: the lock, the binding and the constants run again together on a new
     // connection after a fault (the lock is the session's, so it went with the old one).
-    let (bound, constants) = admin
-        .call("storing the table's plan", |admin, _| {
-            let (lock_key, key) = (&lock_key, &key);
-            Box::pin(async move {
-                // While one worker creates the table and binds its plan, another must not
-                // judge the old plan against the new table: the job's lock spans both (the
-                // plan's own transaction takes it again, which a session holding it may).
-                if t.create.is_some() {
-                    admin
-                        .execute_typed(
-                            "SELECT pg_advisory_lock(hashtext($1))",
-                            &[(lock_key, tokio_postgres::types::Type::TEXT)],
-                        )
-                        .await?;
-                }
-                let bound = bind_table(job, admin, r.progress, t, key).await;
-                if t.create.is_some() {
-                    admin
-                        .execute_typed(
-                            "SELECT pg_advisory_unlock(hashtext($1))",
-                            &[(lock_key, tokio_postgres::types::Type::TEXT)],
-                        )
-                        .await?;
-                }
-                let bound = bound?;
-                let constants = sink::encode_constants(
-                    admin,
-                    &t.mapping.target_schema,
-                    &t.mapping.target_table,
-                    &job.constants,
-                )
-                .await?;
-                Ok((bound, constants))
-            })
+    let binding = admin.call("storing the table's plan", |admin, _| {
+        let (lock_key, key) = (&lock_key, &key);
+        Box::pin(async move {
+            // While one worker creates the table and binds its plan, another must not
+            // judge the old plan against the new table: the job's lock spans both (the
+            // plan's own transaction takes it again, which a session holding it may).
+            if t.create.is_some() {
+                admin
+                    .execute_typed(
+                        "SELECT pg_advisory_lock(hashtext($1))",
+                        &[(lock_key, tokio_postgres::types::Type::TEXT)],
+                    )
+                    .await?;
+            }
+            let bound = bind_table(job, admin, r.progress, t, key).await;
+            if t.create.is_some() {
+                admin
+                    .execute_typed(
+                        "SELECT pg_advisory_unlock(hashtext($1))",
+                        &[(lock_key, tokio_postgres::types::Type::TEXT)],
+                    )
+                    .await?;
+            }
+            let bound = bound?;
+            let constants = sink::encode_constants(
+                admin,
+                &t.mapping.target_schema,
+                &t.mapping.target_table,
+                &job.constants,
+            )
+            .await?;
+            Ok((bound, constants))
         })
-        .await?;
+    });
+    let (binding, scan) = tokio::join!(binding, scan);
+    let (bound, constants) = binding?;
     let left = match (&bound.verdict, &bound.stored) {
         (Verdict::Resume { .. }, Some(s)) => s.chunks.saturating_sub(s.done_chunks) as usize,
         _ => t.plan.chunks.len(),
@@ -1017,18 +1058,14 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
     }
     // A table starts a worker per chunk left, up to what one table may run; beside other
     // tables, the run's slots (and controller) decide how many work at once.
-    let mut settings = job.settings.clone();
     if r.prepared.tables.len() > 1 {
         settings.writers = left.clamp(1, r.most);
         settings.adaptive = None;
+    } else {
+        (settings.writers, settings.adaptive) =
+            capped_to_chunks(settings.writers, settings.adaptive, left);
     }
     let share = settings.writers;
-    // A catch-up writes as upserts, and only rows written since its time (less the margin).
-    if let Some(us) = t.since_us {
-        settings.insert_mode = sink::InsertMode::Upsert;
-        settings.since_us =
-            Some(us.saturating_sub((job.clock_skew_secs as i64).saturating_mul(1_000_000)));
-    }
     let mut names = time_columns(job);
     names.extend(job.constants.iter().map(|(n, _)| n.clone()));
     let writer = TableWriter::new(
@@ -1065,6 +1102,11 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         &job.owner,
         r.stop,
         r.budget,
+        pipeline::SourceReady {
+            scan,
+            rtt: r.prepared.source_rtt,
+            frame_bytes: r.prepared.frame_bytes,
+        },
     )
     .await?;
     r.prepared
@@ -1260,4 +1302,25 @@ fn captured_chunks(dir: &std::path::Path) -> Result<Vec<crate::plan::Chunk>> {
     }
     chunks.sort_by_key(|c| c.id);
     Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped_to_chunks;
+
+    #[test]
+    fn one_table_never_starts_more_workers_than_chunks() {
+        // A one-chunk table: one worker, no controller.
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 1), (1, None));
+        assert_eq!(capped_to_chunks(16, None, 1), (1, None));
+        // Fewer chunks than the start: started at the chunks, the floor kept below them.
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 10), (10, Some((4, 10))));
+        // More chunks than the controller's ceiling: unchanged.
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 61), (16, Some((4, 48))));
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 30), (16, Some((4, 30))));
+        // A floor at or above the chunks: fixed at the chunks.
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 3), (3, None));
+        // Nothing left (a finished table run again) still has its one worker to find that out.
+        assert_eq!(capped_to_chunks(16, Some((4, 48)), 0), (1, None));
+    }
 }

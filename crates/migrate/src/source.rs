@@ -362,10 +362,21 @@ impl<'a> RangeReader<'a> {
         settings: &ReadSettings,
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let mut base = session
+        let base = session
             .prepare(cql)
             .await
             .with_context(|| format!("preparing the scan of {table}"))?;
+        Ok(Self::prepared(session, base, table, plan, settings))
+    }
+
+    /// A reader of a scan prepared already (as [`RangeReader::new`] prepares it).
+    pub fn prepared(
+        session: &'a Session,
+        mut base: PreparedStatement,
+        table: String,
+        plan: &Plan,
+        settings: &ReadSettings,
+    ) -> Self {
         configure(&mut base, settings);
         let routes: Vec<Vec<Arc<Node>>> = plan
             .replica_sets
@@ -387,7 +398,7 @@ impl<'a> RangeReader<'a> {
         if statements.is_empty() {
             statements.push(base);
         }
-        Ok(RangeReader {
+        RangeReader {
             session,
             routes,
             statements,
@@ -397,7 +408,7 @@ impl<'a> RangeReader<'a> {
             settings: settings.clone(),
             slice_cql: None,
             slices: tokio::sync::OnceCell::new(),
-        })
+        }
     }
 
     /// Reads rows of `table` by primary key ([`SourceTable::key_select`]), routed to the key's

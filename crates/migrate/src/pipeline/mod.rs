@@ -244,27 +244,48 @@ pub async fn run_table(
     owner: &str,
     stop: &AtomicBool,
     budget: &Budget,
+    ready: SourceReady,
 ) -> Result<TableReport> {
     let start = Instant::now();
-    // The source's round trip is measured beside the prepare, at no extra wait: it sizes the
-    // page memory (see [`page_budget`]).
+    // What the run did not read while the tables were checked is read now, at once: the
+    // scan's prepare, the source's round trip (it sizes the page memory, see
+    // [`page_budget`]) and its frame limit.
     let read = settings.read_settings();
-    // The scan selects the row times the target columns or the catch-up need.
-    let mut scanned = mapping.source.clone();
-    scanned.times = crate::row_times::RowTimes {
-        writetime: settings.row_times.writetime.is_some() || settings.since_us.is_some(),
-        ttl: settings.row_times.expires.is_some(),
-    };
+    let scanned = settings.scanned(&mapping.source);
     let (reader, rtt, frame_bytes) = tokio::join!(
-        source::RangeReader::new(
-            session,
-            scanned.range_select(),
-            mapping.source.qualified(),
-            plan,
-            &read,
-        ),
-        source_rtt(session),
-        crate::page_size::frame_bytes(session)
+        async {
+            match ready.scan {
+                Some(scan) => Ok(source::RangeReader::prepared(
+                    session,
+                    scan,
+                    mapping.source.qualified(),
+                    plan,
+                    &read,
+                )),
+                None => {
+                    source::RangeReader::new(
+                        session,
+                        scanned.range_select(),
+                        mapping.source.qualified(),
+                        plan,
+                        &read,
+                    )
+                    .await
+                }
+            }
+        },
+        async {
+            match ready.rtt {
+                Some(rtt) => Some(rtt),
+                None => source_rtt(session).await,
+            }
+        },
+        async {
+            match ready.frame_bytes {
+                Some(bytes) => bytes,
+                None => crate::page_size::frame_bytes(session).await,
+            }
+        }
     );
     let reader = reader?.with_slices(&scanned);
     let page_budget = page_budget(settings.page_budget_bytes, rtt);
@@ -484,7 +505,33 @@ fn classify_commit(e: tokio_postgres::Error, node: &str) -> ChunkError {
     classify_pg(e, node, "committing")
 }
 
+/// What a table's copy needs from the source before its first page, when the run has it
+/// already: across a WAN, one round trip less before each table copies. What is `None` is
+/// read as the table starts.
+#[derive(Clone, Default)]
+pub struct SourceReady {
+    /// The table's scan ([`Settings::scanned`]'s `range_select`), prepared while its plan was
+    /// bound.
+    pub scan: Option<scylla::statement::prepared::PreparedStatement>,
+    /// The source's round trip, as the chunk sizing measured it.
+    pub rtt: Option<Duration>,
+    /// The source's frame limit ([`crate::page_size::frame_bytes`]), read while the tables
+    /// were checked ([`crate::job::prepare_to_copy`]).
+    pub frame_bytes: Option<u64>,
+}
+
 impl Settings {
+    /// The columns a table's scan selects: the source's, with the row times the target
+    /// columns or a catch-up ([`Settings::since_us`]) need.
+    pub fn scanned(&self, source: &crate::schema::SourceTable) -> crate::schema::SourceTable {
+        let mut scanned = source.clone();
+        scanned.times = crate::row_times::RowTimes {
+            writetime: self.row_times.writetime.is_some() || self.since_us.is_some(),
+            ttl: self.row_times.expires.is_some(),
+        };
+        scanned
+    }
+
     /// The source's read settings, for [`source::RangeReader`].
     pub fn read_settings(&self) -> ReadSettings {
         ReadSettings {
