@@ -22,7 +22,6 @@ pub struct Progress {
 pub struct ChunkStatements {
     lease: tokio_postgres::Statement,
     complete: tokio_postgres::Statement,
-    unfinished: tokio_postgres::Statement,
     rejects: tokio_postgres::Statement,
 }
 
@@ -36,6 +35,26 @@ pub struct ChunkDone<'a> {
     pub rows: u64,
     /// The rows it could not write; they commit with it.
     pub rejects: &'a [Reject],
+}
+
+/// What a lease found ([`Progress::begin_lease`]). Either way the lease's transaction is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leased {
+    /// A chunk, row-locked by the transaction.
+    Chunk(Lease),
+    /// No chunk free. `unfinished`: the chunks not done, those other workers hold included
+    /// (0: the table is copied).
+    Nothing { unfinished: u64 },
+}
+
+/// Rolls back the transaction a lease that found nothing left open, without waiting for the
+/// reply: tokio-postgres queues a request on the connection when its future is first polled,
+/// so the ROLLBACK goes out now, ahead of whatever the connection's next user sends, and its
+/// reply is read and discarded. Across a WAN a table's end is one round trip sooner. A broken
+/// connection is found so by its next user.
+pub fn roll_back_unwaited(client: &Client) {
+    use futures::FutureExt;
+    let _ = client.batch_execute("ROLLBACK").now_or_never();
 }
 
 /// A chunk this worker holds a lease on: its row is locked by the worker's open transaction.
@@ -750,10 +769,18 @@ impl Progress {
     pub async fn chunk_statements(&self, client: &Client) -> Result<ChunkStatements> {
         let c = self.t("ferry_chunks");
         // The row lock IS the lease: it lasts as long as the chunk's transaction, dies with its
-        // connection, and no other worker can take the row meanwhile (SKIP LOCKED).
+        // connection, and no other worker can take the row meanwhile (SKIP LOCKED). One row
+        // always: when no chunk is free, the chunks not done are counted instead (the count is
+        // an InitPlan, run only when the CASE reaches it), so that the worker learns whether
+        // the table is copied without another round trip.
         let lease_sql = format!(
-            "SELECT chunk_id, start_token, end_token, replica_set, ck_lo, ck_hi FROM {c} \
-             WHERE job = $1 AND state <> 'done' ORDER BY chunk_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            "SELECT l.chunk_id, l.start_token, l.end_token, l.replica_set, l.ck_lo, l.ck_hi, \
+               CASE WHEN l.chunk_id IS NULL THEN \
+                 (SELECT count(*) FROM {c} WHERE job = $1 AND state <> 'done') END \
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL \
+               (SELECT chunk_id, start_token, end_token, replica_set, ck_lo, ck_hi FROM {c} \
+                WHERE job = $1 AND state <> 'done' ORDER BY chunk_id LIMIT 1 \
+                FOR UPDATE SKIP LOCKED) AS l ON true"
         );
         // Fails (division by zero) unless exactly this row turned done, so a COMMIT sent behind
         // it in the same flight can never commit rows without their done mark.
@@ -763,39 +790,44 @@ impl Progress {
                WHERE job = $1 AND chunk_id = $2 AND state <> 'done' RETURNING 1) \
              SELECT 1 / count(*)::int FROM u"
         );
-        let unfinished_sql = format!("SELECT count(*) FROM {c} WHERE job = $1 AND state <> 'done'");
         let rejects_sql = rejects::insert_sql(&self.rejects_table());
-        let (lease, complete, unfinished, rejects) = tokio::try_join!(
+        let (lease, complete, rejects) = tokio::try_join!(
             client.prepare(&lease_sql),
             client.prepare(&complete_sql),
-            client.prepare(&unfinished_sql),
             client.prepare(&rejects_sql),
         )
         .context("preparing the chunk statements")?;
         Ok(ChunkStatements {
             lease,
             complete,
-            unfinished,
             rejects,
         })
     }
 
     /// Opens the chunk's transaction and leases (row-locks) the next chunk not done and not
-    /// held by another worker, in one round trip. On `Ok(None)` the transaction is still open:
-    /// the caller rolls it back.
+    /// held by another worker, in one round trip; when none is free, counts the chunks not
+    /// done. The transaction is left open either way: on [`Leased::Nothing`] the caller rolls
+    /// it back ([`roll_back_unwaited`]).
     pub async fn begin_lease(
         &self,
         client: &Client,
         st: &ChunkStatements,
         job: &str,
-    ) -> Result<Option<Lease>, tokio_postgres::Error> {
+    ) -> Result<Leased, tokio_postgres::Error> {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&job];
         let (begin, row) = tokio::join!(
             client.batch_execute("BEGIN"),
-            client.query_opt(&st.lease, &params)
+            client.query_one(&st.lease, &params)
         );
         begin?;
-        Ok(row?.map(|r| {
+        let r = row?;
+        if r.get::<_, Option<i32>>(0).is_none() {
+            let unfinished: Option<i64> = r.get(6);
+            return Ok(Leased::Nothing {
+                unfinished: unfinished.unwrap_or(0).max(0) as u64,
+            });
+        }
+        Ok(Leased::Chunk({
             // A stored bound that does not decode comes back empty, which the reader refuses
             // (it has the wrong number of values) instead of reading a wider range.
             let bound = |i: usize| {
@@ -847,17 +879,6 @@ impl Progress {
         inserted?;
         marked?;
         commit
-    }
-
-    /// Chunks not done yet, including those other workers hold right now.
-    pub async fn unfinished(
-        &self,
-        client: &Client,
-        st: &ChunkStatements,
-        job: &str,
-    ) -> Result<u64, tokio_postgres::Error> {
-        let n: i64 = client.query_one(&st.unfinished, &[&job]).await?.get(0);
-        Ok(n as u64)
     }
 
     /// Marks the job finished when no chunk is left.

@@ -192,7 +192,7 @@ pub(super) async fn copy_chunk(
 
 /// The worker's next chunk, leased in a chunk's commit flight: `None` when not asked for;
 /// otherwise the lease's outcome, whose transaction (when it came back `Ok`) is open.
-pub(super) type NextLease = Option<Result<Option<Lease>, SideError>>;
+pub(super) type NextLease = Option<Result<Leased, SideError>>;
 
 /// Ends a chunk's transaction: ends its COPY (`copy`), merges staged rows (`merge`, when rows
 /// were copied), records its rejected rows, marks the chunk done and commits, then counts

@@ -28,7 +28,7 @@ use crate::budget::{Budget, IdleConn, Slot};
 use crate::encode;
 use crate::error::{kind_in, target_failure, SideError};
 use crate::plan::Plan;
-use crate::progress::{ChunkDone, ChunkStatements, Lease, Progress};
+use crate::progress::{ChunkDone, ChunkStatements, Lease, Leased, Progress};
 use crate::rejects::Reject;
 use crate::retry::{backoff, no_reply, note_recovery, Outage};
 use crate::schema::TableMapping;

@@ -382,44 +382,27 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 continue;
             }
         };
-        let Some(lease) = lease else {
-            // Nothing free: all done, or the rest is held by live workers, whose chunks come
-            // back if they fail. Meanwhile this worker's page memory is theirs.
-            idle.set(true);
-            let checked = answered(c.reply, &c.node, "checking progress", async {
-                let (rollback, left) = tokio::join!(
-                    c.client.batch_execute("ROLLBACK"),
-                    ctx.progress.unfinished(&c.client, &c.st, ctx.job)
-                );
-                rollback.and(left)
-            });
-            match checked.await {
-                Ok(0) => {
+        let lease = match lease {
+            Leased::Chunk(lease) => lease,
+            Leased::Nothing { unfinished } => {
+                // Nothing free: all done, or the rest is held by live workers, whose chunks
+                // come back if they fail. Meanwhile this worker's page memory is theirs.
+                idle.set(true);
+                crate::progress::roll_back_unwaited(&c.client);
+                if unfinished == 0 {
                     ctx.finished.store(true, Ordering::Relaxed);
                     release(&mut slot, &mut conn);
                     return Ok(());
                 }
-                Ok(_) => {
-                    // The rest is in other workers' hands: this one's slot goes to other
-                    // tables. Worker 0 stays to pick up a chunk that comes back.
-                    release(&mut slot, &mut conn);
-                    if index > 0 {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await
+                // The rest is in other workers' hands: this one's slot goes to other tables.
+                // Worker 0 stays to pick up a chunk that comes back.
+                release(&mut slot, &mut conn);
+                if index > 0 {
+                    return Ok(());
                 }
-                Err(e) => {
-                    if !e.retryable() {
-                        return Err(e.into());
-                    }
-                    conn = None;
-                    lost = true;
-                    failures += 1;
-                    target_down.failed("the target", "checking progress", e.into())?;
-                    node = (node + 1) % nodes.len();
-                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
-            continue;
         };
         idle.set(false);
         let _leased = InFlight::new(&ctx.counters.chunks_in_flight);
