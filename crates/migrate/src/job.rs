@@ -1200,18 +1200,10 @@ async fn bind_table(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the capture folder {}", dir.display()))?;
     }
-    if job.fresh && job.truncate {
-        // Emptied whatever it holds: the table and the stored progress in one round trip.
-        tokio::try_join!(
-            async {
-                admin
-                    .batch_execute(&format!("TRUNCATE {target}"))
-                    .await
-                    .with_context(|| format!("emptying {target}"))
-            },
-            progress.forget(admin, key)
-        )?;
-    } else if job.fresh {
+    // `--fresh --truncate` empties whatever the table holds, and forgets its stored progress,
+    // in the binding's first flight.
+    let emptied = job.fresh && job.truncate;
+    if job.fresh && !emptied {
         rows_allowed(
             admin,
             &target,
@@ -1237,6 +1229,21 @@ async fn bind_table(
             },
             created_now,
             job.exact_counts,
+            async {
+                if !emptied {
+                    return Ok(());
+                }
+                tokio::try_join!(
+                    async {
+                        admin
+                            .batch_execute(&format!("TRUNCATE {target}"))
+                            .await
+                            .with_context(|| format!("emptying {target}"))
+                    },
+                    progress.forget(admin, key)
+                )?;
+                Ok(())
+            },
         )
         .await
 }

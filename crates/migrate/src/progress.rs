@@ -552,19 +552,23 @@ impl Progress {
     /// and nothing is changed. Under the job's lock, so concurrent workers decide once: the
     /// first stores, the rest find it. Two round trips when the stored plan holds (BEGIN, lock,
     /// lookup and the target's identity together, then COMMIT), plus one when the target's
-    /// file changed under rows and they must be counted.
+    /// file changed under rows and they must be counted. `before` (`--fresh --truncate`'s
+    /// TRUNCATE and [`Progress::forget`], each its own transaction) goes out first in the
+    /// first flight: when it fails, the transaction is rolled back and nothing is bound.
     pub async fn bind_plan(
         &self,
         client: &Client,
         plan: &PlanToStore<'_>,
         created_now: bool,
         count_exactly: bool,
+        before: impl std::future::Future<Output = Result<()>>,
     ) -> Result<Bound> {
         let bound: Result<Bound> = async {
             let by_job: [(&(dyn ToSql + Sync), Type); 1] = [(&plan.job, Type::TEXT)];
             let lookup = self.lookup_sql();
             // The advisory lock serializes concurrent first runs of the same job.
-            let (_, _, found, target) = tokio::try_join!(
+            let ((), _, _, found, target) = tokio::try_join!(
+                before,
                 async {
                     client
                         .batch_execute("BEGIN")

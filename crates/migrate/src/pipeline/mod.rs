@@ -200,6 +200,9 @@ struct Ctx<'a> {
     active: std::sync::atomic::AtomicUsize,
     /// Set by the first worker that finds every chunk done.
     finished: AtomicBool,
+    /// Notified when `finished` is set: the worker waiting for chunks other workers hold
+    /// stops at once, instead of at its next look.
+    settled: tokio::sync::Notify,
     /// Bytes all workers' pages may take at once.
     page_budget: u64,
     /// Workers that found no chunk left to lease: their page memory goes to the others.
@@ -318,6 +321,7 @@ pub async fn run_table(
         splits: Mutex::new(HashMap::new()),
         active: std::sync::atomic::AtomicUsize::new(settings.writers.max(1)),
         finished: AtomicBool::new(false),
+        settled: tokio::sync::Notify::new(),
         page_budget,
         idle: AtomicU64::new(0),
         frame_bytes,

@@ -391,16 +391,26 @@ pub(super) async fn worker(ctx: &Ctx<'_>, index: usize) -> Result<()> {
                 crate::progress::roll_back_unwaited(&c.client);
                 if unfinished == 0 {
                     ctx.finished.store(true, Ordering::Relaxed);
+                    ctx.settled.notify_waiters();
                     release(&mut slot, &mut conn);
                     return Ok(());
                 }
                 // The rest is in other workers' hands: this one's slot goes to other tables.
-                // Worker 0 stays to pick up a chunk that comes back.
+                // Worker 0 stays to pick up a chunk that comes back (from a worker of another
+                // process, whose lease ends with its connection: it looks again every half
+                // second), and stops as soon as a worker here finds the table copied.
                 release(&mut slot, &mut conn);
                 if index > 0 {
                     return Ok(());
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Made before the flag is read, the notification cannot slip in between.
+                let settled = ctx.settled.notified();
+                if !ctx.finished.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = settled => {}
+                    }
+                }
                 continue;
             }
         };
