@@ -223,8 +223,9 @@ fn from_spec(args: &TableFlags, loaded: &Loaded, create_tables: bool) -> Result<
             outage_deadline: std::time::Duration::from_secs(s.run.outage_deadline_secs),
             source_latency_target_ms: s.run.source_latency_target_ms,
             mode: crate::pipeline::Mode::Migrate,
-            // `ferry.pageMemoryMb` (48 MiB): 16 workers at the default fetch size of 5,000 rows
-            // fit it at ~200 B a row; the pipeline takes less of it for a nearby source.
+            // `ferry.pageMemoryMb` (128 MiB): across a WAN a keyspace run's 36-48 workers get
+            // pages of 2,048 rows at ~200 B a row (1,024 from 48 MiB: twice the round trips a
+            // chunk); the pipeline takes 16 MiB of it for a source on loopback.
             page_budget_bytes: s.run.page_memory_bytes,
         },
         split_size_mb,

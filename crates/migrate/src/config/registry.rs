@@ -1126,8 +1126,8 @@ pub static KEYS: &[KeyDef] = &[
             max: 65_536,
             unit: "MiB",
         },
-        default: Dflt::Int(48),
-        meaning: "Most memory the pages in flight may take, over all workers (a page is sized to its worker's share: fetched, being encoded and being sent). Across a WAN the pages hide the round trip and all of it is used; with a source under 50 ms away a share in step with the round trip is (a third of it on loopback), as more reads no faster there.",
+        default: Dflt::Int(128),
+        meaning: "Most memory the pages in flight may take, over all workers (a page is sized to its worker's share: fetched, being encoded and being sent). Across a WAN the pages hide the round trip and all of it is used; with a source under 50 ms away a share in step with the round trip is (on loopback 16 MiB, or a third if that is less), as more reads no faster there.",
         disposition: Disposition::Used,
     },
     KeyDef {

@@ -620,8 +620,12 @@ mod tests {
     #[test]
     fn page_budget_follows_the_round_trip() {
         let ms = |n| Some(Duration::from_millis(n));
-        // Close by: a third; far: all of it; unknown: all of it.
+        // Close by: a third (16 MiB at most); far: all of it; unknown: all of it.
         assert_eq!(page_budget(MAX, Some(Duration::ZERO)), MAX / 3);
+        assert_eq!(page_budget(128 << 20, Some(Duration::ZERO)), 16 << 20);
+        assert_eq!(page_budget(12 << 20, Some(Duration::ZERO)), 4 << 20);
+        assert_eq!(page_budget(128 << 20, ms(50)), 128 << 20);
+        assert_eq!(page_budget(128 << 20, ms(25)), (16 << 20) + (112 << 20) / 2);
         assert_eq!(page_budget(MAX, ms(50)), MAX);
         assert_eq!(page_budget(MAX, ms(200)), MAX);
         assert_eq!(page_budget(MAX, None), MAX);
