@@ -308,7 +308,36 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
                 Ok::<_, anyhow::Error>((k.to_string(), source::replication(session, k).await?))
             }
         }));
-    let (pairs, (sizing, source_rtt), strategies) = tokio::join!(listing, measuring, replications);
+    // The tables' columns too: a keyspace's in one read, else each named table's. Each table's
+    // check then starts from them (a read that fails here is made again there, and reported).
+    let column_reads: Vec<(&str, Option<&str>)> = match &job.tables {
+        TableSelection::One {
+            keyspace, table, ..
+        } => vec![(keyspace.as_str(), Some(table.as_str()))],
+        TableSelection::Keyspace { keyspace, .. } => vec![(keyspace.as_str(), None)],
+        TableSelection::List { tables, .. } => tables
+            .iter()
+            .map(|(k, t)| (k.as_str(), Some(t.as_str())))
+            .collect(),
+    };
+    let columns = futures::future::join_all(column_reads.into_iter().map(|(k, t)| {
+        let session = &session;
+        async move {
+            schema::read_columns(session, k, t)
+                .await
+                .map(|by_table| {
+                    by_table
+                        .into_iter()
+                        .map(|(t, c)| ((k.to_string(), t), c))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    }));
+    let (pairs, (sizing, source_rtt), strategies, columns) =
+        tokio::join!(listing, measuring, replications, columns);
+    let columns: HashMap<(String, String), Vec<schema::ColumnRow>> =
+        columns.into_iter().flatten().collect();
     let pairs = pairs?;
     let strategies: HashMap<String, Option<Strategy>> = strategies?.into_iter().collect();
     // Tables are checked and planned several at once: across a WAN each costs round trips,
@@ -341,6 +370,7 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
             facts: &facts,
             progress: &progress,
             strategies: &strategies,
+            columns: &columns,
             sizing,
             check_stored,
             constant_names: &constant_names,
@@ -456,6 +486,8 @@ struct CheckCtx<'a> {
     progress: &'a Progress,
     /// Each keyspace's replication ([`source::replication`]).
     strategies: &'a HashMap<String, Option<Strategy>>,
+    /// The tables' columns, by keyspace and table ([`schema::read_columns`]).
+    columns: &'a HashMap<(String, String), Vec<schema::ColumnRow>>,
     sizing: plan::ChunkSizing,
     check_stored: bool,
     constant_names: &'a [String],
@@ -496,6 +528,7 @@ async fn check_table(
         facts,
         progress,
         strategies,
+        columns,
         sizing,
         check_stored,
         constant_names,
@@ -522,8 +555,10 @@ async fn check_table(
         None => base_key,
     };
     // Independent reads, at once: across a WAN each is a round trip or more.
+    let cols = columns.get(&(ks.clone(), t.clone())).cloned();
+    let partition_key = cols.as_deref().map(schema::partition_key_of);
     let (source, existing, plan, source_id, stored) = tokio::try_join!(
-        schema::read_source_table(session, &ks, &t),
+        schema::read_source_table_with(session, &ks, &t, cols),
         sink::existing_columns(admin, &tschema, &ttable),
         plan::plan_table_refreshed(
             session,
@@ -531,7 +566,8 @@ async fn check_table(
             &t,
             strategies.get(&ks).and_then(|s| s.as_ref()),
             job.split_size_mb,
-            sizing
+            sizing,
+            partition_key
         ),
         schema::source_table_id(session, &ks, &t),
         async {

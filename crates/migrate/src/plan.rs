@@ -237,6 +237,7 @@ pub async fn plan_table(
         strategy.as_ref(),
         split_size_mb,
         sizing,
+        None,
     )
     .await
 }
@@ -246,7 +247,9 @@ pub async fn plan_table(
 /// the cluster's metadata once, not once per table (the driver refreshes one request at a
 /// time, several round trips each: across a WAN that serialised a keyspace's planning). A
 /// keyspace that is not there (`None`) is planned as the driver would route it, on each
-/// token's owner alone; the schema check reports it.
+/// token's owner alone; the schema check reports it. `partition_key`: the key's column names,
+/// when the run read the table's columns already (the sizing sample then needs no read of its
+/// own first).
 pub async fn plan_table_refreshed(
     session: &Session,
     keyspace: &str,
@@ -254,6 +257,7 @@ pub async fn plan_table_refreshed(
     strategy: Option<&Strategy>,
     split_size_mb: u64,
     sizing: ChunkSizing,
+    partition_key: Option<Vec<String>>,
 ) -> Result<Plan> {
     let state = session.get_cluster_state();
     let strategy = strategy.unwrap_or(&Strategy::LocalStrategy);
@@ -296,7 +300,7 @@ pub async fn plan_table_refreshed(
         match sizing {
             ChunkSizing::Measured { fetch_rows, .. } => {
                 let limit = fetch_rows.clamp(1, 100_000) as u32;
-                sizing::sample_rows(session, keyspace, table, limit)
+                sizing::sample_rows(session, keyspace, table, limit, partition_key)
                     .await
                     .map_err(|e| tracing::warn!(error = %format!("{e:#}"), "sizing sample"))
                     .ok()

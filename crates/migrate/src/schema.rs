@@ -418,6 +418,55 @@ pub fn cql_type(t: &ColumnType<'_>) -> Result<CqlType> {
     })
 }
 
+/// A column as `system_schema.columns` describes it: name, kind, position, clustering order,
+/// type.
+pub type ColumnRow = (String, String, i32, String, String);
+
+/// The columns of `keyspace`'s tables (of `table` alone, when given), by table, in one read:
+/// a run reads them beside its other first reads, so that each table's check need not.
+pub async fn read_columns(
+    session: &Session,
+    keyspace: &str,
+    table: Option<&str>,
+) -> Result<HashMap<String, Vec<ColumnRow>>> {
+    let rows = session
+        .query_unpaged(
+            format!(
+                "SELECT table_name, column_name, kind, position, clustering_order, type \
+                 FROM system_schema.columns WHERE keyspace_name = {}{}",
+                cql_text(keyspace),
+                table.map_or(String::new(), |t| format!(
+                    " AND table_name = {}",
+                    cql_text(t)
+                ))
+            ),
+            &[],
+        )
+        .await
+        .context("reading system_schema.columns")?
+        .into_rows_result()?;
+    let mut by_table: HashMap<String, Vec<ColumnRow>> = HashMap::new();
+    for row in rows.rows::<(String, String, String, i32, String, String)>()? {
+        let (t, name, kind, position, order, ty) = row?;
+        by_table
+            .entry(t)
+            .or_default()
+            .push((name, kind, position, order, ty));
+    }
+    Ok(by_table)
+}
+
+/// The partition key's column names, in key order, from a table's [`ColumnRow`]s.
+pub fn partition_key_of(columns: &[ColumnRow]) -> Vec<String> {
+    let mut key: Vec<(i32, &String)> = columns
+        .iter()
+        .filter(|c| c.1 == "partition_key")
+        .map(|c| (c.2, &c.0))
+        .collect();
+    key.sort();
+    key.into_iter().map(|(_, n)| n.clone()).collect()
+}
+
 /// Reads a table's columns, key roles and clustering order from `system_schema`, and its exact
 /// wire types from a prepared statement's result metadata.
 pub async fn read_source_table(
@@ -425,22 +474,24 @@ pub async fn read_source_table(
     keyspace: &str,
     table: &str,
 ) -> Result<SourceTable> {
-    let rows = session
-        .query_unpaged(
-            format!(
-                "SELECT column_name, kind, position, clustering_order, type FROM system_schema.columns \
-                 WHERE keyspace_name = {} AND table_name = {}",
-                cql_text(keyspace),
-                cql_text(table)
-            ),
-            &[],
-        )
-        .await
-        .context("reading system_schema.columns")?
-        .into_rows_result()?;
-    let mut meta: Vec<(String, String, i32, String, String)> = rows
-        .rows::<(String, String, i32, String, String)>()?
-        .collect::<Result<_, _>>()?;
+    read_source_table_with(session, keyspace, table, None).await
+}
+
+/// [`read_source_table`] with the table's columns read already ([`read_columns`]), when they
+/// are: one round trip less.
+pub async fn read_source_table_with(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    columns: Option<Vec<ColumnRow>>,
+) -> Result<SourceTable> {
+    let mut meta = match columns {
+        Some(c) => c,
+        None => read_columns(session, keyspace, Some(table))
+            .await?
+            .remove(table)
+            .unwrap_or_default(),
+    };
     if meta.is_empty() {
         return Err(missing_table(session, keyspace, table).await);
     }

@@ -92,34 +92,23 @@ pub async fn sample_rows(
     keyspace: &str,
     table: &str,
     limit: u32,
+    partition_key: Option<Vec<String>>,
 ) -> Result<(Sample, Vec<(i64, u64)>)> {
-    let columns = session
-        .query_unpaged(
-            format!(
-                "SELECT column_name, kind, position FROM system_schema.columns \
-                 WHERE keyspace_name = {} AND table_name = {}",
-                crate::schema::cql_text(keyspace),
-                crate::schema::cql_text(table)
-            ),
-            &[],
-        )
-        .await
-        .context("reading system_schema.columns")?
-        .into_rows_result()?;
-    let mut partition_key: Vec<(i32, String)> = columns
-        .rows::<(String, String, i32)>()?
-        .filter_map(|r| match r {
-            Ok((name, kind, position)) if kind == "partition_key" => Some(Ok((position, name))),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<_, _>>()?;
-    partition_key.sort();
+    // The key's names, unless the run read the table's columns already.
+    let partition_key = match partition_key {
+        Some(k) => k,
+        None => crate::schema::partition_key_of(
+            &crate::schema::read_columns(session, keyspace, Some(table))
+                .await?
+                .remove(table)
+                .unwrap_or_default(),
+        ),
+    };
     anyhow::ensure!(
         !partition_key.is_empty(),
         "{keyspace}.{table} has no partition key"
     );
-    let key: Vec<String> = partition_key.iter().map(|(_, c)| cql_ident(c)).collect();
+    let key: Vec<String> = partition_key.iter().map(|c| cql_ident(c)).collect();
     let cql = format!(
         "SELECT token({}) FROM {}.{} LIMIT {limit}",
         key.join(", "),
