@@ -889,6 +889,22 @@ mod tests {
         assert_eq!(cql_text("''"), "''''''");
     }
 
+    #[test]
+    fn partition_key_of_orders_the_key_columns_by_position() {
+        let col = |n: &str, kind: &str, pos: i32| -> ColumnRow {
+            (n.into(), kind.into(), pos, "none".into(), "int".into())
+        };
+        let columns = vec![
+            col("v", "regular", -1),
+            col("region", "partition_key", 1),
+            col("c", "clustering", 0),
+            col("id", "partition_key", 0),
+            col("s", "static", -1),
+        ];
+        assert_eq!(partition_key_of(&columns), vec!["id", "region"]);
+        assert!(partition_key_of(&[col("v", "regular", -1)]).is_empty());
+    }
+
     fn sample() -> SourceTable {
         SourceTable {
             times: Default::default(),
