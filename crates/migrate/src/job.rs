@@ -839,6 +839,10 @@ pub async fn run(
     let chunks: usize = prepared.tables.iter().map(|t| t.plan.chunks.len()).sum();
     let warm = chunks.min(start);
     let (warmed, warm_done) = tokio::sync::watch::channel(false);
+    // The last table through exports the rejects beside its done mark (one flight on the admin
+    // connection: a round trip less at the run's end) and leaves the outcome here.
+    let through = std::sync::atomic::AtomicUsize::new(prepared.tables.len());
+    let exported_early = std::sync::Mutex::new(None::<Result<()>>);
     let ensured_now = tokio::sync::Notify::new();
     let ensured_ok = AtomicBool::new(false);
     let ensure = async {
@@ -901,6 +905,8 @@ pub async fn run(
             on_start,
             t0,
             warm_done,
+            through: &through,
+            exported_early: &exported_early,
         };
         // The tables with the most chunks are bound first (each binder takes its tables in
         // the order they ask): they keep most workers busy, and across a WAN the small ones
@@ -969,29 +975,37 @@ pub async fn run(
         slots = budget.level(),
         "run copied"
     );
-    // The reject file is exported from the reject table, whatever the run's end: it holds every
-    // reject committed for these tables, by this run and the runs it resumed. It describes
-    // what the target lacks, so the measurement modes leave it alone.
-    let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
-    let exported = if matches!(job.settings.mode, Mode::Migrate) {
-        let (table, keys, file) = (progress.rejects_table(), &keys, &job.settings.reject_file);
-        prepared
-            .admin
-            .call("exporting the rejected rows", |c, _| {
-                let table = &table;
-                Box::pin(async move {
-                    crate::rejects::export(c, table, keys, file)
-                        .await
-                        .map(|_| ())
-                })
-            })
-            .await
-    } else {
-        Ok(())
+    // Exported already beside the last table's done mark, or now (a run that failed or was
+    // stopped before every table was through).
+    let exported = match exported_early.lock().ok().and_then(|mut e| e.take()) {
+        Some(e) => e,
+        None => export_rejects(job, prepared, &progress).await,
     };
     let reports = reports?;
     exported?;
     Ok(reports.into_iter().flatten().collect())
+}
+
+/// The reject file is exported from the reject table, whatever the run's end: it holds every
+/// reject committed for these tables, by this run and the runs it resumed. It describes what
+/// the target lacks, so the measurement modes leave it alone.
+async fn export_rejects(job: &Job, prepared: &Prepared, progress: &Progress) -> Result<()> {
+    if !matches!(job.settings.mode, Mode::Migrate) {
+        return Ok(());
+    }
+    let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
+    let (table, keys, file) = (progress.rejects_table(), &keys, &job.settings.reject_file);
+    prepared
+        .admin
+        .call("exporting the rejected rows", |c, _| {
+            let table = &table;
+            Box::pin(async move {
+                crate::rejects::export(c, table, keys, file)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .await
 }
 
 /// The most connections that bind tables' plans at once (the admin connection included).
@@ -1015,6 +1029,10 @@ struct RunShared<'a> {
     t0: std::time::Instant,
     /// True once the connections opened ahead are in the pool ([`pipeline::warm_connections`]).
     warm_done: tokio::sync::watch::Receiver<bool>,
+    /// Tables not yet through copying; the one that brings it to 0 exports the rejects.
+    through: &'a std::sync::atomic::AtomicUsize,
+    /// That export's outcome, for `run` to return.
+    exported_early: &'a std::sync::Mutex<Option<Result<()>>>,
 }
 
 /// One table of a run: bind its plan (on the admin connection or a binder, one table at a time
@@ -1090,6 +1108,7 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         _ => t.plan.chunks.len(),
     };
     if r.stop.load(Ordering::Relaxed) {
+        // Not through: the run exports at its end.
         return Ok(None);
     }
     // A table starts a worker per chunk left, up to what one table may run; beside other
@@ -1145,13 +1164,21 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         },
     )
     .await?;
-    r.prepared
-        .admin
-        .call("marking the table done", |c, _| {
-            let key = &key;
-            Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
-        })
-        .await?;
+    let marked = r.prepared.admin.call("marking the table done", |c, _| {
+        let key = &key;
+        Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
+    });
+    // Every table's rows are committed once the last is through: its done mark and the
+    // reject export go out together.
+    if r.through.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let (marked, exported) = tokio::join!(marked, export_rejects(job, r.prepared, r.progress));
+        if let Ok(mut e) = r.exported_early.lock() {
+            *e = Some(exported);
+        }
+        marked?;
+    } else {
+        marked.await?;
+    }
     if matches!(bound.verdict, Verdict::Resume { .. }) {
         report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
     }
