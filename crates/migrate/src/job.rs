@@ -173,9 +173,44 @@ pub struct Prepared {
 #[derive(Default)]
 struct Ahead {
     /// For binding the tables' plans beside the admin connection.
-    binders: Vec<pipeline::OpenedConn>,
+    binders: Option<Opening>,
     /// For the first workers ([`pipeline::warm_connections`]).
-    workers: Vec<pipeline::OpenedConn>,
+    workers: Option<Opening>,
+}
+
+/// Connections being opened in a task of their own, so that `prepare` does not wait for them
+/// (a connection can take longer than one table's checks); `run` takes them when it needs
+/// them. Dropped unused (a refused run), the task is aborted and what it opened is closed.
+struct Opening {
+    n: usize,
+    task: Option<tokio::task::JoinHandle<Vec<pipeline::OpenedConn>>>,
+}
+
+impl Opening {
+    fn start(target: &sink::TargetEndpoint, facts: &TargetFacts, first: usize, n: usize) -> Self {
+        let (target, facts) = (target.clone(), facts.clone());
+        Opening {
+            n,
+            task: Some(tokio::spawn(async move {
+                pipeline::open_connections(&target, &facts, first, n).await
+            })),
+        }
+    }
+
+    async fn opened(mut self) -> Vec<pipeline::OpenedConn> {
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Prepared {
@@ -354,13 +389,18 @@ async fn prepare_with(job: &Job, to_copy: bool) -> Result<Prepared> {
             return (Ahead::default(), None);
         }
         let start = run_start(job, pairs.len(), source_rtt);
+        let binders = binders_for(pairs.len());
+        let ahead = Ahead {
+            binders: (binders > 0).then(|| Opening::start(&job.target, &facts, 1, binders)),
+            workers: Some(Opening::start(
+                &job.target,
+                &facts,
+                0,
+                start.min(pairs.len()),
+            )),
+        };
         // The source's frame limit too, which every table's page sizes need.
-        let (binders, workers, frame_bytes) = tokio::join!(
-            pipeline::open_connections(&job.target, &facts, 1, binders_for(pairs.len())),
-            pipeline::open_connections(&job.target, &facts, 0, start.min(pairs.len())),
-            crate::page_size::frame_bytes(&session)
-        );
-        (Ahead { binders, workers }, Some(frame_bytes))
+        (ahead, Some(crate::page_size::frame_bytes(&session).await))
     };
     let checking = admin.call("reading the tables' schemas and plans", |c, _| {
         let ctx = CheckCtx {
@@ -867,7 +907,12 @@ pub async fn run(
         job.settings.lease,
         &budget,
         warm,
-        ahead.workers,
+        (ahead.workers.as_ref().map_or(0, |o| o.n), async {
+            match ahead.workers {
+                Some(o) => o.opened().await,
+                None => Vec::new(),
+            }
+        }),
         async {
             ensured_now.notified().await;
             ensured_ok.load(Ordering::Acquire)
@@ -877,10 +922,9 @@ pub async fn run(
     // Ok(the tables' outcome) once the progress tables are there; Err when they cannot be.
     let copied = async {
         let (ensured, more) = tokio::join!(ensure, async {
-            if ahead.binders.is_empty() {
-                pipeline::open_connections(&job.target, &prepared.facts, 1, extra).await
-            } else {
-                ahead.binders
+            match ahead.binders {
+                Some(o) => o.opened().await,
+                None => pipeline::open_connections(&job.target, &prepared.facts, 1, extra).await,
             }
         });
         ensured?;
@@ -994,18 +1038,29 @@ async fn export_rejects(job: &Job, prepared: &Prepared, progress: &Progress) -> 
         return Ok(());
     }
     let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
-    let (table, keys, file) = (progress.rejects_table(), &keys, &job.settings.reject_file);
     prepared
         .admin
         .call("exporting the rejected rows", |c, _| {
-            let table = &table;
-            Box::pin(async move {
-                crate::rejects::export(c, table, keys, file)
-                    .await
-                    .map(|_| ())
-            })
+            let keys = &keys;
+            Box::pin(async move { export_rejects_on(c, job, keys, progress).await })
         })
         .await
+}
+
+/// [`export_rejects`] on a connection held already.
+async fn export_rejects_on(
+    c: &tokio_postgres::Client,
+    job: &Job,
+    keys: &[String],
+    progress: &Progress,
+) -> Result<()> {
+    if !matches!(job.settings.mode, Mode::Migrate) {
+        return Ok(());
+    }
+    let table = progress.rejects_table();
+    crate::rejects::export(c, &table, keys, &job.settings.reject_file)
+        .await
+        .map(|_| ())
 }
 
 /// The most connections that bind tables' plans at once (the admin connection included).
@@ -1164,20 +1219,43 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         },
     )
     .await?;
-    let marked = r.prepared.admin.call("marking the table done", |c, _| {
-        let key = &key;
-        Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
-    });
     // Every table's rows are committed once the last is through: its done mark and the
-    // reject export go out together.
+    // reject export go out together (one call: the admin connection serves one at a time).
     if r.through.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let (marked, exported) = tokio::join!(marked, export_rejects(job, r.prepared, r.progress));
+        let keys: Vec<String> = r
+            .prepared
+            .tables
+            .iter()
+            .map(|t| table_key(job, t))
+            .collect();
+        r.prepared
+            .admin
+            .call(
+                "marking the table done and exporting the rejected rows",
+                |c, _| {
+                    let (key, keys) = (&key, &keys);
+                    Box::pin(async move {
+                        let (marked, exported) = tokio::join!(
+                            r.progress.finish_if_done(c, key),
+                            export_rejects_on(c, job, keys, r.progress)
+                        );
+                        marked?;
+                        exported
+                    })
+                },
+            )
+            .await?;
         if let Ok(mut e) = r.exported_early.lock() {
-            *e = Some(exported);
+            *e = Some(Ok(()));
         }
-        marked?;
     } else {
-        marked.await?;
+        r.prepared
+            .admin
+            .call("marking the table done", |c, _| {
+                let key = &key;
+                Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
+            })
+            .await?;
     }
     if matches!(bound.verdict, Verdict::Resume { .. }) {
         report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);

@@ -166,8 +166,9 @@ pub async fn open_connections(
 /// `connected` is awaited between connecting and preparing the per-chunk statements (they
 /// need the progress tables, which the run creates meanwhile). Each goes to `budget`'s pool,
 /// where the tables' workers take it as they start; one that fails is left out (a worker opens
-/// its own then). `ahead` are connections already opened ([`open_connections`], while the run
-/// was prepared): they count towards `n`. `warmed` turns true once the `ahead` ones are in
+/// its own then). `ahead` are connections opened while the run was prepared
+/// ([`open_connections`]): how many, and them once open; they count towards `n`. `warmed`
+/// turns true once the `ahead` ones are in
 /// the pool (when there are none, once all are), or will not be: a table starts copying after
 /// that, so that its workers take them instead of opening their own; the rest join the pool
 /// as they open.
@@ -179,7 +180,7 @@ pub async fn warm_connections(
     lease: Duration,
     budget: &Budget,
     n: usize,
-    ahead: Vec<OpenedConn>,
+    ahead: (usize, impl std::future::Future<Output = Vec<OpenedConn>>),
     connected: impl std::future::Future<Output = bool>,
     warmed: tokio::sync::watch::Sender<bool>,
 ) {
@@ -220,9 +221,9 @@ pub async fn warm_connections(
     };
     // The tables start once the connections opened ahead are in the pool (or, when none
     // were, all of them); the rest join as they open.
-    let first = ahead.len();
+    let (first, ahead) = ahead;
     let early = async {
-        futures::future::join_all(ahead.into_iter().map(join)).await;
+        futures::future::join_all(ahead.await.into_iter().map(join)).await;
         if first > 0 {
             warmed.0.send_replace(true);
         }
