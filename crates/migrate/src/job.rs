@@ -879,10 +879,6 @@ pub async fn run(
     let chunks: usize = prepared.tables.iter().map(|t| t.plan.chunks.len()).sum();
     let warm = chunks.min(start);
     let (warmed, warm_done) = tokio::sync::watch::channel(false);
-    // The last table through exports the rejects beside its done mark (one flight on the admin
-    // connection: a round trip less at the run's end) and leaves the outcome here.
-    let through = std::sync::atomic::AtomicUsize::new(prepared.tables.len());
-    let exported_early = std::sync::Mutex::new(None::<Result<()>>);
     let ensured_now = tokio::sync::Notify::new();
     let ensured_ok = AtomicBool::new(false);
     let ensure = async {
@@ -949,8 +945,6 @@ pub async fn run(
             on_start,
             t0,
             warm_done,
-            through: &through,
-            exported_early: &exported_early,
         };
         // The tables with the most chunks are bound first (each binder takes its tables in
         // the order they ask): they keep most workers busy, and across a WAN the small ones
@@ -1019,12 +1013,7 @@ pub async fn run(
         slots = budget.level(),
         "run copied"
     );
-    // Exported already beside the last table's done mark, or now (a run that failed or was
-    // stopped before every table was through).
-    let exported = match exported_early.lock().ok().and_then(|mut e| e.take()) {
-        Some(e) => e,
-        None => export_rejects(job, prepared, &progress).await,
-    };
+    let exported = export_rejects(job, prepared, &progress).await;
     let reports = reports?;
     exported?;
     Ok(reports.into_iter().flatten().collect())
@@ -1084,10 +1073,6 @@ struct RunShared<'a> {
     t0: std::time::Instant,
     /// True once the connections opened ahead are in the pool ([`pipeline::warm_connections`]).
     warm_done: tokio::sync::watch::Receiver<bool>,
-    /// Tables not yet through copying; the one that brings it to 0 exports the rejects.
-    through: &'a std::sync::atomic::AtomicUsize,
-    /// That export's outcome, for `run` to return.
-    exported_early: &'a std::sync::Mutex<Option<Result<()>>>,
 }
 
 /// One table of a run: bind its plan (on the admin connection or a binder, one table at a time
@@ -1163,7 +1148,6 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         _ => t.plan.chunks.len(),
     };
     if r.stop.load(Ordering::Relaxed) {
-        // Not through: the run exports at its end.
         return Ok(None);
     }
     // A table starts a worker per chunk left, up to what one table may run; beside other
@@ -1219,44 +1203,13 @@ async fn run_one(r: &RunShared<'_>, rank: usize, t: &PreparedTable) -> Result<Op
         },
     )
     .await?;
-    // Every table's rows are committed once the last is through: its done mark and the
-    // reject export go out together (one call: the admin connection serves one at a time).
-    if r.through.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let keys: Vec<String> = r
-            .prepared
-            .tables
-            .iter()
-            .map(|t| table_key(job, t))
-            .collect();
-        r.prepared
-            .admin
-            .call(
-                "marking the table done and exporting the rejected rows",
-                |c, _| {
-                    let (key, keys) = (&key, &keys);
-                    Box::pin(async move {
-                        let (marked, exported) = tokio::join!(
-                            r.progress.finish_if_done(c, key),
-                            export_rejects_on(c, job, keys, r.progress)
-                        );
-                        marked?;
-                        exported
-                    })
-                },
-            )
-            .await?;
-        if let Ok(mut e) = r.exported_early.lock() {
-            *e = Some(Ok(()));
-        }
-    } else {
-        r.prepared
-            .admin
-            .call("marking the table done", |c, _| {
-                let key = &key;
-                Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
-            })
-            .await?;
-    }
+    r.prepared
+        .admin
+        .call("marking the table done", |c, _| {
+            let key = &key;
+            Box::pin(async move { r.progress.finish_if_done(c, key).await.map(|_| ()) })
+        })
+        .await?;
     if matches!(bound.verdict, Verdict::Resume { .. }) {
         report.rows_before = bound.stored.as_ref().map_or(0, |s| s.rows_done);
     }
