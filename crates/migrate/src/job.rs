@@ -1027,29 +1027,18 @@ async fn export_rejects(job: &Job, prepared: &Prepared, progress: &Progress) -> 
         return Ok(());
     }
     let keys: Vec<String> = prepared.tables.iter().map(|t| table_key(job, t)).collect();
+    let (table, keys, file) = (progress.rejects_table(), &keys, &job.settings.reject_file);
     prepared
         .admin
         .call("exporting the rejected rows", |c, _| {
-            let keys = &keys;
-            Box::pin(async move { export_rejects_on(c, job, keys, progress).await })
+            let table = &table;
+            Box::pin(async move {
+                crate::rejects::export(c, table, keys, file)
+                    .await
+                    .map(|_| ())
+            })
         })
         .await
-}
-
-/// [`export_rejects`] on a connection held already.
-async fn export_rejects_on(
-    c: &tokio_postgres::Client,
-    job: &Job,
-    keys: &[String],
-    progress: &Progress,
-) -> Result<()> {
-    if !matches!(job.settings.mode, Mode::Migrate) {
-        return Ok(());
-    }
-    let table = progress.rejects_table();
-    crate::rejects::export(c, &table, keys, &job.settings.reject_file)
-        .await
-        .map(|_| ())
 }
 
 /// The most connections that bind tables' plans at once (the admin connection included).
@@ -1418,6 +1407,7 @@ mod tests {
         assert_eq!(capped_to_chunks(16, Some((4, 48)), 10), (10, Some((4, 10))));
         // More chunks than the controller's ceiling: unchanged.
         assert_eq!(capped_to_chunks(16, Some((4, 48)), 61), (16, Some((4, 48))));
+        // More than the start, fewer than the ceiling: the ceiling comes down to the chunks.
         assert_eq!(capped_to_chunks(16, Some((4, 48)), 30), (16, Some((4, 30))));
         // A floor at or above the chunks: fixed at the chunks.
         assert_eq!(capped_to_chunks(16, Some((4, 48)), 3), (3, None));

@@ -168,8 +168,8 @@ pub async fn open_connections(
 /// where the tables' workers take it as they start; one that fails is left out (a worker opens
 /// its own then). `ahead` are connections opened while the run was prepared
 /// ([`open_connections`]): how many, and them once open; they count towards `n`. `warmed`
-/// turns true once the `ahead` ones are in
-/// the pool (when there are none, once all are), or will not be: a table starts copying after
+/// turns true once the `ahead` ones are in the pool (when there are none, once all are), or
+/// will not be: a table starts copying after
 /// that, so that its workers take them instead of opening their own; the rest join the pool
 /// as they open.
 #[allow(clippy::too_many_arguments)]
